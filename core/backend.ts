@@ -1,0 +1,164 @@
+/**
+ * Backend setup: find a WebGPU adapter, create the device ourselves, and register tfjs-webgpu
+ * from that device. The same code runs in Deno and in a browser tab.
+ *
+ * Why not `tf.setBackend("webgpu")` as tfjs documents: its own factory trips over two traps on
+ * Deno (tfjs#8518, deno#28135). It reads `adapter.info` *after* `requestDevice`, which Deno's
+ * adapter no longer allows, and on GPUs that expose `bgra8unorm-storage` it pushes a nested
+ * array (`[["bgra8unorm-storage"]]`) into `requiredFeatures`, which Deno rejects. So we read the
+ * adapter info first, request the device with a flat feature list and the adapter's maximum
+ * buffer and workgroup limits (the defaults are too small for batch 128 at 224 px), and hand the
+ * device to `WebGPUBackend` directly.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+
+/** The tfjs backends webtune can train on. */
+export type BackendName = "webgpu" | "cpu" | "webgl";
+
+/** What a run prints and records about the device it computes on. */
+export interface AdapterReport {
+  /** The tfjs backend in use. */
+  backend: BackendName;
+  /** Human-readable adapter name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `cpu`. */
+  description: string;
+  vendor: string;
+  architecture: string;
+  /** True for software adapters (llvmpipe, lavapipe, SwiftShader) and for the cpu backend. */
+  isFallbackAdapter: boolean;
+  /** The limits the device was created with (webgpu only). */
+  limits?: Record<string, number>;
+}
+
+/** Options for {@linkcode setupBackend}. */
+export interface SetupBackendOptions {
+  /** Which backend to use. Default `webgpu`. Never falls back silently. */
+  backend?: BackendName;
+  /** The `GPU` object to ask for an adapter; defaults to `navigator.gpu`. */
+  gpu?: GPU;
+  /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
+  registerWebgl?: () => Promise<void>;
+}
+
+/** Thrown when WebGPU was asked for and no adapter exists. */
+export class NoWebGPUError extends Error {
+  override name = "NoWebGPUError";
+}
+
+/** The device limits tfjs-webgpu itself requests from an adapter: the adapter's maxima. */
+const LIMITS_TO_MAXIMISE = [
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxStorageBuffersPerShaderStage",
+] as const;
+
+const NO_ADAPTER_HELP =
+  "no WebGPU adapter found: install a GPU driver or Mesa's software Vulkan driver " +
+  "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers), use a browser with WebGPU enabled, " +
+  "or pass --backend cpu to train on the (slow) CPU backend";
+
+/**
+ * Finds an adapter, creates the device and makes tfjs use it. Returns what it found so the
+ * caller can print it; this function prints nothing.
+ *
+ * @example
+ * ```ts
+ * import { describeAdapter, setupBackend } from "@webtune/core";
+ * const report = await setupBackend({ backend: "webgpu" });
+ * console.log(describeAdapter(report)); // webgpu: llvmpipe (LLVM 15.0.6, 256 bits) [software fallback]
+ * ```
+ */
+export async function setupBackend(options: SetupBackendOptions = {}): Promise<AdapterReport> {
+  const backend = options.backend ?? "webgpu";
+  if (backend === "cpu") {
+    await activate("cpu");
+    return {
+      backend,
+      description: "cpu",
+      vendor: "",
+      architecture: "",
+      isFallbackAdapter: true,
+    };
+  }
+  if (backend === "webgl") {
+    if (!options.registerWebgl) throw new Error("the webgl backend is only offered in a browser");
+    await options.registerWebgl();
+    await activate("webgl");
+    return {
+      backend,
+      description: "webgl",
+      vendor: "",
+      architecture: "",
+      isFallbackAdapter: false,
+    };
+  }
+
+  const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) throw new NoWebGPUError(`${NO_ADAPTER_HELP} (navigator.gpu is missing)`);
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new NoWebGPUError(NO_ADAPTER_HELP);
+
+  // Read everything we need from the adapter before requestDevice (deno#28135).
+  const info = adapter.info;
+  const adapterInfo = {
+    vendor: info?.vendor ?? "",
+    architecture: info?.architecture ?? "",
+    device: info?.device ?? "",
+    description: info?.description ?? "",
+  };
+  const isFallbackAdapter = Boolean(
+    (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  );
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMITS_TO_MAXIMISE) {
+    const value = (adapter.limits as unknown as Record<string, number>)[name];
+    if (typeof value === "number") requiredLimits[name] = value;
+  }
+  // A flat list of feature names (tfjs#8518 pushes a nested array for bgra8unorm-storage).
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
+
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+
+  // Replace the factory tfjs-webgpu registers on import with one that uses our device.
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
+  tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
+  await activate("webgpu");
+
+  return {
+    backend,
+    description: adapterInfo.description ||
+      [adapterInfo.vendor, adapterInfo.architecture].filter(Boolean).join(" ") ||
+      "unknown WebGPU adapter",
+    vendor: adapterInfo.vendor,
+    architecture: adapterInfo.architecture,
+    isFallbackAdapter,
+    limits: requiredLimits,
+  };
+}
+
+async function activate(name: BackendName): Promise<void> {
+  const ok = await tf.setBackend(name);
+  if (!ok || tf.getBackend() !== name) throw new Error(`could not initialise the ${name} backend`);
+  await tf.ready();
+}
+
+/**
+ * One line naming the backend and adapter, e.g.
+ * `webgpu: llvmpipe (LLVM 15.0.6, 256 bits) [software fallback adapter]`.
+ */
+export function describeAdapter(report: AdapterReport): string {
+  if (report.backend !== "webgpu") return `${report.backend} (no GPU)`;
+  const kind = report.isFallbackAdapter ? "software fallback adapter" : "hardware adapter";
+  return `webgpu: ${report.description} [${kind}]`;
+}
