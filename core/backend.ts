@@ -14,6 +14,11 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
+// Gradients: tfjs-core's npm bundles register no gradient functions (its ESM files that do use
+// extensionless imports Deno cannot resolve). The full `@tensorflow/tfjs` bundle registers them
+// all into tfjs-core's global registry on import, so importing it here makes `tf.grad` and
+// `tf.variableGrads` work for every package once a backend is set up.
+import "@tensorflow/tfjs";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 /** The tfjs backends webtune can train on. */

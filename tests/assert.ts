@@ -70,13 +70,14 @@ export function assertMatch(actual: string, expected: RegExp, msg?: string): voi
   assert.match(actual, expected, msg);
 }
 
-type ErrorClass = new (...args: never[]) => Error;
+// deno-lint-ignore no-explicit-any
+type ErrorClass = new (...args: any[]) => Error;
 
 function checkError(e: unknown, ErrorClass?: ErrorClass, msgIncludes?: string): Error {
   if (!(e instanceof Error)) throw new assert.AssertionError({ message: `thrown non-Error ${e}` });
   if (ErrorClass && !(e instanceof ErrorClass)) {
     throw new assert.AssertionError({
-      message: `expected ${ErrorClass.name}, got ${e.constructor.name}: ${e.message}`,
+      message: `expected ${ErrorClass.name}, got ${(e as Error).name}: ${(e as Error).message}`,
     });
   }
   if (msgIncludes !== undefined && !e.message.includes(msgIncludes)) {
@@ -90,7 +91,11 @@ function checkError(e: unknown, ErrorClass?: ErrorClass, msgIncludes?: string): 
 }
 
 /** Throws unless `fn` throws (optionally an instance of `ErrorClass` whose message includes `msgIncludes`); returns the error. */
-export function assertThrows(fn: () => unknown, ErrorClass?: ErrorClass, msgIncludes?: string): Error {
+export function assertThrows(
+  fn: () => unknown,
+  ErrorClass?: ErrorClass,
+  msgIncludes?: string,
+): Error {
   try {
     fn();
   } catch (e) {

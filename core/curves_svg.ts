@@ -1,0 +1,88 @@
+/** One line of a chart: a name and its y values at x = 1, 2, ... (epochs). */
+export interface Series {
+  name: string;
+  values: number[];
+  /** CSS colour. */
+  color: string;
+  /** Dashed line (d2l's animator draws train acc dashed, test acc dash-dotted). */
+  dash?: string;
+}
+
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+
+/**
+ * Draws epoch curves as a standalone SVG, like d2l's `Animator` (x: epoch, y: value, legend).
+ * Shared by the CLI (`curves.svg`) and the web page.
+ *
+ * @example
+ * ```ts
+ * import { curvesSvg } from "@webtune/core";
+ * const svg = curvesSvg([{ name: "test acc", values: [0.5, 0.7], color: "green" }], {});
+ * ```
+ */
+export function curvesSvg(
+  series: Series[],
+  options: { title?: string; xLabel?: string; width?: number; height?: number; yMax?: number },
+): string {
+  const width = options.width ?? 480, height = options.height ?? 320;
+  const left = 48, right = 16, top = options.title ? 28 : 12, bottom = 40;
+  const n = Math.max(1, ...series.map((s) => s.values.length));
+  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
+  const yMax = options.yMax ?? Math.max(1, ...all);
+  const x = (i: number) => left + (n === 1 ? 0.5 : i / (n - 1)) * (width - left - right);
+  const y = (v: number) => top + (1 - v / yMax) * (height - top - bottom);
+  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  if (options.title) {
+    parts.push(`<text x="${width / 2}" y="16" text-anchor="middle">${esc(options.title)}</text>`);
+  }
+  for (let k = 0; k <= 4; k++) {
+    const v = (yMax * k) / 4;
+    parts.push(
+      `<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end">${+v.toFixed(2)}</text>`,
+    );
+  }
+  for (let i = 0; i < n; i++) {
+    parts.push(
+      `<text x="${x(i)}" y="${height - bottom + 14}" text-anchor="middle">${i + 1}</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${(left + width - right) / 2}" y="${height - 8}" text-anchor="middle">${
+      esc(options.xLabel ?? "epoch")
+    }</text>`,
+  );
+  series.forEach((s, k) => {
+    const color = s.color || COLORS[k % COLORS.length];
+    const pts = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
+    parts.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts}"/>`,
+      ...s.values.map((v, i) =>
+        `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"/>`
+      ),
+      `<line x1="${width - right - 110}" x2="${width - right - 90}" y1="${top + 10 + 14 * k}" ` +
+        `y2="${top + 10 + 14 * k}" stroke="${color}" stroke-width="2"${dash}/>`,
+      `<text x="${width - right - 86}" y="${top + 14 + 14 * k}">${esc(s.name)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+/** The chapter's three curves (train loss, train acc, test acc) from epoch metrics. */
+export function trainingCurvesSvg(
+  epochs: { loss: number; train_acc: number; test_acc: number }[],
+  title?: string,
+): string {
+  return curvesSvg([
+    { name: "train loss", values: epochs.map((e) => e.loss), color: COLORS[0] },
+    { name: "train acc", values: epochs.map((e) => e.train_acc), color: COLORS[1], dash: "6 3" },
+    { name: "test acc", values: epochs.map((e) => e.test_acc), color: COLORS[2], dash: "2 3" },
+  ], { title });
+}

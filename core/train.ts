@@ -1,0 +1,134 @@
+import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+import { evaluate } from "./evaluate.ts";
+import type { EpochMetrics, TrainListener } from "./events.ts";
+import type { TrainableModel } from "./model.ts";
+import type { Sgd } from "./sgd.ts";
+import { trainStep } from "./train_step.ts";
+
+/** What {@linkcode train} needs. */
+export interface TrainOptions {
+  model: TrainableModel;
+  sgd: Sgd;
+  /** Total epochs of the run (including those already done when resuming). */
+  epochs: number;
+  /** Epochs already completed (resume); training starts at `completedEpochs + 1`. Default 0. */
+  completedEpochs?: number;
+  /** Metrics of the completed epochs (resume), carried into the result. */
+  history?: EpochMetrics[];
+  /**
+   * The training batches of a 1-based epoch. A resumable run derives its shuffling and
+   * augmentation from (seed, epoch), so epoch 3 of a resumed run sees what epoch 3 of an
+   * uninterrupted run saw.
+   */
+  trainBatches: (epoch: number) => AsyncIterable<HostBatch>;
+  /** The test batches (test transform, no shuffling). */
+  testBatches: () => AsyncIterable<HostBatch>;
+  /** Batches per training epoch, for progress. */
+  batchesPerEpoch: number;
+  trainExamples: number;
+  testExamples: number;
+  /** BatchNorm in train mode (`train`, default) or with frozen running statistics. */
+  mode?: "train" | "frozen";
+  onEvent?: TrainListener;
+  /** Called after each completed epoch (the CLI writes a checkpoint there). */
+  afterEpoch?: (metrics: EpochMetrics, history: EpochMetrics[]) => Promise<void>;
+  /** Aborting finishes the current batch and stops; the partial epoch is not recorded. */
+  signal?: AbortSignal;
+  /** Clock in milliseconds; `performance.now` by default. */
+  now?: () => number;
+}
+
+/** How a run ended. */
+export interface TrainResult {
+  epochs: EpochMetrics[];
+  /** True when `signal` stopped the run before its last epoch finished. */
+  stopped: boolean;
+  /** Training examples per second over all completed epochs of this call. */
+  examplesPerSec: number;
+}
+
+/**
+ * The d2l `train_ch13` loop: per epoch, train in train mode over every batch (loss summed per
+ * batch, SGD step), then test accuracy in eval mode; reports mean loss per example, train and
+ * test accuracy, and examples/sec over the training batches.
+ *
+ * @example
+ * ```ts
+ * const result = await train({ model, sgd, epochs: 5, trainBatches, testBatches,
+ *   batchesPerEpoch, trainExamples, testExamples, onEvent: console.log });
+ * ```
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { model, sgd, epochs, onEvent = () => {}, signal, mode = "train" } = options;
+  const now = options.now ?? (() => performance.now());
+  const history = [...(options.history ?? [])];
+  const startEpoch = (options.completedEpochs ?? 0) + 1;
+  let trainMs = 0;
+  let trainedExamples = 0;
+  onEvent({
+    type: "run-start",
+    epochs,
+    startEpoch,
+    trainExamples: options.trainExamples,
+    testExamples: options.testExamples,
+  });
+  for (let epoch = startEpoch; epoch <= epochs; epoch++) {
+    const epochStart = now();
+    onEvent({ type: "epoch-start", epoch, epochs, batches: options.batchesPerEpoch });
+    let lossSum = 0, correct = 0, examples = 0, epochTrainMs = 0, batchIndex = 0;
+    for await (const host of options.trainBatches(epoch)) {
+      const t0 = now();
+      const batch = toDevice(host);
+      let step;
+      try {
+        step = await trainStep(model, batch, sgd, mode);
+      } finally {
+        disposeBatch(batch);
+      }
+      epochTrainMs += now() - t0;
+      lossSum += step.lossSum;
+      correct += step.correct;
+      examples += step.examples;
+      batchIndex++;
+      onEvent({
+        type: "batch-end",
+        epoch,
+        batch: batchIndex,
+        batches: options.batchesPerEpoch,
+        loss: step.lossSum / step.examples,
+        acc: step.correct / step.examples,
+        examples: step.examples,
+      });
+      if (signal?.aborted) {
+        onEvent({ type: "stopped", epoch, batch: batchIndex });
+        return { epochs: history, stopped: true, examplesPerSec: rate(trainedExamples, trainMs) };
+      }
+    }
+    if (examples === 0) throw new Error("an epoch produced no training batches");
+    const { accuracy } = await evaluate(model, options.testBatches());
+    trainMs += epochTrainMs;
+    trainedExamples += examples;
+    const metrics: EpochMetrics = {
+      epoch,
+      loss: lossSum / examples,
+      train_acc: correct / examples,
+      test_acc: accuracy,
+      examples_per_sec: rate(examples, epochTrainMs),
+      seconds: (now() - epochStart) / 1000,
+    };
+    history.push(metrics);
+    onEvent({ type: "epoch-end", metrics });
+    await options.afterEpoch?.(metrics, history);
+    if (signal?.aborted && epoch < epochs) {
+      onEvent({ type: "stopped", epoch, batch: batchIndex });
+      return { epochs: history, stopped: true, examplesPerSec: rate(trainedExamples, trainMs) };
+    }
+  }
+  const examplesPerSec = rate(trainedExamples, trainMs);
+  onEvent({ type: "run-end", epochs: history, examplesPerSec });
+  return { epochs: history, stopped: false, examplesPerSec };
+}
+
+function rate(examples: number, ms: number): number {
+  return ms > 0 ? examples / (ms / 1000) : 0;
+}

@@ -1,0 +1,107 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { crossEntropyPerExample } from "./loss.ts";
+import type { TrainableModel } from "./model.ts";
+import type { Sgd } from "./sgd.ts";
+
+/** A batch on the device: NHWC normalised images and int32 labels. */
+export interface DeviceBatch {
+  x: tf.Tensor4D;
+  labels: tf.Tensor1D;
+}
+
+/** Gradients of the summed loss, plus what the forward pass saw. Dispose with {@linkcode disposeGradients}. */
+export interface Gradients {
+  /** By state_dict name, in the parameters' layout (tfjs: conv HWIO, linear [in, out]). */
+  grads: Map<string, tf.Tensor>;
+  /** `CrossEntropyLoss(reduction="none")` of each example. */
+  lossPerExample: tf.Tensor1D;
+  /** argmax of the logits. */
+  predictions: tf.Tensor1D;
+}
+
+/**
+ * Forward in train mode (BatchNorm uses and updates batch statistics), loss summed over the
+ * batch as d2l's `train_batch_ch13` does, backward to `params`. Updates nothing but BN buffers.
+ *
+ * @example
+ * ```ts
+ * const g = computeGradients(model, batch, model.parameters());
+ * console.log(await g.lossPerExample.data());
+ * disposeGradients(g);
+ * ```
+ */
+export function computeGradients(
+  model: TrainableModel,
+  batch: DeviceBatch,
+  params: [string, tf.Variable][],
+  mode: "train" | "frozen" = "train",
+): Gradients {
+  let lossPerExample: tf.Tensor1D | undefined;
+  let predictions: tf.Tensor1D | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const { logits } = model.forward(batch.x, mode);
+    // Kept out of variableGrads' tidy so the caller can read them after backward.
+    lossPerExample = tf.keep(crossEntropyPerExample(logits, batch.labels));
+    predictions = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
+    return tf.sum(lossPerExample) as tf.Scalar;
+  }, params.map(([, v]) => v));
+  value.dispose();
+  const byName = new Map<string, tf.Tensor>();
+  for (const [name, variable] of params) byName.set(name, grads[variable.name]);
+  return { grads: byName, lossPerExample: lossPerExample!, predictions: predictions! };
+}
+
+/** Frees everything {@linkcode computeGradients} returned. */
+export function disposeGradients(g: Gradients): void {
+  for (const t of g.grads.values()) t.dispose();
+  g.lossPerExample.dispose();
+  g.predictions.dispose();
+}
+
+/** Summed loss and number of correct predictions of one training batch. */
+export interface StepResult {
+  lossSum: number;
+  correct: number;
+  examples: number;
+}
+
+/**
+ * One SGD step on a batch: gradients of the summed loss, then `sgd.step`. Reads back only the
+ * loss and accuracy (a few bytes), as d2l's loop does each batch.
+ */
+export async function trainStep(
+  model: TrainableModel,
+  batch: DeviceBatch,
+  sgd: Sgd,
+  mode: "train" | "frozen" = "train",
+): Promise<StepResult> {
+  const g = computeGradients(model, batch, sgd.trainable(), mode);
+  try {
+    sgd.step(g.grads);
+    const [losses, predicted, labels] = await Promise.all([
+      g.lossPerExample.data(),
+      g.predictions.data(),
+      batch.labels.data(),
+    ]);
+    return {
+      lossSum: sum(losses as Float32Array),
+      correct: countEqual(predicted, labels),
+      examples: labels.length,
+    };
+  } finally {
+    disposeGradients(g);
+  }
+}
+
+/** How many positions of `a` and `b` hold the same value. */
+export function countEqual(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) n++;
+  return n;
+}
+
+function sum(values: Float32Array): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+}
