@@ -51,7 +51,11 @@ export function parseFlags(
     { type: "string" | "boolean"; short?: string; multiple?: boolean }
   > = { help: { type: "boolean", short: "h" } };
   for (const [name, f] of Object.entries(spec)) {
-    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), multiple: f.multiple };
+    options[name] = {
+      type: f.type,
+      ...(f.short ? { short: f.short } : {}),
+      ...(f.multiple ? { multiple: true } : {}),
+    };
   }
   try {
     const { values, positionals } = nodeParseArgs({

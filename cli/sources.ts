@@ -1,0 +1,81 @@
+/**
+ * Where a command's data and weights come from: local paths, URLs downloaded into the cache
+ * (hash-checked), or the chapter's defaults.
+ *
+ * @module
+ */
+import {
+  type DataSource,
+  defaultCacheDir,
+  download,
+  type DownloadProgress,
+  formatProgress,
+  resolveDataSource,
+} from "@webtune/data";
+import { denoEnv, denoFs } from "@webtune/data/deno_fs";
+import { readWeights, RESNET18_IMAGENET, type StateDict, verifyHashPrefix } from "@webtune/models";
+
+/** The cache directory: `$WEBTUNE_CACHE`, else `$XDG_CACHE_HOME/webtune`, else `~/.cache/webtune`. */
+export function cacheDir(): string {
+  return defaultCacheDir(denoEnv);
+}
+
+/** Draws a download bar on stderr when it is a terminal; prints nothing otherwise. */
+function downloadBar(): (p: DownloadProgress) => void {
+  if (!Deno.stderr.isTerminal()) return () => {};
+  const encoder = new TextEncoder();
+  return (p) =>
+    Deno.stderr.writeSync(
+      encoder.encode(`\r\x1b[2Kdownloading ${p.url} ${formatProgress(p.received, p.total)}`),
+    );
+}
+
+/** Resolves `--data` (dir, zip, URL, `synthetic`, or `hotdog` = d2l's download). */
+export function openData(
+  spec: string,
+  seed: number,
+  log: (line: string) => void,
+): Promise<DataSource> {
+  return resolveDataSource(spec, {
+    fs: denoFs,
+    cacheDir: cacheDir(),
+    seed,
+    onDownloadProgress: downloadBar(),
+    onStatus: log,
+  });
+}
+
+/**
+ * Reads `--weights`: a local `.pth`/`.safetensors`, or a URL downloaded into the cache. The
+ * default torchvision URL is checked against its SHA-256 prefix, as torchvision does.
+ */
+export async function openWeights(spec: string, log: (line: string) => void): Promise<StateDict> {
+  let path = spec;
+  if (/^https?:\/\//i.test(spec)) {
+    const fileName = new URL(spec).pathname.split("/").pop() || "weights.pth";
+    path = `${cacheDir()}/${fileName}`;
+    const isTorchvision = spec === RESNET18_IMAGENET.url;
+    const result = await download(spec, path, {
+      fs: denoFs,
+      checksum: isTorchvision
+        ? { algorithm: "sha256", hex: RESNET18_IMAGENET.hashPrefix }
+        : undefined,
+      onProgress: downloadBar(),
+      offlineHint: "check the network, or pass --weights FILE with a local .pth or .safetensors " +
+        "(e.g. ../shared/fixtures/food101-resnet18/food101-64-resnet18.pth)",
+    });
+    log(`weights: ${spec} (${result.cached ? "cached" : "downloaded"} at ${path})`);
+  } else {
+    log(`weights: ${path}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read weights (${(e as Error).message})`);
+  }
+  // torchvision names checkpoints `<name>-<sha256 prefix>.pth` and checks the prefix on load.
+  const hashPrefix = path.match(/-([0-9a-f]{8,})\.pth$/)?.[1];
+  if (hashPrefix) await verifyHashPrefix(bytes, hashPrefix, path);
+  return readWeights(bytes, path);
+}

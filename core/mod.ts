@@ -1,0 +1,30 @@
+/**
+ * `@webtune/core`: the WebGPU backend, the optimizer, and the d2l train/eval loop, shared by the
+ * CLI and the web page. It prints nothing; progress comes out as typed events.
+ *
+ * @example
+ * ```ts ignore
+ * import { defaultRunConfig, prepareRun, runTraining, setupBackend } from "@webtune/core";
+ * await setupBackend();
+ * const run = await prepareRun(defaultRunConfig("scratch"), data);
+ * const { epochs } = await runTraining(run, { onEvent: (e) => console.log(e.type) });
+ * ```
+ *
+ * @module
+ */
+export * from "./backend.ts";
+export * from "./batches.ts";
+export * from "./confusion.ts";
+export * from "./curves_svg.ts";
+export * from "./evaluate.ts";
+export * from "./events.ts";
+export * from "./head_init.ts";
+export * from "./loss.ts";
+export * from "./model.ts";
+export * from "./param_groups.ts";
+export * from "./run.ts";
+export * from "./sgd.ts";
+export * from "./subset.ts";
+export * from "./train.ts";
+export * from "./train_step.ts";
+export * from "./predict.ts";
