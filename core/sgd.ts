@@ -35,7 +35,7 @@ export class Sgd {
   readonly groups: ParamGroup[];
   readonly options: Required<SgdOptions>;
   /** Momentum buffers by parameter name (empty without momentum). */
-  readonly momentumBuffers = new Map<string, tf.Variable>();
+  readonly momentumBuffers: Map<string, tf.Variable> = new Map();
 
   constructor(groups: ParamGroup[], options: SgdOptions = {}) {
     this.groups = groups;
