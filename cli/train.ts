@@ -19,7 +19,13 @@ import {
   trainingCurvesSvg,
 } from "@webtune/core";
 import { describeSkipped } from "@webtune/data";
-import { loadStateDict, readSafetensors, stateDictOf, writeSafetensors } from "@webtune/models";
+import {
+  describeClassifier,
+  loadStateDict,
+  readSafetensors,
+  stateDictOf,
+  writeSafetensors,
+} from "@webtune/models";
 import { type FlagSpec, numberFlag, type Parsed, parseFlags, usage, UsageError } from "./args.ts";
 import { atomicWrite } from "./atomic_write.ts";
 import { EXIT_INTERRUPTED, ExitCode } from "./main.ts";
@@ -270,11 +276,18 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
     log(`resuming ${out} after epoch ${resumeState.completed_epochs}`);
   } else if (task === "finetune") {
     source = await openWeights(io.weights!, log);
+    // The chapter prints the source model's output layer before replacing it.
+    log(`source model ${describeClassifier(source)}`);
   }
 
   const run = await prepareRun(config, data, { source });
   try {
-    if (resumeState && source) loadStateDict(run.model, source);
+    if (resumeState && source) {
+      loadStateDict(run.model, source);
+      const optimizerPath = `${out}/optimizer.safetensors`;
+      const optimizer = await Deno.readFile(optimizerPath).catch(() => undefined);
+      if (optimizer) run.sgd.loadMomentumState(readSafetensors(optimizer, optimizerPath).tensors);
+    }
     for (
       const [split, report] of [["train", run.train.report], ["test", run.test.report]] as const
     ) {
@@ -341,6 +354,10 @@ function runFiles(io: TrainIo, run: PreparedRun, adapter: AdapterReport) {
   return {
     async checkpoint(history: EpochMetrics[]) {
       await atomicWrite(`${out}/checkpoint.safetensors`, await weights(history.length));
+      const momentum = await run.sgd.momentumState();
+      if (momentum.size > 0) {
+        await atomicWrite(`${out}/optimizer.safetensors`, writeSafetensors(momentum));
+      }
       const state: RunState = {
         task,
         config,

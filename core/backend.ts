@@ -20,6 +20,7 @@ import "@tensorflow/tfjs-backend-cpu";
 // `tf.variableGrads` work for every package once a backend is set up.
 import "@tensorflow/tfjs";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { registerFastKernels } from "./kernels/mod.ts";
 
 /** The tfjs backends webtune can train on. */
 export type BackendName = "webgpu" | "cpu" | "webgl";
@@ -44,6 +45,13 @@ export interface SetupBackendOptions {
   backend?: BackendName;
   /** The `GPU` object to ask for an adapter; defaults to `navigator.gpu`. */
   gpu?: GPU;
+  /**
+   * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default true;
+   * false measures stock tfjs.
+   */
+  fastKernels?: boolean;
+  /** Ignore a backend set up earlier in this process and make a new one (tests). */
+  fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
   registerWebgl?: () => Promise<void>;
 }
@@ -84,6 +92,18 @@ const NO_ADAPTER_HELP =
  */
 export async function setupBackend(options: SetupBackendOptions = {}): Promise<AdapterReport> {
   const backend = options.backend ?? "webgpu";
+  // A second call (e.g. `compare` running two trainings) reuses the device it already made.
+  if (!options.fresh && active?.backend === backend && tf.getBackend() === backend) return active;
+  active = await createBackend(backend, options);
+  return active;
+}
+
+let active: AdapterReport | undefined;
+
+async function createBackend(
+  backend: BackendName,
+  options: SetupBackendOptions,
+): Promise<AdapterReport> {
   if (backend === "cpu") {
     await activate("cpu");
     return {
@@ -139,6 +159,7 @@ export async function setupBackend(options: SetupBackendOptions = {}): Promise<A
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
+  if (options.fastKernels ?? true) registerFastKernels();
 
   return {
     backend,

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import type { StateDict } from "@webtune/models";
 import type { ParamGroup } from "./param_groups.ts";
 
 /** `torch.optim.SGD` settings shared by all groups. */
@@ -67,7 +68,7 @@ export class Sgd {
           if (momentum !== 0) {
             const buf = this.momentumBuffers.get(name);
             if (!buf) {
-              this.momentumBuffers.set(name, tf.variable(d.clone(), false));
+              this.momentumBuffers.set(name, tf.variable(d, false));
             } else {
               buf.assign(tf.add(tf.mul(buf, momentum), tf.mul(d, 1 - dampening)));
             }
@@ -78,6 +79,30 @@ export class Sgd {
         }
       }
     });
+  }
+
+  /** The momentum buffers (tfjs layout) for a checkpoint; empty without momentum. */
+  async momentumState(): Promise<StateDict> {
+    const state: StateDict = new Map();
+    for (const [name, buf] of this.momentumBuffers) {
+      state.set(name, {
+        dtype: "float32",
+        shape: [...buf.shape],
+        data: (await buf.data()) as Float32Array,
+      });
+    }
+    return state;
+  }
+
+  /** Restores buffers saved by {@linkcode Sgd.momentumState} (resume). */
+  loadMomentumState(state: StateDict): void {
+    for (const [name, t] of state) {
+      this.momentumBuffers.get(name)?.dispose();
+      this.momentumBuffers.set(
+        name,
+        tf.tidy(() => tf.variable(tf.tensor(t.data as Float32Array, t.shape, "float32"), false)),
+      );
+    }
   }
 
   /** Frees the momentum buffers. */

@@ -1,0 +1,37 @@
+/**
+ * Helpers for end-to-end tests that run the CLI as a user would.
+ *
+ * @module
+ */
+
+/** The repository root. */
+export const ROOT = new URL("../", import.meta.url).pathname;
+/** `../shared` beside the repository. */
+export const SHARED = new URL("../../shared/", import.meta.url).pathname;
+/** Whether `../shared` is there (tests that need it are ignored, with a printed reason, if not). */
+export const sharedPresent = await Deno.stat(SHARED).then(() => true, () => false);
+if (!sharedPresent) console.log(`skipping tests that read ../shared: ${SHARED} is absent`);
+
+/** Output of a finished CLI command. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A cli/<command>.ts ...args` from the repository root. */
+export async function cli(command: string, args: string[]): Promise<CliResult> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `cli/${command}.ts`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
+}
+
+/** Every line of `text` that parses as a JSON object. */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}

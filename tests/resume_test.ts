@@ -1,0 +1,75 @@
+/**
+ * Ctrl-C during training and `--resume`: an interrupted run, resumed, ends with exactly the
+ * weights and metrics of an uninterrupted run with the same seed.
+ */
+import { assertEquals, assertStringIncludes } from "@std/assert";
+import { readSafetensors } from "@webtune/models";
+import { cli, ROOT } from "./cli_util.ts";
+
+const FLAGS = [
+  "--data",
+  "synthetic",
+  "--image-size",
+  "32",
+  "--batch-size",
+  "4",
+  "--epochs",
+  "3",
+  "--limit-train",
+  "8",
+  "--limit-test",
+  "4",
+  "--seed",
+  "7",
+  "--json",
+];
+
+/** Starts `scratch`, sends SIGINT once epoch 1's checkpoint is written, returns its output. */
+async function interruptAfterFirstCheckpoint(out: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/scratch.ts", ...FLAGS, "--out", out],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let stdout = "", signalled = false;
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (!signalled && stdout.includes('"type":"checkpoint"')) {
+      child.kill("SIGINT");
+      signalled = true;
+    }
+  }
+  const { code } = await child.status;
+  return { code, stdout, stderr: await stderr };
+}
+
+Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted run", async () => {
+  const whole = await Deno.makeTempDir({ prefix: "webtune-whole-" });
+  const cut = await Deno.makeTempDir({ prefix: "webtune-cut-" });
+  const uninterrupted = await cli("scratch", [...FLAGS, "--out", whole]);
+  assertEquals(uninterrupted.code, 0, uninterrupted.stderr);
+
+  const interrupted = await interruptAfterFirstCheckpoint(cut);
+  assertEquals(interrupted.code, 130, interrupted.stderr);
+  assertStringIncludes(interrupted.stderr, `--resume ${cut}`);
+  assertStringIncludes(interrupted.stdout, '"type":"stopped"');
+  const state = JSON.parse(await Deno.readTextFile(`${cut}/state.json`));
+  assertEquals(state.completed_epochs < 3, true);
+
+  const resumed = await cli("scratch", ["--resume", cut, "--json"]);
+  assertEquals(resumed.code, 0, resumed.stderr);
+
+  const a = JSON.parse(await Deno.readTextFile(`${whole}/metrics.json`)).epochs;
+  const b = JSON.parse(await Deno.readTextFile(`${cut}/metrics.json`)).epochs;
+  const pick = (e: { epoch: number; loss: number; train_acc: number; test_acc: number }[]) =>
+    e.map(({ epoch, loss, train_acc, test_acc }) => ({ epoch, loss, train_acc, test_acc }));
+  assertEquals(pick(b), pick(a));
+  const weightsA = readSafetensors(await Deno.readFile(`${whole}/model.safetensors`), "a").tensors;
+  const weightsB = readSafetensors(await Deno.readFile(`${cut}/model.safetensors`), "b").tensors;
+  assertEquals([...weightsB.keys()], [...weightsA.keys()]);
+  for (const [name, t] of weightsA) assertEquals(weightsB.get(name)!.data, t.data, name);
+  await Deno.remove(whole, { recursive: true });
+  await Deno.remove(cut, { recursive: true });
+});
