@@ -39,6 +39,14 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: "string", multiple: false, default: "0", help: "seed of --data synthetic" },
 };
 
+function tryDefaultCacheDir(): string | undefined {
+  try {
+    return defaultCacheDir(denoEnv);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the command; returns the exit code (0 ok, 1 failure, 2 usage error). */
 export async function main(
   args: string[],
@@ -65,7 +73,8 @@ export async function main(
     const encoder = new TextEncoder();
     const data = await resolveDataSource(values.data as string, {
       fs: denoFs,
-      cacheDir: (values.cache as string | undefined) ?? defaultCacheDir(denoEnv),
+      // Only downloads need it; a machine without HOME can still read a folder or a zip.
+      cacheDir: (values.cache as string | undefined) ?? tryDefaultCacheDir(),
       seed,
       onStatus: err,
       onDownloadProgress: (p) => {
