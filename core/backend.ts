@@ -14,11 +14,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-// Gradients: tfjs-core's npm bundles register no gradient functions (its ESM files that do use
-// extensionless imports Deno cannot resolve). The full `@tensorflow/tfjs` bundle registers them
-// all into tfjs-core's global registry on import, so importing it here makes `tf.grad` and
-// `tf.variableGrads` work for every package once a backend is set up.
-import "@tensorflow/tfjs";
+// tfjs-core's npm bundles register no gradients; @webtune/models' gradients.ts does (see there).
+import "@webtune/models";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { registerFastKernels } from "./kernels/mod.ts";
 

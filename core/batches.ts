@@ -6,6 +6,11 @@ export interface HostBatch {
   x: Float32Array;
   shape: [number, number, number, number];
   labels: Int32Array;
+  /**
+   * Hands `x`'s buffer back to the loader for reuse. Call only after the step that used it has
+   * finished (tfjs may read `x` until the upload happens).
+   */
+  release?: () => void;
 }
 
 /** Uploads a host batch. The caller disposes the result ({@linkcode disposeBatch}). */

@@ -41,6 +41,7 @@ export async function evaluate(
     labels.push(...host.labels);
     predictions.push(...k);
     probabilities.push(...p);
+    host.release?.();
   }
   let correct = 0;
   for (let i = 0; i < labels.length; i++) if (labels[i] === predictions[i]) correct++;

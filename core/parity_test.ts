@@ -109,10 +109,16 @@ Deno.test({
       get("after_step_eval_logits").data as Float32Array,
     );
     console.table(errors);
-    // Reached on llvmpipe (2026-11-27): losses 1e-6 rel, gradients ≤ 2e-5 rel, updated weights
-    // and BN stats ≤ 1e-6 rel, eval logits after the step ≤ 1e-5 rel.
+    // Reached on llvmpipe (2026-11-27), max abs error relative to the largest reference value:
+    // losses 2e-7, fc.weight gradient 3e-6, fc weights 2e-6, BN running stats ≤ 5e-7, eval logits
+    // after the step 3e-5. The conv1 gradient (and what one step of it moves: conv1.weight,
+    // bn1.weight/bias) reaches 1.7e-3 (L2-relative too, spread evenly over all 64 filters): the
+    // filter-gradient kernels match a float64 computation to 2e-6 (models/ and core/kernels/
+    // tests), so this is float32 forward differences of ~1e-6 flipping a few ReLU / max-pool
+    // decisions that every conv1 weight sums over. Stock tfjs kernels give the same 1.5e-3.
+    const conv1Derived = ["grad_conv1", "conv1.weight", "bn1.weight", "bn1.bias"];
     for (const [name, e] of Object.entries(errors)) {
-      const limit = name.startsWith("grad") ? 1e-4 : 1e-4;
+      const limit = conv1Derived.includes(name) ? 5e-3 : 1e-4;
       assertLess(e.rel, limit, `${name}: max abs error ${e.abs}, relative ${e.rel}`);
     }
     tf.dispose([x, labels, logits]);

@@ -85,6 +85,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       } finally {
         disposeBatch(batch);
       }
+      host.release?.();
       epochTrainMs += now() - t0;
       lossSum += step.lossSum;
       correct += step.correct;

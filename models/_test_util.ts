@@ -1,0 +1,138 @@
+/**
+ * Shared by the models tests (not exported from mod.ts): fixture access and backend setup.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { setupBackend } from "../core/backend.ts";
+import { assert } from "@std/assert";
+
+/** `../shared` next to the repository, where the reference fixtures live (never copied in). */
+const SHARED = new URL("../../shared/", import.meta.url);
+
+function exists(url: URL): boolean {
+  try {
+    Deno.statSync(url);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why fixture tests are skipped, or undefined when ../shared is present. */
+export const noFixtures: string | undefined = exists(SHARED)
+  ? undefined
+  : `skipping fixture tests: ${SHARED.pathname} is absent`;
+if (noFixtures) console.log(noFixtures);
+
+/** The bytes of a fixture file under ../shared/fixtures. */
+export function readFixture(relative: string): Promise<Uint8Array> {
+  return Deno.readFile(new URL(`fixtures/${relative}`, SHARED));
+}
+
+let ready: Promise<unknown> | undefined;
+/** Makes webgpu the tfjs backend (once per test module). */
+export function useWebgpu(): Promise<unknown> {
+  ready ??= setupBackend({ backend: "webgpu" });
+  return ready.then(() => tf.setBackend("webgpu"));
+}
+
+/** Largest |a - b| and largest |b| over two equally long arrays. */
+export function maxErrors(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { abs: number; scale: number } {
+  assert(a.length === b.length, `lengths differ: ${a.length} vs ${b.length}`);
+  let abs = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    abs = Math.max(abs, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return { abs, scale };
+}
+
+/** A small seeded uniform [0,1) generator (mulberry32) so tests are reproducible. */
+export function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Byte-level equality of two typed arrays. */
+export function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** Writes pickle opcodes by hand, to build test pickles (torch-like and malicious) byte by byte. */
+export class PickleBuilder {
+  #bytes: number[] = [];
+
+  op(...bytes: number[]): this {
+    this.#bytes.push(...bytes);
+    return this;
+  }
+  ascii(s: string): this {
+    return this.op(...[...s].map((c) => c.charCodeAt(0)));
+  }
+  proto(version = 2): this {
+    return this.op(0x80, version);
+  }
+  global(module: string, name: string): this {
+    return this.op(0x63).ascii(`${module}\n${name}\n`);
+  }
+  str(s: string): this {
+    const b = new TextEncoder().encode(s);
+    return this.op(0x58, ...u32(b.length), ...b);
+  }
+  int(n: number): this {
+    if (n >= 0 && n < 256) return this.op(0x4b, n);
+    if (n >= 0 && n < 65536) return this.op(0x4d, n & 0xff, n >> 8);
+    return this.op(0x4a, ...u32(n >>> 0));
+  }
+  ints(values: number[]): this {
+    this.mark();
+    for (const v of values) this.int(v);
+    return this.tuple();
+  }
+  mark(): this {
+    return this.op(0x28);
+  }
+  tuple(): this {
+    return this.op(0x74);
+  }
+  reduce(): this {
+    return this.op(0x52);
+  }
+  /** `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`. */
+  tensor(
+    storage: string,
+    key: string,
+    numel: number,
+    offset: number,
+    size: number[],
+    stride: number[],
+  ): this {
+    this.global("torch._utils", "_rebuild_tensor_v2").mark();
+    this.mark().str("storage").global("torch", storage).str(key).str("cpu").int(numel).tuple();
+    this.op(0x51); // BINPERSID
+    this.int(offset).ints(size).ints(stride).op(0x89); // NEWFALSE
+    this.global("collections", "OrderedDict").op(0x29).reduce();
+    return this.tuple().reduce();
+  }
+  stop(): Uint8Array {
+    return new Uint8Array([...this.#bytes, 0x2e]);
+  }
+}
+
+function u32(n: number): number[] {
+  return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
+}

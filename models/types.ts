@@ -1,0 +1,38 @@
+/**
+ * The host-side tensor types every reader, writer and model function in this package exchanges.
+ *
+ * A state dict lives on the host (plain typed arrays) rather than as tfjs tensors so that the
+ * file readers and writers need no backend, and so that the PyTorch layout (conv OIHW, linear
+ * [out, in]) is kept exactly as the checkpoint has it until the model converts it once.
+ *
+ * @module
+ */
+
+/** One tensor on the host, in PyTorch layout (row-major, PyTorch's dimension order). */
+export interface HostTensor {
+  /** `float32` for weights and statistics (F16/BF16/F64 are widened on read); `int64` for counters. */
+  dtype: "float32" | "int64";
+  /** PyTorch's shape; `[]` for a scalar such as `num_batches_tracked`. */
+  shape: number[];
+  /** Row-major elements: a `Float32Array` for `float32`, a `BigInt64Array` for `int64`. */
+  data: Float32Array | BigInt64Array;
+}
+
+/**
+ * A PyTorch `state_dict`: tensor names (`layer1.0.conv1.weight`, `bn1.running_var`, ...) to
+ * tensors in PyTorch layout. Where the source keeps an order (a `.pth` file, a model), insertion
+ * order is PyTorch's `state_dict()` order.
+ */
+export type StateDict = Map<string, HostTensor>;
+
+/** Number of elements of a tensor of this shape (1 for a scalar). */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** `[64,3,7,7]`: how shapes are written in error messages (PyTorch's `torch.Size` without spaces). */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
