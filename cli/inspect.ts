@@ -12,23 +12,18 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   countParameters,
   describeClassifier,
   detectWeightsFormat,
   readWeights,
 } from "@webtune/models";
+import { parseFlags, usage, UsageError } from "./args.ts";
+import { main } from "./main.ts";
 
-const HELP = `Usage: deno task inspect --weights FILE
-
-Prints what a PyTorch weights file (.pth from torch.save, or .safetensors) holds: its format,
-number of tensors, parameter count (as sum(p.numel() for p in model.parameters())), and the
-classifier head.
-
-Options:
-  --weights FILE  the weights file to read
-  -h, --help      show this help`;
+const FLAGS = {
+  weights: { type: "string" as const, help: "the weights file to read (.pth or .safetensors)" },
+};
 
 /** The report for one file's bytes; exported for tests. */
 export function inspectWeights(bytes: Uint8Array, fileName: string): string {
@@ -43,44 +38,31 @@ export function inspectWeights(bytes: Uint8Array, fileName: string): string {
   return lines.join("\n");
 }
 
-async function main(args: string[]): Promise<number> {
-  let values: { weights?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        weights: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    console.error(`inspect: ${(e as Error).message} (see --help)`);
-    return 1;
-  }
+async function inspectCommand(args: string[]): Promise<void> {
+  const { values } = parseFlags("inspect", args, FLAGS);
   if (values.help) {
-    console.log(HELP);
-    return 0;
+    console.log(usage(
+      "inspect",
+      "--weights FILE",
+      "Prints what a PyTorch weights file (.pth from torch.save, or .safetensors) holds: its\n" +
+        "format, number of tensors, parameter count (as sum(p.numel() for p in\n" +
+        "model.parameters())), and the classifier head.",
+      FLAGS,
+    ));
+    return;
   }
   if (!values.weights) {
-    console.error("inspect: --weights FILE is required (see --help)");
-    return 1;
+    throw new UsageError("webtune inspect: --weights FILE is required (see --help)");
   }
-  const file = values.weights;
+  const file = String(values.weights);
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(file);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
-    console.error(`inspect: ${file}: cannot read (${why})`);
-    return 1;
+    throw new Error(`${file}: cannot read (${why})`);
   }
-  try {
-    console.log(inspectWeights(bytes, file));
-  } catch (e) {
-    console.error(`inspect: ${(e as Error).message}`);
-    return 1;
-  }
-  return 0;
+  console.log(inspectWeights(bytes, file));
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await main("inspect", () => inspectCommand(Deno.args));

@@ -40,15 +40,15 @@ for (const format of ["pth", "safetensors"]) {
 Deno.test("inspect --help", async () => {
   const { code, stdout } = await inspect("--help");
   assertEquals(code, 0);
-  assertStringIncludes(stdout, "Usage: deno task inspect --weights FILE");
+  assertStringIncludes(stdout, "usage: deno task inspect --weights FILE");
 });
 
-Deno.test("inspect: a missing or unreadable file is a one-line error naming it, exit 1", async () => {
+Deno.test("inspect: a missing or unreadable file is a one-line error naming it (exit 1; no flag: exit 2)", async () => {
   const missing = await inspect("--weights", "/nonexistent/weights.pth");
   assertEquals(missing.code, 1);
   assertEquals(
     missing.stderr.trim(),
-    "inspect: /nonexistent/weights.pth: cannot read (no such file)",
+    "webtune inspect: /nonexistent/weights.pth: cannot read (no such file)",
   );
 
   const junk = await Deno.makeTempFile({ suffix: ".pth" });
@@ -57,13 +57,13 @@ Deno.test("inspect: a missing or unreadable file is a one-line error naming it, 
   assertEquals(bad.code, 1);
   assertEquals(
     bad.stderr.trim(),
-    `inspect: ${junk}: not a PyTorch .pth (zip) or .safetensors file`,
+    `webtune inspect: ${junk}: not a PyTorch .pth (zip) or .safetensors file`,
   );
   await Deno.remove(junk);
 
   const none = await inspect();
   assertEquals([none.code, none.stderr.trim()], [
-    1,
-    "inspect: --weights FILE is required (see --help)",
+    2,
+    "webtune inspect: --weights FILE is required (see --help)",
   ]);
 });

@@ -20,23 +20,19 @@ import {
 import { denoEnv, denoFs } from "@webtune/data/deno_fs";
 import { type FlagSpec, numberFlag, parseFlags, usage, UsageError } from "./args.ts";
 
-// `multiple: false` is spelled out: args.ts passes `multiple` through to node's parseArgs, which
-// rejects `undefined`.
 const FLAGS: Record<string, FlagSpec> = {
   data: {
     type: "string",
-    multiple: false,
     default: "hotdog",
     help: "DIR, ZIP, URL, 'hotdog' (d2l's hotdog.zip) or 'synthetic'",
   },
-  out: { type: "string", multiple: false, default: "samples.png", help: "PNG file to write" },
+  out: { type: "string", default: "samples.png", help: "PNG file to write" },
   cache: {
     type: "string",
-    multiple: false,
     help: "download cache (default: $WEBTUNE_CACHE or ~/.cache/webtune)",
   },
-  tile: { type: "string", multiple: false, default: "128", help: "cell size in pixels" },
-  seed: { type: "string", multiple: false, default: "0", help: "seed of --data synthetic" },
+  tile: { type: "string", default: "128", help: "cell size in pixels" },
+  seed: { type: "string", default: "0", help: "seed of --data synthetic" },
 };
 
 function tryDefaultCacheDir(): string | undefined {
