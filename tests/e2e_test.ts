@@ -155,3 +155,41 @@ Deno.test("scratch on the synthetic set: a smoke run writes every documented fil
   }
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test({
+  name: "compare: fine-tuning (an lr sweep) and scratch with the same flags, one chart",
+  ignore: !sharedPresent,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "webtune-compare-" });
+    const r = await cli("compare", [
+      "--data",
+      "synthetic",
+      "--weights",
+      FOOD101,
+      "--image-size",
+      "32",
+      "--batch-size",
+      "4",
+      "--epochs",
+      "1",
+      "--limit-train",
+      "8",
+      "--limit-test",
+      "4",
+      "--lr",
+      "1e-3,1e-2",
+      "--out",
+      out,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const runs = JSON.parse(await Deno.readTextFile(`${out}/compare.json`));
+    assertEquals(runs.map((x: { name: string }) => x.name), [
+      "finetune lr=0.001",
+      "finetune lr=0.01",
+      "scratch lr=0.0005",
+    ]);
+    const svg = await Deno.readTextFile(`${out}/compare.svg`);
+    assertEquals(svg.match(/<polyline/g)?.length, 3);
+    await Deno.remove(out, { recursive: true });
+  },
+});
