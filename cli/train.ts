@@ -6,6 +6,7 @@
  */
 import {
   type AdapterReport,
+  assertBatchFits,
   type BackendName,
   defaultRunConfig,
   describeAdapter,
@@ -265,6 +266,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   const log = io.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
   const adapter = await setupBackend({ backend: io.backend });
   log(`device: ${describeAdapter(adapter)}`);
+  assertBatchFits(adapter, config.batchSize, config.imageSize);
 
   const data = await openData(io.data, config.seed, log);
   log(`data: ${data.description}; classes: ${data.classes.join(", ")}`);

@@ -28,3 +28,4 @@ export * from "./subset.ts";
 export * from "./train.ts";
 export * from "./train_step.ts";
 export * from "./predict.ts";
+export * from "./memory_check.ts";
