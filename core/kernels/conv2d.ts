@@ -1,0 +1,260 @@
+/**
+ * A fast forward `Conv2D` kernel for tfjs-backend-webgpu, NHWC only.
+ *
+ * Why hand-written WGSL: tfjs-webgpu 4.22's `Conv2DMMProgram` uses 32×32 shared-memory tiles.
+ * On Mesa's llvmpipe every storage or workgroup load is a per-lane scalar loop, so those tiles
+ * cost more than they save, and with few tiles (ResNet-18's layer3/layer4 at small image sizes)
+ * tfjs switches to im2col + small-output matmuls that ran at 0.13–0.6 GFLOP/s here.
+ *
+ * This kernel is an implicit GEMM, y[m, Cout] = Σ_k cols[m, k] · W[k, Cout], with each
+ * invocation holding a TM×(4·TC) register tile: TM output positions × TC vec4s of Cout. Per
+ * (tap, 4 input channels) it loads TM vec4s of x and 4·TC vec4s of W for 4·TM·TC vec4 FMAs.
+ * Zero padding is a per-(position, tap) select, computed once per tap, outside the channel loop.
+ *
+ * Falls back to the stock kernel for NCHW, dilation > 1, Cout not a multiple of 4 and
+ * non-float32 inputs.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  dispatch2D,
+  disposeAll,
+  LINEAR_GROUP_WGSL,
+  padAxis,
+  runKernel,
+  type Uniforms,
+} from "./kernel_util.ts";
+
+/** Register tile of one invocation: output positions × vec4s of output channels. */
+export interface ConvTile {
+  tm: number;
+  tc: number;
+}
+
+/** Tile measured fastest on llvmpipe for ResNet-18's shapes (see bench_kernels.ts). */
+export const CONV2D_TILE: ConvTile = { tm: 12, tc: 2 };
+
+/** Invocations per workgroup, along Cout: one llvmpipe SIMD group on AVX2. */
+const WG = 8;
+
+/** The implicit-GEMM forward conv; one instance per call (tfjs overwrites shaderKey). */
+class Conv2DGemmProgram implements WebGPUProgram {
+  variableNames = ["x", "w"];
+  variableComponents = [4, 4];
+  outputComponent = 4;
+  outputShape: number[];
+  // Not flat, so the prelude calls `main()`; we find our tile from the linear workgroup id.
+  dispatchLayout = { x: [3], y: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WG, 1, 1];
+  uniforms = "cin4 : i32, cout4 : i32, inH : i32, inW : i32, outH : i32, outW : i32, " +
+    "kh : i32, kw : i32, strides : vec2<i32>, pads : vec2<i32>, mTotal : i32, groupsCo : i32, " +
+    "groups : i32,";
+  shaderKey: string;
+
+  /**
+   * @param padded x was zero-padded beforehand (the stem): no bounds checks, and the taps of a
+   *   filter row read one contiguous run of x, so (c, channel) is a single inner loop.
+   */
+  constructor(
+    outShape: number[],
+    groups: number,
+    private readonly padded: boolean,
+    private readonly tile: ConvTile,
+  ) {
+    this.outputShape = outShape;
+    this.dispatch = dispatch2D(groups);
+    this.shaderKey = `webtuneConv2DGemm_${tile.tm}_${tile.tc}_${padded}`;
+  }
+
+  getUserCode(): string {
+    const { tm, tc } = this.tile;
+    const perPos: string[] = [];
+    const perTap: string[] = [];
+    const perRow: string[] = [];
+    const loads: string[] = [];
+    const loadsPadded: string[] = [];
+    const fmas: string[] = [];
+    const stores: string[] = [];
+    const accs: string[] = [];
+    for (let i = 0; i < tm; i++) {
+      perPos.push(
+        `let p${i} = min(m0 + ${i}, uniforms.mTotal - 1);`,
+        `let n${i} = p${i} / hw;`,
+        `let oy${i} = (p${i} - n${i} * hw) / uniforms.outW;`,
+        `let ox${i} = p${i} - n${i} * hw - oy${i} * uniforms.outW;`,
+        `let iyb${i} = oy${i} * uniforms.strides.x - uniforms.pads.x;`,
+        `let ixb${i} = ox${i} * uniforms.strides.y - uniforms.pads.y;`,
+        `let row${i} = n${i} * uniforms.inH;`,
+      );
+      perTap.push(
+        `let iy${i} = iyb${i} + r;`,
+        `let ix${i} = ixb${i} + c;`,
+        `let ok${i} = iy${i} >= 0 && iy${i} < uniforms.inH && ix${i} >= 0 && ` +
+          `ix${i} < uniforms.inW;`,
+        `let at${i} = select(0, ((row${i} + iy${i}) * uniforms.inW + ix${i}) * uniforms.cin4, ` +
+          `ok${i});`,
+      );
+      perRow.push(
+        `let at${i} = ((row${i} + iyb${i} + r) * uniforms.inW + ixb${i}) * uniforms.cin4;`,
+      );
+      loads.push(`let a${i} = select(vec4<f32>(0.0), x[at${i} + ci4], ok${i});`);
+      loadsPadded.push(`let a${i} = x[at${i} + j];`);
+      for (let t = 0; t < tc; t++) {
+        accs.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
+        stores.push(
+          `if (m0 + ${i} < uniforms.mTotal) { ` +
+            `result[(m0 + ${i}) * uniforms.cout4 + cc + ${t}] = acc${i}_${t}; }`,
+        );
+      }
+    }
+    for (let j = 0; j < 4; j++) {
+      for (let t = 0; t < tc; t++) {
+        const b = `let b${j}_${t} = w[wb + ${j} * uniforms.cout4 + ${t}];`;
+        loads.push(b);
+        loadsPadded.push(b);
+      }
+    }
+    for (let i = 0; i < tm; i++) {
+      for (let j = 0; j < 4; j++) {
+        for (let t = 0; t < tc; t++) {
+          fmas.push(`acc${i}_${t} = fma(vec4<f32>(a${i}.${"xyzw"[j]}), b${j}_${t}, acc${i}_${t});`);
+        }
+      }
+    }
+    const generalLoop = `
+      for (var r = 0; r < uniforms.kh; r++) {
+        for (var c = 0; c < uniforms.kw; c++) {
+          ${perTap.join("\n          ")}
+          // W row of (r, c, ci = 0), in vec4s, plus our columns.
+          var wb = (r * uniforms.kw + c) * uniforms.cin4 * 4 * uniforms.cout4 + cc;
+          for (var ci4 = 0; ci4 < uniforms.cin4; ci4++) {
+            ${loads.join("\n            ")}
+            ${fmas.join("\n            ")}
+            wb += 4 * uniforms.cout4;
+          }
+        }
+      }`;
+    const paddedLoop = `
+      let rowLen = uniforms.kw * uniforms.cin4;
+      for (var r = 0; r < uniforms.kh; r++) {
+        ${perRow.join("\n        ")}
+        // W row of (r, c = 0, ci = 0): the rows of (c, ci) follow contiguously.
+        var wb = r * rowLen * 4 * uniforms.cout4 + cc;
+        for (var j = 0; j < rowLen; j++) {
+          ${loadsPadded.join("\n          ")}
+          ${fmas.join("\n          ")}
+          wb += 4 * uniforms.cout4;
+        }
+      }`;
+    return `
+    fn main() {
+      let group = ${LINEAR_GROUP_WGSL};
+      if (group >= uniforms.groups) { return; }
+      let coGroup = group % uniforms.groupsCo;
+      let m0 = (group / uniforms.groupsCo) * ${tm};
+      let c0 = (coGroup * ${WG} + i32(localId.x)) * ${tc};
+      // Clamp the last tile inward; overlapping tiles write identical values.
+      let cc = min(c0, uniforms.cout4 - ${tc});
+      let hw = uniforms.outH * uniforms.outW;
+      ${perPos.join("\n      ")}
+      ${accs.join("\n      ")}
+      ${this.padded ? paddedLoop : generalLoop}
+      if (c0 < uniforms.cout4) {
+        ${stores.join("\n        ")}
+      }
+    }`;
+  }
+}
+
+/** The attrs tfjs passes to Conv2D. */
+export interface Conv2DAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: "NHWC" | "NCHW";
+  dilations?: [number, number] | number;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+/** Whether {@linkcode conv2DGemm} handles these inputs (else use the stock kernel). */
+export function conv2DGemmSupports(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+): boolean {
+  const d = attrs.dilations ?? 1;
+  const dil = typeof d === "number" ? [d, d] : d;
+  return (attrs.dataFormat ?? "NHWC") === "NHWC" && x.dtype === "float32" &&
+    filter.dtype === "float32" && x.shape.length === 4 && filter.shape[3] % 4 === 0 &&
+    filter.shape[3] >= 4 * CONV2D_TILE.tc &&
+    dil[0] === 1 && dil[1] === 1;
+}
+
+/**
+ * Runs the forward conv. Callers check {@linkcode conv2DGemmSupports} first.
+ *
+ * @returns a new float32 NHWC tensor, owned by the caller.
+ */
+export function conv2DGemm(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+  tile: ConvTile = CONV2D_TILE,
+): tf.TensorInfo {
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const [kh, kw, cin, cout] = filter.shape;
+  const temps: tf.TensorInfo[] = [];
+  let xIn = x, wIn = filter, cinUsed = cin;
+  let inH = info.inHeight, inW = info.inWidth;
+  let pads = [info.padInfo.top, info.padInfo.left];
+  const padded = cin % 4 !== 0;
+  if (padded) {
+    // vec4 loads of x need Cin % 4 == 0 (the 3-channel stem): add zero channels to x and W,
+    // and pad x spatially too so the kernel needs no bounds checks (see the program).
+    cinUsed = Math.ceil(cin / 4) * 4;
+    inH = Math.max(inH + pads[0], (info.outHeight - 1) * info.strideHeight + kh);
+    inW = Math.max(inW + pads[1], (info.outWidth - 1) * info.strideWidth + kw);
+    const paddings = [
+      [0, 0],
+      [pads[0], inH - info.inHeight - pads[0]],
+      [pads[1], inW - info.inWidth - pads[1]],
+      [0, cinUsed - cin],
+    ];
+    xIn = runKernel("PadV2", { x }, { paddings, constantValue: 0 }, backend);
+    wIn = padAxis(filter, 2, cinUsed, backend);
+    temps.push(xIn, wIn);
+    pads = [0, 0];
+  }
+  const mTotal = info.batchSize * info.outHeight * info.outWidth;
+  const groupsCo = Math.ceil(cout / 4 / tile.tc / WG);
+  const groups = groupsCo * Math.ceil(mTotal / tile.tm);
+  const uniforms: Uniforms = [
+    { type: "int32", data: [cinUsed / 4] },
+    { type: "int32", data: [cout / 4] },
+    { type: "int32", data: [inH] },
+    { type: "int32", data: [inW] },
+    { type: "int32", data: [info.outHeight] },
+    { type: "int32", data: [info.outWidth] },
+    { type: "int32", data: [kh] },
+    { type: "int32", data: [kw] },
+    { type: "int32", data: [info.strideHeight, info.strideWidth] },
+    { type: "int32", data: [pads[0], pads[1]] },
+    { type: "int32", data: [mTotal] },
+    { type: "int32", data: [groupsCo] },
+    { type: "int32", data: [groups] },
+  ];
+  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile);
+  const out = backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
+  disposeAll(backend, temps);
+  return out;
+}

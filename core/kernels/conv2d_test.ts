@@ -1,0 +1,59 @@
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  assertClose,
+  CONV_CASES,
+  hostInput,
+  padAttr,
+  runOnCpu,
+  runOnWebGPU,
+  useWebGPU,
+} from "./kernel_test_util.ts";
+
+for (const c of CONV_CASES) {
+  Deno.test(`Conv2D matches the cpu backend: ${c.name}`, async () => {
+    await useWebGPU();
+    const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+    };
+    const got = await runOnWebGPU("Conv2D", inputs, attrs);
+    assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+  });
+}
+
+Deno.test("Conv2D falls back to the stock kernel for dilation 2", async () => {
+  await useWebGPU();
+  const inputs = { x: hostInput([2, 9, 9, 8], 7), filter: hostInput([3, 3, 8, 8], 8) };
+  const attrs = { strides: [1, 1], pad: "same", dataFormat: "NHWC", dilations: [2, 2] };
+  const got = await runOnWebGPU("Conv2D", inputs, attrs);
+  assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+});
+
+Deno.test("conv stack gradients (tf.variableGrads) match the cpu backend", async () => {
+  await useWebGPU();
+  const x = hostInput([2, 16, 16, 3], 9);
+  const shapes = [[7, 7, 3, 16], [3, 3, 16, 16], [3, 3, 16, 32], [1, 1, 16, 32]];
+  const ws = shapes.map((s, i) => hostInput(s, 10 + i));
+  const grads = async (): Promise<Float32Array[]> => {
+    const vars = ws.map((w) => tf.variable(tf.tensor(w.data, w.shape)));
+    const input = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
+    const f = () => {
+      const [stem, a, b, ds] = vars as tf.Variable<tf.Rank.R4>[];
+      const h = tf.relu(tf.conv2d(input, stem, 2, 3));
+      const y = tf.relu(tf.conv2d(tf.relu(tf.conv2d(h, a, 1, 1)), b, 2, 1));
+      return tf.sum(tf.mul(tf.add(y, tf.conv2d(h, ds, 2, 0)), 0.01)) as tf.Scalar;
+    };
+    const { value, grads } = tf.variableGrads(f, vars);
+    const out = await Promise.all(vars.map((v) => grads[v.name].data() as Promise<Float32Array>));
+    tf.dispose([value, input, ...vars, ...Object.values(grads)]);
+    return out;
+  };
+  const got = await grads();
+  await tf.setBackend("cpu");
+  const want = await grads();
+  await tf.setBackend("webgpu");
+  for (let i = 0; i < got.length; i++) assertClose(got[i], want[i]);
+});

@@ -1,0 +1,115 @@
+/**
+ * Faster kernels for tfjs-backend-webgpu, registered over the stock ones.
+ *
+ * tfjs looks kernels up by (name, backend) on every call, so registering ours replaces the stock
+ * kernel everywhere, including inside the gradients of `conv2d`. Each of ours falls back to the
+ * stock kernel for inputs it does not handle (NCHW, dilation, odd channel counts, non-float32).
+ *
+ * No tfjs-webgpu flag is set: on llvmpipe `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false` (tfjs's tiled
+ * dX) measured slower than the default naive dX on most ResNet-18 shapes (0.01 GFLOP/s on the
+ * stem, 0.3 on layer4), and `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (5, 15, 50, 100) changed a
+ * ResNet-18 step by less than the run-to-run noise.
+ *
+ * @example
+ * ```ts
+ * import { setupBackend } from "../backend.ts";
+ * import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
+ * await setupBackend({ backend: "webgpu" }); // registers them already (fastKernels: true)
+ * registerFastKernels(); // idempotent
+ * unregisterFastKernels(); // stock tfjs kernels again, e.g. to compare
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  type Conv2DBackpropFilterAttrs,
+  conv2DBackpropFilterGemm,
+  derFilterSupports,
+} from "./conv2d_backprop_filter.ts";
+import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
+import {
+  type Conv2DBackpropInputAttrs,
+  conv2DBackpropInputGemm,
+  derInputSupports,
+} from "./conv2d_backprop_input.ts";
+
+export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
+export { conv2DGemm } from "./conv2d.ts";
+export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+type Fast = (args: KernelArgs) => tf.TensorInfo | null;
+
+/** Our kernels: each returns null when the stock kernel should run instead. */
+const FAST: Record<string, Fast> = {
+  Conv2DBackpropFilter: ({ inputs, attrs, backend }) => {
+    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const a = attrs as unknown as Conv2DBackpropFilterAttrs;
+    if (!derFilterSupports(x, dy, a)) return null;
+    return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend);
+  },
+  Conv2DBackpropInput: ({ inputs, attrs, backend }) => {
+    const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const a = attrs as unknown as Conv2DBackpropInputAttrs;
+    if (!derInputSupports(dy, filter, a)) return null;
+    return conv2DBackpropInputGemm(dy, filter, a, backend as WebGPUBackend);
+  },
+  Conv2D: ({ inputs, attrs, backend }) => {
+    const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const a = attrs as unknown as Conv2DAttrs;
+    if (!conv2DGemmSupports(x, filter, a)) return null;
+    return conv2DGemm(x, filter, a, backend as WebGPUBackend);
+  },
+};
+
+/** The stock configs we replaced, by kernel name. */
+const stock = new Map<string, tf.KernelConfig>();
+/** Our registered kernel functions, to recognise them (idempotence). */
+const ours = new Map<string, tf.KernelFunc>();
+
+/**
+ * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
+ * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels. Idempotent; does nothing unless the
+ * active backend is webgpu.
+ */
+export function registerFastKernels(): void {
+  if (tf.getBackend() !== "webgpu") return;
+  for (const name of Object.keys(FAST)) {
+    const current = tf.getKernel(name, "webgpu");
+    const kernelFunc = wrapped(name);
+    if (current?.kernelFunc === kernelFunc) continue;
+    if (current) {
+      stock.set(name, current);
+      tf.unregisterKernel(name, "webgpu");
+    }
+    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc });
+  }
+}
+
+/** Our kernel for `name`, falling back to the stock one; one function per name. */
+function wrapped(name: string): tf.KernelFunc {
+  let kernelFunc = ours.get(name);
+  if (!kernelFunc) {
+    const fast = FAST[name];
+    kernelFunc = ((args: KernelArgs) => {
+      const out = fast(args);
+      if (out) return out;
+      const fallback = stock.get(name);
+      if (!fallback) throw new Error(`no stock webgpu ${name} kernel to fall back to`);
+      return fallback.kernelFunc(args as never);
+    }) as tf.KernelFunc;
+    ours.set(name, kernelFunc);
+  }
+  return kernelFunc;
+}
+
+/** Puts the stock kernels back (for benchmarks and tests). */
+export function unregisterFastKernels(): void {
+  for (const [name, config] of stock) {
+    const current = tf.getKernel(name, "webgpu");
+    if (!current || current.kernelFunc !== ours.get(name)) continue;
+    tf.unregisterKernel(name, "webgpu");
+    tf.registerKernel(config);
+  }
+}
