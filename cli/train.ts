@@ -6,7 +6,6 @@
  */
 import {
   type AdapterReport,
-  assertBatchFits,
   type BackendName,
   defaultRunConfig,
   describeAdapter,
@@ -266,7 +265,6 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   const log = io.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
   const adapter = await setupBackend({ backend: io.backend });
   log(`device: ${describeAdapter(adapter)}`);
-  assertBatchFits(adapter, config.batchSize, config.imageSize);
 
   const data = await openData(io.data, config.seed, log);
   log(`data: ${data.description}; classes: ${data.classes.join(", ")}`);
@@ -282,7 +280,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
     log(`source model ${describeClassifier(source)}`);
   }
 
-  const run = await prepareRun(config, data, { source });
+  const run = await prepareRun(config, data, { source, adapter });
   try {
     if (resumeState && source) {
       loadStateDict(run.model, source);

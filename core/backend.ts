@@ -34,6 +34,8 @@ export interface AdapterReport {
   isFallbackAdapter: boolean;
   /** The limits the device was created with (webgpu only). */
   limits?: Record<string, number>;
+  /** Whether webtune's own kernels replace tfjs-webgpu's (webgpu only). */
+  fastKernels?: boolean;
 }
 
 /** Options for {@linkcode setupBackend}. */
@@ -43,8 +45,10 @@ export interface SetupBackendOptions {
   /** The `GPU` object to ask for an adapter; defaults to `navigator.gpu`. */
   gpu?: GPU;
   /**
-   * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default true;
-   * false measures stock tfjs.
+   * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default: yes,
+   * except on SwiftShader (Chromium's software adapter), where their first training step makes
+   * Chromium's GPU process exit (device lost) and their shaders take minutes to compile, while
+   * the stock kernels train. false measures stock tfjs.
    */
   fastKernels?: boolean;
   /** Ignore a backend set up earlier in this process and make a new one (tests). */
@@ -156,7 +160,11 @@ async function createBackend(
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
-  if (options.fastKernels ?? true) registerFastKernels();
+  const isSwiftShader = /swiftshader/i.test(
+    `${adapterInfo.architecture} ${adapterInfo.description}`,
+  );
+  const fastKernels = options.fastKernels ?? !isSwiftShader;
+  if (fastKernels) registerFastKernels();
 
   return {
     backend,
@@ -167,6 +175,7 @@ async function createBackend(
     architecture: adapterInfo.architecture,
     isFallbackAdapter,
     limits: requiredLimits,
+    fastKernels,
   };
 }
 

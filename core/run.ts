@@ -21,7 +21,9 @@ import {
   RESNET18_IMAGENET,
   type StateDict,
 } from "@webtune/models";
+import type { AdapterReport } from "./backend.ts";
 import type { HostBatch } from "./batches.ts";
+import { assertBatchFits } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
 import { buildParamGroups } from "./param_groups.ts";
@@ -115,6 +117,8 @@ export interface PreparedRun {
 
 /** Options for {@linkcode prepareRun}. */
 export interface PrepareRunOptions {
+  /** The device the run trains on: batches too big for its buffers are refused up front. */
+  adapter?: AdapterReport;
   /** Source weights (PyTorch layout); required for `finetune`. */
   source?: StateDict;
   /** Called while images are decoded. */
@@ -136,6 +140,7 @@ export async function prepareRun(
   data: DataSource,
   options: PrepareRunOptions = {},
 ): Promise<PreparedRun> {
+  if (options.adapter) assertBatchFits(options.adapter, config.batchSize, config.imageSize);
   const classes = data.classes;
   // Separate streams so that changing e.g. --limit-train leaves the head init unchanged.
   const initRng = createRng(config.seed);

@@ -33,7 +33,16 @@ Deno.test("every command answers --help with its flags and exits 0", async () =>
 Deno.test("a data directory without train/ names the directory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "webtune-notrain-" });
   await Deno.mkdir(`${dir}/test/a`, { recursive: true });
-  const r = await cli("scratch", ["--data", dir, "--out", `${dir}/out`]);
+  const r = await cli("scratch", [
+    "--data",
+    dir,
+    "--image-size",
+    "32",
+    "--batch-size",
+    "2",
+    "--out",
+    `${dir}/out`,
+  ]);
   assertEquals(r.code, 1);
   const line = oneLine(r.stderr.split("\n").filter((l) => l.startsWith("webtune")).join("\n"));
   assertStringIncludes(line, dir);

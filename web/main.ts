@@ -1,0 +1,135 @@
+/**
+ * The page's entry point: sets up the backend (WebGPU, or WebGL when the user asks), wires the
+ * five sections, and publishes `window.webtune`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from "@webtune/core";
+import { setupDataView } from "./data_view.ts";
+import { byId } from "./dom.ts";
+import { publishHook, type WebtuneHook } from "./hook.ts";
+import { setupModelView } from "./model_view.ts";
+import type { Page } from "./page.ts";
+import { Session } from "./session.ts";
+import { setupTrainView } from "./train_view.ts";
+import { setupUseView } from "./use_view.ts";
+
+const session = new Session();
+const hook: WebtuneHook = {
+  state: "starting",
+  busy: 0,
+  history: [],
+  batchLosses: [],
+  predictions: [],
+  numTensors: () => tf.memory().numTensors,
+};
+publishHook(hook);
+
+const errorBox = byId("error", HTMLElement);
+const updates: (() => void)[] = [];
+const page: Page = {
+  session,
+  hook,
+  backendReady: () => hook.backend !== undefined,
+  async act(action) {
+    errorBox.textContent = "";
+    hook.error = undefined;
+    hook.busy++;
+    page.refresh();
+    try {
+      await action();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      console.error(e);
+      errorBox.textContent = message;
+      hook.error = message;
+    } finally {
+      hook.busy--;
+      page.refresh();
+    }
+  },
+  refresh: () => updates.forEach((update) => update()),
+  onRefresh: (update) => updates.push(update),
+};
+
+const showSkipped = setupDataView(page);
+const settings = setupModelView(page);
+setupTrainView(page, settings, showSkipped);
+setupUseView(page);
+
+/** Shows the backend in use and lets training start. */
+function useBackend(report: AdapterReport): void {
+  hook.backend = report;
+  session.adapter = report;
+  hook.state = "idle";
+  byId("no-webgpu", HTMLElement).hidden = true;
+  const software = report.isFallbackAdapter && report.backend === "webgpu"
+    ? " This software adapter computes on the CPU, far slower than a GPU: try a small image " +
+      "size (e.g. 64) and few images."
+    : "";
+  byId("adapter", HTMLElement).textContent = `Using ${describeAdapter(report)}.${software}`;
+  if (report.backend === "webgpu") watchDeviceLoss();
+  page.refresh();
+}
+
+/**
+ * A lost device (driver reset, the browser's GPU process killed by its watchdog) leaves every
+ * pending GPU read waiting forever, so say so instead of showing a frozen progress bar.
+ */
+function watchDeviceLoss(): void {
+  const device = (tf.backend() as WebGPUBackend).device;
+  device.lost.then((info) => {
+    if (info.reason === "destroyed") return;
+    const message = `The GPU device was lost (${info.message || info.reason}). ` +
+      "Reload the page to start again; a smaller image size or batch may help.";
+    errorBox.textContent = message;
+    hook.error = message;
+    byId("adapter", HTMLElement).textContent = "The WebGPU device was lost.";
+  });
+}
+
+byId("use-webgl", HTMLButtonElement).addEventListener("click", () =>
+  page.act(async () => {
+    useBackend(
+      await setupBackend({
+        backend: "webgl",
+        // Loaded only on request: a chunk of its own, not part of the WebGPU page.
+        registerWebgl: async () => {
+          await import("@tensorflow/tfjs-backend-webgl");
+        },
+      }),
+    );
+  }));
+
+/**
+ * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (by default webtune's
+ * own, except on SwiftShader: see `SetupBackendOptions.fastKernels`).
+ */
+function askedKernels(): boolean | undefined {
+  const asked = new URLSearchParams(location.search).get("kernels");
+  return asked === "stock" || asked === "fast" ? asked === "fast" : undefined;
+}
+
+try {
+  const report = await setupBackend({
+    backend: "webgpu",
+    gpu: navigator.gpu,
+    fastKernels: askedKernels(),
+  });
+  useBackend(report);
+  hook.fastKernels = report.fastKernels;
+} catch (e) {
+  hook.state = "no-webgpu";
+  // Core's message speaks to the terminal (apt-get, --backend cpu); say it for a browser.
+  const why = !(e instanceof NoWebGPUError)
+    ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
+    : navigator.gpu
+    ? "The browser has WebGPU but offers no adapter (its GPU or driver may be blocklisted)."
+    : "navigator.gpu is missing: this browser has no WebGPU, or it is turned off.";
+  byId("adapter", HTMLElement).textContent = "No WebGPU in this browser.";
+  byId("no-webgpu-why", HTMLElement).textContent = why;
+  byId("no-webgpu", HTMLElement).hidden = false;
+  page.refresh();
+}

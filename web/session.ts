@@ -1,0 +1,204 @@
+/**
+ * The page's model of one working session: the data set, the source weights, and the run being
+ * trained. All the work is done by `@webtune/core`, `data` and `models` — the same calls the CLI
+ * makes — and nothing here touches the DOM.
+ *
+ * @module
+ */
+import {
+  type AdapterReport,
+  type ClassReport,
+  classReport,
+  type EpochMetrics,
+  evaluate,
+  modelConfig,
+  predictProbabilities,
+  type PreparedRun,
+  prepareRun,
+  type RunConfig,
+  runTraining,
+  type TrainListener,
+  type TrainResult,
+} from "@webtune/core";
+import type { DataSource, RgbImage } from "@webtune/data";
+import { describeClassifier, type StateDict, stateDictOf, writeSafetensors } from "@webtune/models";
+
+/** Source weights the user picked. */
+export interface SourceWeights {
+  /** File name, for messages. */
+  name: string;
+  weights: StateDict;
+  /** The classifier line as PyTorch prints it, e.g. `fc: Linear(in_features=512, ...)`. */
+  fc: string;
+}
+
+/** One image's prediction, shaped like `deno task predict --json` prints it. */
+export interface Prediction {
+  file: string;
+  class: string;
+  probabilities: Record<string, number>;
+}
+
+/** The two files of a trained model, byte for byte what the CLI writes into a run directory. */
+export interface ModelFiles {
+  weights: Uint8Array;
+  configJson: string;
+}
+
+/** Makes {@linkcode SourceWeights} from a state dict read with `readWeights`. */
+export function sourceWeights(name: string, weights: StateDict): SourceWeights {
+  return { name, weights, fc: describeClassifier(weights) };
+}
+
+/**
+ * Data, source weights and the current run. A run survives Stop and Start so training can go
+ * on where it stopped; changing the data, the source or any setting but the epoch count starts
+ * a new one (its model is disposed, so tensors never pile up).
+ */
+export class Session {
+  /** The device in use (set by the page once the backend is up); oversized batches are refused. */
+  adapter?: AdapterReport;
+  data?: DataSource;
+  source?: SourceWeights;
+  /** The run being trained, if any. */
+  run?: PreparedRun;
+  /** Completed epochs of {@linkcode run}. */
+  history: EpochMetrics[] = [];
+  /** The epoch count the current run is heading for. */
+  targetEpochs = 0;
+  #runKey = "";
+  #controller?: AbortController;
+
+  /** Uses a new data set; drops the current run (its classes may differ). */
+  setData(data: DataSource): void {
+    this.discardRun();
+    this.data = data;
+  }
+
+  /** Uses new source weights; drops the current run. */
+  setSource(source: SourceWeights | undefined): void {
+    this.discardRun();
+    this.source = source;
+  }
+
+  /** Whether {@linkcode train} with `config` would continue the current run. */
+  continues(config: RunConfig): boolean {
+    return this.run !== undefined && this.#keyOf(config) === this.#runKey;
+  }
+
+  /**
+   * Trains: continues the current run if `config` matches it (up to its epoch count if it was
+   * stopped early, else `config.epochs` more), otherwise prepares a new one (decoding every
+   * image once) and trains `config.epochs`.
+   */
+  async train(
+    config: RunConfig,
+    onEvent: TrainListener,
+    onDecodeProgress?: (split: "train" | "test", done: number, total: number) => void,
+  ): Promise<TrainResult> {
+    const data = this.data;
+    if (!data) throw new Error("choose a data set first");
+    if (config.task === "finetune" && !this.source) {
+      throw new Error("choose a source checkpoint (.pth or .safetensors), or train from scratch");
+    }
+    if (!this.continues(config)) {
+      this.discardRun();
+      this.run = await prepareRun(config, data, {
+        adapter: this.adapter,
+        source: config.task === "finetune" ? this.source!.weights : undefined,
+        onDecodeProgress,
+      });
+      this.#runKey = this.#keyOf(config);
+    }
+    const run = this.run!;
+    const completed = this.history.length;
+    if (completed >= this.targetEpochs) this.targetEpochs = completed + config.epochs;
+    const controller = new AbortController();
+    this.#controller = controller;
+    try {
+      const result = await runTraining(run, {
+        onEvent,
+        signal: controller.signal,
+        completedEpochs: completed,
+        history: this.history,
+        epochs: this.targetEpochs,
+      });
+      this.history = result.epochs;
+      return result;
+    } finally {
+      this.#controller = undefined;
+    }
+  }
+
+  /** Asks the training loop to stop after the current batch; the model keeps what it learnt. */
+  stop(): void {
+    this.#controller?.abort();
+  }
+
+  /** Whether a training call is running. */
+  get training(): boolean {
+    return this.#controller !== undefined;
+  }
+
+  /** Disposes the current run's model and optimizer state. */
+  discardRun(): void {
+    this.run?.dispose();
+    this.run = undefined;
+    this.history = [];
+    this.targetEpochs = 0;
+    this.#runKey = "";
+  }
+
+  /** Class probabilities of images with the current model (test transform, eval mode). */
+  async predict(images: { name: string; image: RgbImage }[]): Promise<Prediction[]> {
+    const run = this.#requireRun();
+    const probs = await predictProbabilities(
+      run.model,
+      images.map((i) => i.image),
+      run.config.imageSize,
+    );
+    return images.map(({ name }, i) => {
+      const p = Array.from(probs[i]);
+      return {
+        file: name,
+        class: run.classes[p.indexOf(Math.max(...p))],
+        probabilities: Object.fromEntries(run.classes.map((c, k) => [c, p[k]])),
+      };
+    });
+  }
+
+  /** Confusion matrix and per-class precision/recall on the test split. */
+  async evaluate(): Promise<ClassReport> {
+    const run = this.#requireRun();
+    const { labels, predictions } = await evaluate(run.model, run.testBatches());
+    return classReport(labels, predictions, run.classes.length);
+  }
+
+  /**
+   * `model.safetensors` and `config.json` of the current model, made by the same calls as the
+   * CLI's run directory (`cli/train.ts`), so `deno task predict --model DIR` reads them.
+   */
+  async modelFiles(): Promise<ModelFiles> {
+    const run = this.#requireRun();
+    const weights = writeSafetensors(await stateDictOf(run.model), {
+      format: "pt",
+      task: run.config.task,
+      epoch: String(this.history.length),
+      classes: JSON.stringify(run.classes),
+    });
+    return {
+      weights,
+      configJson: JSON.stringify(modelConfig(run.config, run.classes), null, 2),
+    };
+  }
+
+  #requireRun(): PreparedRun {
+    if (!this.run) throw new Error("train a model first");
+    return this.run;
+  }
+
+  /** Everything that shapes a run except how long it trains. */
+  #keyOf(config: RunConfig): string {
+    return JSON.stringify({ ...config, epochs: 0 });
+  }
+}
