@@ -32,8 +32,6 @@ export interface BuildWebOptions {
   outDir?: string;
   /** Minify the JavaScript (default true). */
   minify?: boolean;
-  /** The entry module (default `web/main.ts`); another one builds an experiment page. */
-  entry?: string;
 }
 
 /**
@@ -58,7 +56,7 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<string> {
   try {
     const nodeModules = await installNpmDeps(deps);
     await esbuild.build({
-      entryPoints: { main: options.entry ?? new URL("main.ts", WEB).pathname },
+      entryPoints: { main: new URL("main.ts", WEB).pathname },
       outdir: outDir,
       bundle: true,
       splitting: true,
