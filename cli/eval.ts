@@ -8,13 +8,12 @@ import {
   classReport,
   describeAdapter,
   evaluate,
-  loadTrainedModel,
   setupBackend,
 } from "@webtune/core";
 import { createBatchLoader, describeSkipped } from "@webtune/data";
 import { parseFlags, usage, UsageError } from "./args.ts";
 import { main } from "./main.ts";
-import { readModelDir } from "./model_dir.ts";
+import { openModelDir } from "./model_dir.ts";
 import { openData } from "./sources.ts";
 
 const FLAGS = {
@@ -53,13 +52,7 @@ async function evalCommand(args: string[]): Promise<void> {
   const log = values.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const adapter = await setupBackend({ backend: String(values.backend) as BackendName });
   log(`device: ${describeAdapter(adapter)}`);
-  const files = await readModelDir(String(values.model));
-  const { model, config } = loadTrainedModel(
-    files.configJson,
-    files.weights,
-    files.weightsPath,
-    files.configPath,
-  );
+  const { model, config } = await openModelDir(String(values.model));
   try {
     const data = await openData(String(values.data), 0, log);
     const names = config.class_names;

@@ -1,5 +1,7 @@
+import { loadTrainedModel, type TrainedModel } from "@webtune/core";
+
 /** The two files of a trained model in a run directory. */
-export interface ModelDirFiles {
+interface ModelDirFiles {
   configPath: string;
   configJson: string;
   weightsPath: string;
@@ -7,7 +9,7 @@ export interface ModelDirFiles {
 }
 
 /** Reads `DIR/config.json` and `DIR/model.safetensors`, naming the missing file if any. */
-export async function readModelDir(dir: string): Promise<ModelDirFiles> {
+async function readModelDir(dir: string): Promise<ModelDirFiles> {
   const configPath = `${dir}/config.json`, weightsPath = `${dir}/model.safetensors`;
   const read = async <T>(path: string, f: (p: string) => Promise<T>) => {
     try {
@@ -25,4 +27,13 @@ export async function readModelDir(dir: string): Promise<ModelDirFiles> {
     weightsPath,
     weights: await read(weightsPath, Deno.readFile),
   };
+}
+
+/**
+ * Loads the trained model of a run directory (`model.safetensors` + `config.json`), as
+ * `predict` and `eval` use it; errors name the file.
+ */
+export async function openModelDir(dir: string): Promise<TrainedModel> {
+  const files = await readModelDir(dir);
+  return loadTrainedModel(files.configJson, files.weights, files.weightsPath, files.configPath);
 }

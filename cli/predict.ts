@@ -3,17 +3,12 @@
  * run's test transform.
  * @module
  */
-import {
-  describeAdapter,
-  loadTrainedModel,
-  predictProbabilities,
-  setupBackend,
-} from "@webtune/core";
+import { describeAdapter, predictProbabilities, setupBackend } from "@webtune/core";
 import { decodeImage } from "@webtune/data";
 import type { BackendName } from "@webtune/core";
 import { parseFlags, usage, UsageError } from "./args.ts";
 import { main } from "./main.ts";
-import { readModelDir } from "./model_dir.ts";
+import { openModelDir } from "./model_dir.ts";
 
 const FLAGS = {
   model: { type: "string" as const, help: "run directory with model.safetensors and config.json" },
@@ -47,13 +42,7 @@ async function predictCommand(args: string[]): Promise<void> {
   }
   const adapter = await setupBackend({ backend: String(values.backend) as BackendName });
   if (!values.json) console.log(`device: ${describeAdapter(adapter)}`);
-  const files = await readModelDir(String(values.model));
-  const { model, config } = loadTrainedModel(
-    files.configJson,
-    files.weights,
-    files.weightsPath,
-    files.configPath,
-  );
+  const { model, config } = await openModelDir(String(values.model));
   try {
     const images = await Promise.all(positionals.map(async (file) => {
       let bytes: Uint8Array;
