@@ -74,7 +74,7 @@ async function benchSize(size: number, batch: number, steps: number): Promise<Tr
   const device = toDevice(host);
   try {
     // Warm-up: compiles the step's pipelines. tf.profile also records the step's peak bytes.
-    const profile = await tf.profile(() => trainStep(model, device, sgd) as unknown as tf.Tensor);
+    const profile = await tf.profile(async () => ({ ...await trainStep(model, device, sgd) }));
     const firstStepDone = performance.now();
     let t0 = performance.now();
     for (let i = 0; i < steps; i++) await trainStep(model, device, sgd);

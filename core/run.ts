@@ -11,7 +11,6 @@ import {
   IMAGENET_MEAN,
   IMAGENET_STD,
   type PrepareReport,
-  type Rng,
   testResizeSize,
 } from "@webtune/data";
 import {
@@ -105,8 +104,6 @@ export interface PreparedRun {
   classes: readonly string[];
   model: ResNet18;
   sgd: Sgd;
-  /** Drives shuffling and augmentation; reset per epoch from (seed, epoch). */
-  rng: Rng;
   train: { size: number; batchesPerEpoch: number; report: PrepareReport };
   test: { size: number; report: PrepareReport };
   trainBatches(epoch: number): AsyncIterable<HostBatch>;
@@ -145,7 +142,8 @@ export async function prepareRun(
   // Separate streams so that changing e.g. --limit-train leaves the head init unchanged.
   const initRng = createRng(config.seed);
   const subsetRng = createRng(config.seed + 1);
-  const rng = createRng(config.seed + 2);
+  // Drives shuffling and augmentation; its state is reset from (seed, epoch) at every epoch.
+  const rng = createRng(config.seed);
   const trainSet = limitImageSet(data.train, config.limitTrain, () => subsetRng.float());
   const testSet = limitImageSet(data.test, config.limitTest, () => subsetRng.float());
 
@@ -204,7 +202,6 @@ export async function prepareRun(
     classes,
     model,
     sgd,
-    rng,
     train: {
       size: trainLoader.size,
       batchesPerEpoch: trainLoader.batchesPerEpoch,
