@@ -37,3 +37,4 @@ export { countParameters, describeClassifier } from "./summary.ts";
 export { verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
+export { largestActivationBytes, testResizeFor } from "./pretrained.ts";

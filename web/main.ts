@@ -10,7 +10,7 @@ import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
-import { setupModelView } from "./model_view.ts";
+import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
 import { Session } from "./session.ts";
 import { setupTrainView } from "./train_view.ts";
@@ -41,7 +41,7 @@ const page: Page = {
     try {
       await action();
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       console.error(e);
       errorBox.textContent = message;
       hook.error = message;
