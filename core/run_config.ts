@@ -247,9 +247,10 @@ export class ParamError extends Error {
 export function parseValue(param: string, spec: ParamSpec, raw: string): number | boolean | string {
   let value: unknown = raw;
   if (spec.kind === "number") {
-    value = raw.trim() === "" ? raw : Number(raw);
-    if (Number.isNaN(value)) value = raw;
-    if (typeof value === "string") throw new ParamError(param, `expects a number, got "${raw}"`);
+    value = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(value)) {
+      throw new ParamError(param, `expects a number, got "${raw}"`);
+    }
   } else if (spec.kind === "boolean") {
     value = raw === "true" ? true : raw === "false" ? false : raw;
   }
