@@ -152,7 +152,10 @@ export function flagMessage(e: ParamError): string {
 
 /** The value's name in messages and `--help`: `--model DIR`. */
 function valueName(f: FlagSpec): string {
-  return f.placeholder ?? (f.kind === "path" ? (f.what === "file" ? "FILE" : "DIR") : "VALUE");
+  if (f.placeholder) return f.placeholder;
+  if (f.kind === "path") return f.what === "file" ? "FILE" : "DIR";
+  if (f.kind === "number") return f.integer ? "N" : "X";
+  return f.kind === "numbers" ? (f.integer ? "N,N" : "X,X") : "VALUE";
 }
 
 function takesValue(f: FlagSpec): boolean {

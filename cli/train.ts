@@ -43,7 +43,7 @@ export const BACKEND_FLAG = {
   kind: "enum",
   choices: ["webgpu", "cpu"],
   default: "webgpu",
-  help: "webgpu | cpu (slow; never chosen silently)",
+  help: "where to compute (cpu is slow and never chosen silently)",
 } as const;
 
 /** `--data` of the training commands. */

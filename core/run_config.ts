@@ -118,7 +118,7 @@ export const RUN_PARAMS = {
     kind: "enum",
     choices: ["xavier", "imagenet-hotdog"],
     default: "xavier",
-    help: "the new fc's init: xavier | imagenet-hotdog (exercise 4)",
+    help: "the new fc's init (imagenet-hotdog: exercise 4)",
     tasks: ["finetune"],
   },
   seed: {
