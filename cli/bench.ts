@@ -21,7 +21,7 @@ import { denoFs } from "@webtune/data/deno_fs";
 import { createResNet18 } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
 import { defineCommand, type Flags, main, type Values } from "./shell.ts";
-import { BACKEND_FLAG } from "./train.ts";
+import { BACKEND_FLAG } from "./flags.ts";
 
 const FLAGS = {
   sizes: {

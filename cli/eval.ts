@@ -16,7 +16,7 @@ import { createBatchLoader, describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main } from "./shell.ts";
 import { openData } from "./sources.ts";
-import { BACKEND_FLAG } from "./train.ts";
+import { BACKEND_FLAG, MODEL_FLAG } from "./flags.ts";
 
 /** The `eval` command. */
 export const evalCommand = defineCommand({
@@ -24,12 +24,7 @@ export const evalCommand = defineCommand({
   synopsis: "--model DIR --data DIR|ZIP [--json]",
   description: "Evaluate a trained model on a test split.",
   flags: {
-    model: {
-      kind: "path",
-      what: "directory",
-      required: true,
-      help: "run directory with model.safetensors and config.json",
-    },
+    model: MODEL_FLAG,
     data: {
       kind: "string",
       required: true,

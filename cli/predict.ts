@@ -13,7 +13,7 @@ import {
 import { decodeImage } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main, UsageError } from "./shell.ts";
-import { BACKEND_FLAG } from "./train.ts";
+import { BACKEND_FLAG, MODEL_FLAG } from "./flags.ts";
 
 /** One image's prediction, as `--json` prints it. */
 export interface Prediction {
@@ -29,12 +29,7 @@ export const predictCommand = defineCommand({
   description: "Classify images with a trained model.",
   positionals: true,
   flags: {
-    model: {
-      kind: "path",
-      what: "directory",
-      required: true,
-      help: "run directory with model.safetensors and config.json",
-    },
+    model: MODEL_FLAG,
     json: { kind: "boolean", help: "print a JSON array instead of text" },
     backend: BACKEND_FLAG,
   },

@@ -27,17 +27,7 @@
  * @module
  */
 import { parseArgs as nodeParseArgs } from "node:util";
-import {
-  flagName,
-  ParamError,
-  type ParamName,
-  paramNames,
-  paramSpec,
-  paramUsedBy,
-  parseValue,
-  type RunConfig,
-  type Task,
-} from "@webtune/core";
+import { paramEntries, ParamError, parseValue, type RunConfig, type Task } from "@webtune/core";
 
 /** Exit code after Ctrl-C, as shells report a process ended by SIGINT. */
 export const EXIT_INTERRUPTED = 130;
@@ -119,12 +109,8 @@ export class ExitCode extends Error {
  */
 export function runParamFlags(task: Task): Flags {
   const flags: Flags = {};
-  for (const name of paramNames()) {
-    if (!paramUsedBy(name, task)) continue;
-    const spec = paramSpec(name);
-    const d = spec.default;
-    const value = d !== null && typeof d === "object" ? d[task] : d;
-    flags[flagName(name)] = { ...spec, default: value } as FlagSpec;
+  for (const p of paramEntries(task)) {
+    if (p.used) flags[p.flag] = { ...p.spec, default: p.default } as FlagSpec;
   }
   return flags;
 }
@@ -136,17 +122,15 @@ export function runConfigFromFlags(
   values: Record<string, unknown>,
 ): RunConfig {
   const config: Record<string, unknown> = { ...defaults, task };
-  for (const name of paramNames()) {
-    const value = values[flagName(name)];
-    if (paramUsedBy(name, task) && value !== undefined) config[name] = value;
+  for (const p of paramEntries(task)) {
+    if (p.used && values[p.flag] !== undefined) config[p.name] = values[p.flag];
   }
   return config as RunConfig;
 }
 
 /** A run parameter's error in the shell's words: the flag instead of the field name. */
 export function flagMessage(e: ParamError): string {
-  const name = e.param as ParamName;
-  const flag = paramNames().includes(name) ? flagName(name) : e.param;
+  const flag = paramEntries("finetune").find((p) => p.name === e.param)?.flag ?? e.param;
   return `--${flag} ${e.problem}`;
 }
 

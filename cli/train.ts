@@ -26,7 +26,8 @@ import {
 } from "@webtune/core";
 import { describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
-import { describeClassifier, RESNET18_IMAGENET } from "@webtune/models";
+import { describeClassifier } from "@webtune/models";
+import { BACKEND_FLAG, DATA_FLAG, WEIGHTS_FLAG } from "./flags.ts";
 import { jsonRenderer, textRenderer } from "./progress.ts";
 import {
   type Command,
@@ -37,30 +38,6 @@ import {
   runParamFlags,
 } from "./shell.ts";
 import { openData, openWeights } from "./sources.ts";
-
-/** `--backend`, shared by every command that computes. */
-export const BACKEND_FLAG = {
-  kind: "enum",
-  choices: ["webgpu", "cpu"],
-  default: "webgpu",
-  help: "where to compute (cpu is slow and never chosen silently)",
-} as const;
-
-/** `--data` of the training commands. */
-export const DATA_FLAG = {
-  kind: "string",
-  default: "hotdog",
-  placeholder: "SRC",
-  help: "DIR | ZIP | URL | synthetic | hotdog (d2l's hotdog.zip, downloaded and cached)",
-} as const;
-
-/** `--weights` of `finetune` (and `compare`). */
-export const WEIGHTS_FLAG = {
-  kind: "string",
-  default: RESNET18_IMAGENET.url,
-  placeholder: "FILE|URL",
-  help: "source model: .pth or .safetensors file, or URL (downloaded into the cache)",
-} as const;
 
 /** The flags of `finetune` and `scratch`: the run-config table's, then where things are. */
 export function trainFlags(task: Task): Flags {

@@ -39,6 +39,8 @@ export {
 export {
   defaultRunConfig,
   flagName,
+  paramEntries,
+  type ParamEntry,
   ParamError,
   type ParamName,
   paramNames,

@@ -182,6 +182,28 @@ export function paramDefault(
   return d;
 }
 
+/** One parameter as a task sees it: its flag, spec, default for the task, and whether used. */
+export interface ParamEntry {
+  name: ParamName;
+  /** The CLI flag and the page's field id: `head-lr-mult`. */
+  flag: string;
+  spec: ParamSpec;
+  default: number | boolean | string | undefined;
+  /** Whether the task's runs use it (see {@linkcode paramUsedBy}). */
+  used: boolean;
+}
+
+/** Every parameter of the table for `task`, in table order. */
+export function paramEntries(task: Task): ParamEntry[] {
+  return paramNames().map((name) => ({
+    name,
+    flag: flagName(name),
+    spec: paramSpec(name),
+    default: paramDefault(name, task),
+    used: paramUsedBy(name, task),
+  }));
+}
+
 /** The chapter's settings for each task. */
 export function defaultRunConfig(task: Task): RunConfig {
   const config: Record<string, unknown> = { task };

@@ -6,11 +6,9 @@
  */
 import {
   defaultRunConfig,
-  flagName,
+  paramEntries,
   ParamError,
   type ParamName,
-  paramNames,
-  paramSpec,
   paramUsedBy,
   parseValue,
   type RunConfig,
@@ -112,9 +110,8 @@ export function setupModelView(page: Page): ModelSettings {
  * batch too big for the device) under the form field's label instead of its code name.
  */
 export function errorMessage(e: unknown): string {
-  if (e instanceof ParamError && (paramNames() as string[]).includes(e.param)) {
-    return `${paramSpec(e.param as ParamName).page ?? e.param} ${e.problem}`;
-  }
+  const entry = paramEntries("finetune").find((p) => p.name === (e as ParamError).param);
+  if (e instanceof ParamError && entry) return `${entry.spec.page ?? e.param} ${e.problem}`;
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -134,10 +131,8 @@ interface Field {
  * (`#batch-size`), its limits and default the table's.
  */
 function buildFields(grid: HTMLElement, task: Task): Field[] {
-  const defaults = defaultRunConfig(task);
   const fields: Field[] = [];
-  for (const name of paramNames()) {
-    const spec = paramSpec(name);
+  for (const { name, flag, spec, default: value } of paramEntries(task)) {
     if (!spec.page) continue;
     const label = document.createElement("label");
     label.title = spec.help;
@@ -158,7 +153,7 @@ function buildFields(grid: HTMLElement, task: Task): Field[] {
         input.required = true;
       }
     }
-    input.id = flagName(name);
+    input.id = flag;
     const checkbox = input instanceof HTMLInputElement && input.type === "checkbox";
     if (checkbox) label.append(input, ` ${spec.page}`);
     else label.append(`${spec.page} `, input);
@@ -178,7 +173,7 @@ function buildFields(grid: HTMLElement, task: Task): Field[] {
         else input.value = value === undefined ? "" : String(value);
       },
     };
-    field.reset(defaults[name as keyof RunConfig]);
+    field.reset(value);
     fields.push(field);
   }
   return fields;
