@@ -84,7 +84,7 @@ export function accumulateGradients(
  * gradients are summed first (the whole batch at once by default). Reads back only the losses
  * and predictions, as d2l's loop does each batch.
  */
-export async function trainOnHostBatch(
+export function trainOnHostBatch(
   model: TrainableModel,
   host: HostBatch,
   sgd: Sgd,
