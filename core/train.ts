@@ -5,6 +5,20 @@ import type { TrainableModel } from "./model.ts";
 import type { Sgd } from "./sgd.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
 
+/**
+ * Training produced a non-finite loss. The model's weights are no longer trustworthy: callers
+ * keep the last good checkpoint and write no model.
+ */
+export class DivergedError extends Error {
+  constructor(readonly epoch: number, readonly batch: number, readonly lrs: number[]) {
+    super(
+      `training diverged: the loss is not finite at epoch ${epoch}, batch ${batch} ` +
+        `(learning rate ${[...new Set(lrs)].join(" / ")})`,
+    );
+    this.name = "DivergedError";
+  }
+}
+
 /** What {@linkcode train} needs. */
 export interface TrainOptions {
   model: TrainableModel;
@@ -85,6 +99,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const t0 = now();
       const step = await trainOnHostBatch(model, host, sgd, { mode, microBatch });
       host.release?.();
+      if (!Number.isFinite(step.lossSum)) {
+        throw new DivergedError(epoch, batchIndex + 1, sgd.groups.map((g) => g.lr));
+      }
       epochTrainMs += now() - t0;
       lossSum += step.lossSum;
       correct += step.correct;
