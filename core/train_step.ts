@@ -76,18 +76,24 @@ export async function trainStep(
   mode: "train" | "frozen" = "train",
 ): Promise<StepResult> {
   const g = computeGradients(model, batch, sgd.trainable(), mode);
+  return applyGradients(g, sgd, await batch.labels.data());
+}
+
+/**
+ * Applies `g` with `sgd.step`, reads back the summed loss and the number of correct predictions
+ * against `labels`, and frees `g`.
+ */
+export async function applyGradients(
+  g: Gradients,
+  sgd: Sgd,
+  labels: ArrayLike<number>,
+): Promise<StepResult> {
   try {
     sgd.step(g.grads);
-    const [losses, predicted, labels] = await Promise.all([
-      g.lossPerExample.data(),
-      g.predictions.data(),
-      batch.labels.data(),
-    ]);
-    return {
-      lossSum: sum(losses as Float32Array),
-      correct: countEqual(predicted, labels),
-      examples: labels.length,
-    };
+    const [losses, predicted] = await Promise.all([g.lossPerExample.data(), g.predictions.data()]);
+    let lossSum = 0;
+    for (const v of losses) lossSum += v;
+    return { lossSum, correct: countEqual(predicted, labels), examples: labels.length };
   } finally {
     disposeGradients(g);
   }
@@ -98,10 +104,4 @@ export function countEqual(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let n = 0;
   for (let i = 0; i < a.length; i++) if (a[i] === b[i]) n++;
   return n;
-}
-
-function sum(values: Float32Array): number {
-  let total = 0;
-  for (const v of values) total += v;
-  return total;
 }
