@@ -3,7 +3,7 @@ import { evaluate } from "./evaluate.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Sgd } from "./sgd.ts";
-import { trainStep } from "./train_step.ts";
+import { type BnMode, trainStep } from "./train_step.ts";
 
 /** What {@linkcode train} needs. */
 export interface TrainOptions {
@@ -28,7 +28,7 @@ export interface TrainOptions {
   trainExamples: number;
   testExamples: number;
   /** BatchNorm in train mode (`train`, default) or with frozen running statistics. */
-  mode?: "train" | "frozen";
+  mode?: BnMode;
   onEvent?: TrainListener;
   /** Called after each completed epoch (the CLI writes a checkpoint there). */
   afterEpoch?: (metrics: EpochMetrics, history: EpochMetrics[]) => Promise<void>;
