@@ -67,10 +67,11 @@ function resnet18Limit(name: string): number {
  * float64| / max |float64|, from a float64 NumPy re-computation of the same step (same F16→F32
  * weights, input, head, BN, loss and SGD: core/testdata/resnet50_step_float64.py). This step is
  * ill-conditioned: a random-init ResNet-50 in train mode at 64 px normalises layer4 over 16
- * values per channel, and its stem gradient reaches 461 (ResNet-18's fixture: 3.75). Every float32 implementation
- * drifts from float64 through the 16 blocks (pooled features: NumPy float32 6e-5, webtune 1e-4;
- * stem gradients ~1e-2), so no float32 port can match PyTorch here more closely than about twice
- * PyTorch's own error: that is the limit wherever it exceeds ResNet-18's.
+ * values per channel, and its stem gradient reaches 461 (ResNet-18's fixture: 3.75). Every
+ * float32 implementation drifts from float64 through the 16 blocks (pooled features: NumPy
+ * float32 6e-5, webtune 1e-4; stem gradients ~1e-2), so no float32 port can match PyTorch here
+ * more closely than about twice PyTorch's own error: that is the limit wherever it exceeds
+ * ResNet-18's.
  */
 const FLOAT32_FLOOR: Record<string, number> = {
   loss: 3.5e-6,

@@ -45,7 +45,7 @@ export function inferArch(sd: StateDict, source = "the weights"): Arch {
  * @example
  * ```ts
  * import { matchArch } from "@webtune/models";
- * matchArch(new Map()); // { problem: "not a torchvision resnet18, ... (it has no convolution weights)" }
+ * matchArch(new Map()); // { problem: "not a torchvision resnet18, ... (it has no convolution ...)" }
  * ```
  */
 export function matchArch(sd: StateDict): Arch | { problem: string } {
