@@ -5,6 +5,7 @@
  * $ deno task inspect --weights resnet18-f37072fd.pth
  * file: resnet18-f37072fd.pth
  * format: pth
+ * architecture: resnet18
  * tensors: 122
  * parameters: 11,689,512
  * fc: Linear(in_features=512, out_features=1000, bias=True)
@@ -14,6 +15,7 @@
  */
 import {
   countParameters,
+  describeArchitecture,
   describeClassifier,
   detectWeightsFormat,
   readWeights,
@@ -26,6 +28,7 @@ export function inspectWeights(bytes: Uint8Array, fileName: string): string {
   const lines = [
     `file: ${fileName}`,
     `format: ${detectWeightsFormat(bytes)}`,
+    describeArchitecture(sd),
     `tensors: ${sd.size}`,
     `parameters: ${countParameters(sd).toLocaleString("en-US")}`,
   ];
@@ -39,8 +42,9 @@ export const inspectCommand = defineCommand({
   synopsis: "--weights FILE",
   description:
     "Prints what a PyTorch weights file (.pth from torch.save, or .safetensors) holds: its\n" +
-    "format, number of tensors, parameter count (as sum(p.numel() for p in\n" +
-    "model.parameters())), and the classifier head.",
+    "format, architecture (resnet18/34/50, from its keys and shapes), number of tensors,\n" +
+    "parameter count (as sum(p.numel() for p in model.parameters())), and the classifier\n" +
+    "head.",
   flags: {
     weights: {
       kind: "path",

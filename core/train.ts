@@ -4,6 +4,7 @@ import type { EpochMetrics, TrainListener } from "./events.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Sgd } from "./sgd.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
+import type { BnMode } from "./train_step.ts";
 
 /**
  * Training produced a non-finite loss. The model's weights are no longer trustworthy: callers
@@ -42,7 +43,7 @@ export interface TrainOptions {
   trainExamples: number;
   testExamples: number;
   /** BatchNorm in train mode (`train`, default) or with frozen running statistics. */
-  mode?: "train" | "frozen";
+  mode?: BnMode;
   /**
    * Examples per forward/backward pass; a larger batch runs as micro-batches whose gradients are
    * summed before one optimizer step (see `micro_batch.ts`). Default: the whole batch.

@@ -3,6 +3,19 @@ import { crossEntropyPerExample } from "./loss.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Sgd } from "./sgd.ts";
 
+/**
+ * How BatchNorm behaves in a training step:
+ * - `train` (PyTorch's `model.train()`, the chapter's PyTorch tab): normalise with the batch's
+ *   statistics and fold them into the running statistics;
+ * - `frozen` (the chapter's JAX tab): normalise with the running (e.g. ImageNet) statistics and
+ *   leave them and `num_batches_tracked` unchanged; BN weight and bias are still trained.
+ *   PyTorch's equivalent is the train step with every BatchNorm module in `eval()`.
+ */
+export type BnMode = "train" | "frozen";
+
+/** Every {@linkcode BnMode}, for flag parsing and config validation. */
+export const BN_MODES: readonly BnMode[] = ["train", "frozen"];
+
 /** A batch on the device: NHWC normalised images and int32 labels. */
 export interface DeviceBatch {
   x: tf.Tensor4D;
@@ -20,8 +33,9 @@ export interface Gradients {
 }
 
 /**
- * Forward in train mode (BatchNorm uses and updates batch statistics), loss summed over the
- * batch as d2l's `train_batch_ch13` does, backward to `params`. Updates nothing but BN buffers.
+ * Forward in `mode` (`train`: BatchNorm uses and updates batch statistics; `frozen`: it uses the
+ * running statistics and updates nothing), loss summed over the batch as d2l's
+ * `train_batch_ch13` does, backward to `params`. Updates nothing but BN buffers (in `train`).
  *
  * @example
  * ```ts
@@ -34,7 +48,7 @@ export function computeGradients(
   model: TrainableModel,
   batch: DeviceBatch,
   params: [string, tf.Variable][],
-  mode: "train" | "frozen" = "train",
+  mode: BnMode = "train",
 ): Gradients {
   let lossPerExample: tf.Tensor1D | undefined;
   let predictions: tf.Tensor1D | undefined;
@@ -73,7 +87,7 @@ export async function trainStep(
   model: TrainableModel,
   batch: DeviceBatch,
   sgd: Sgd,
-  mode: "train" | "frozen" = "train",
+  mode: BnMode = "train",
 ): Promise<StepResult> {
   const g = computeGradients(model, batch, sgd.trainable(), mode);
   return applyGradients(g, sgd, await batch.labels.data());
