@@ -112,3 +112,20 @@ export function toVariable(t: HostTensor, what: string): tf.Variable {
   if (t.dtype !== "float32") throw new Error(`${what}: expected float32, found ${t.dtype}`);
   return tf.tidy(() => tf.variable(tf.tensor(t.data as Float32Array, t.shape, "float32"), false));
 }
+
+/**
+ * Sets what a schedule point asks for before a batch: every group's lr factor, and SGD's
+ * momentum / AdamW's β1 when the schedule cycles it.
+ *
+ * @example
+ * ```ts ignore
+ * applySchedulePoint(optimizer, scheduleAt(step, totalSteps, { kind: "onecycle" }));
+ * ```
+ */
+export function applySchedulePoint(
+  optimizer: Optimizer,
+  point: { lrFactor: number; momentum?: number },
+): void {
+  optimizer.lrFactor = point.lrFactor;
+  if (point.momentum !== undefined) optimizer.setMomentum(point.momentum);
+}

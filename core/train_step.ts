@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { crossEntropyPerExample } from "./loss.ts";
 import type { TrainableModel } from "./model.ts";
-import type { Sgd } from "./sgd.ts";
+import type { Optimizer } from "./optimizer.ts";
 
 /** A batch on the device: NHWC normalised images and int32 labels. */
 export interface DeviceBatch {
@@ -66,18 +66,19 @@ export interface StepResult {
 }
 
 /**
- * One SGD step on a batch: gradients of the summed loss, then `sgd.step`. Reads back only the
- * loss and accuracy (a few bytes), as d2l's loop does each batch.
+ * One optimizer step on a batch (SGD or AdamW): gradients of the summed loss, then
+ * `optimizer.step`. Reads back only the loss and accuracy (a few bytes), as d2l's loop does each
+ * batch.
  */
 export async function trainStep(
   model: TrainableModel,
   batch: DeviceBatch,
-  sgd: Sgd,
+  optimizer: Optimizer,
   mode: "train" | "frozen" = "train",
 ): Promise<StepResult> {
-  const g = computeGradients(model, batch, sgd.trainable(), mode);
+  const g = computeGradients(model, batch, optimizer.trainable(), mode);
   try {
-    sgd.step(g.grads);
+    optimizer.step(g.grads);
     const [losses, predicted, labels] = await Promise.all([
       g.lossPerExample.data(),
       g.predictions.data(),
