@@ -8,7 +8,8 @@ export interface Series {
   dash?: string;
 }
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+/** The chart palette (matplotlib's first six), shared by every webtune chart. */
+export const CHART_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
 /**
  * Draws epoch curves as a standalone SVG, like d2l's `Animator` (x: epoch, y: value, legend).
@@ -58,7 +59,7 @@ export function curvesSvg(
     }</text>`,
   );
   series.forEach((s, k) => {
-    const color = s.color || COLORS[k % COLORS.length];
+    const color = s.color || CHART_COLORS[k % CHART_COLORS.length];
     const pts = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     parts.push(
@@ -81,8 +82,18 @@ export function trainingCurvesSvg(
   title?: string,
 ): string {
   return curvesSvg([
-    { name: "train loss", values: epochs.map((e) => e.loss), color: COLORS[0] },
-    { name: "train acc", values: epochs.map((e) => e.train_acc), color: COLORS[1], dash: "6 3" },
-    { name: "test acc", values: epochs.map((e) => e.test_acc), color: COLORS[2], dash: "2 3" },
+    { name: "train loss", values: epochs.map((e) => e.loss), color: CHART_COLORS[0] },
+    {
+      name: "train acc",
+      values: epochs.map((e) => e.train_acc),
+      color: CHART_COLORS[1],
+      dash: "6 3",
+    },
+    {
+      name: "test acc",
+      values: epochs.map((e) => e.test_acc),
+      color: CHART_COLORS[2],
+      dash: "2 3",
+    },
   ], { title });
 }
