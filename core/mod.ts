@@ -12,7 +12,9 @@
  *
  * @module
  */
+export * from "./adamw.ts";
 export * from "./backend.ts";
+export * from "./best_epoch.ts";
 export * from "./batches.ts";
 export * from "./confusion.ts";
 export * from "./curves_svg.ts";
@@ -20,9 +22,13 @@ export * from "./evaluate.ts";
 export * from "./events.ts";
 export * from "./head_init.ts";
 export * from "./loss.ts";
+export * from "./lr_find.ts";
+export * from "./lr_find_svg.ts";
 export * from "./model.ts";
+export * from "./optimizer.ts";
 export * from "./param_groups.ts";
 export * from "./run.ts";
+export * from "./schedule.ts";
 export * from "./sgd.ts";
 export * from "./subset.ts";
 export * from "./train.ts";
