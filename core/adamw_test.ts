@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { AdamW } from "./adamw.ts";
+import { createOptimizer } from "./create_optimizer.ts";
 import { setupBackend } from "./backend.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
@@ -185,4 +186,29 @@ Deno.test("adamw: exported state resumes exactly; foreign state is refused", asy
   }
   sgd.dispose();
   tf.dispose([...grads.values()]);
+});
+
+Deno.test("createOptimizer: sgd or adamw from run settings; SGD-only settings refused for AdamW", () => {
+  const p = tf.variable(tf.tensor1d([1]), true);
+  const groups = [{ name: "head", lr: 0.1, params: [["fc.weight", p]] as [string, tf.Variable][] }];
+  const base = { weightDecay: 1e-3, momentum: 0, nesterov: false };
+  const sgd = createOptimizer(groups, { ...base, optimizer: "sgd", momentum: 0.9 });
+  assertEquals([sgd.kind, (sgd as Sgd).options.momentum, (sgd as Sgd).options.weightDecay], [
+    "sgd",
+    0.9,
+    1e-3,
+  ]);
+  const adamw = createOptimizer(groups, { ...base, optimizer: "adamw" }) as AdamW;
+  assertEquals([adamw.kind, adamw.options.weightDecay, adamw.options.betas, adamw.options.eps], [
+    "adamw",
+    1e-3,
+    [0.9, 0.999],
+    1e-8,
+  ]);
+  assertThrows(
+    () => createOptimizer(groups, { ...base, optimizer: "adamw", momentum: 0.9 }),
+    Error,
+    "--momentum",
+  );
+  p.dispose();
 });
