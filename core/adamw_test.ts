@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
+import { readSafetensors, writeSafetensors } from "@webtune/models";
 import { AdamW } from "./adamw.ts";
 import { createOptimizer } from "./create_optimizer.ts";
 import { setupBackend } from "./backend.ts";
@@ -166,7 +167,9 @@ Deno.test("adamw: exported state resumes exactly; foreign state is refused", asy
   const resumed = setup();
   resumed.backbone.assign(first.backbone);
   resumed.head.assign(first.head);
-  resumed.opt.importState(state, "optimizer.safetensors");
+  // Through the checkpoint file format, as a resumed run reads it.
+  const file = readSafetensors(writeSafetensors(state), "optimizer.safetensors").tensors;
+  resumed.opt.importState(file, "optimizer.safetensors");
   for (let step = 3; step < 5; step++) stepWith(resumed.opt, step);
   assertEquals(await resumed.backbone.data(), await straight.backbone.data());
   assertEquals(await resumed.head.data(), await straight.head.data());

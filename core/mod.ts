@@ -29,6 +29,7 @@ export * from "./lr_find_svg.ts";
 export * from "./model.ts";
 export * from "./optimizer.ts";
 export * from "./param_groups.ts";
+export * from "./recipe.ts";
 export * from "./run.ts";
 export * from "./schedule.ts";
 export * from "./sgd.ts";

@@ -86,8 +86,9 @@ export function trainableDuring(epoch: number, freezeEpochs: number): Trainable 
  * The parameters to hold fixed during a 1-based `epoch` (the optimizer's `frozen` set): every
  * parameter outside the classifier while {@linkcode trainableDuring} says `head`, none after.
  * Works on any grouping, including the scratch model's single group. Frozen parameters get no
- * gradient and no weight decay, as fastai's `freeze()` (`requires_grad=False`) does; BatchNorm
- * layers still update their running statistics in train mode.
+ * gradient and no weight decay, as with fastai's `freeze()` (`requires_grad=False`). Unlike
+ * fastai's default `train_bn=True`, BatchNorm's weight and bias freeze too (the head alone
+ * learns); BatchNorm layers still update their running statistics in train mode, as fastai's do.
  *
  * @example
  * ```ts ignore
