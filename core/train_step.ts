@@ -21,7 +21,8 @@ export interface Gradients {
 
 /**
  * Forward in train mode (BatchNorm uses and updates batch statistics), loss summed over the
- * batch as d2l's `train_batch_ch13` does, backward to `params`. Updates nothing but BN buffers.
+ * batch as d2l's `train_batch_ch13` does (with `labelSmoothing` ε, PyTorch's
+ * `CrossEntropyLoss(label_smoothing=ε)`), backward to `params`. Updates nothing but BN buffers.
  *
  * @example
  * ```ts
@@ -35,13 +36,14 @@ export function computeGradients(
   batch: DeviceBatch,
   params: [string, tf.Variable][],
   mode: "train" | "frozen" = "train",
+  labelSmoothing = 0,
 ): Gradients {
   let lossPerExample: tf.Tensor1D | undefined;
   let predictions: tf.Tensor1D | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const { logits } = model.forward(batch.x, mode);
     // Kept out of variableGrads' tidy so the caller can read them after backward.
-    lossPerExample = tf.keep(crossEntropyPerExample(logits, batch.labels));
+    lossPerExample = tf.keep(crossEntropyPerExample(logits, batch.labels, labelSmoothing));
     predictions = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
     return tf.sum(lossPerExample) as tf.Scalar;
   }, params.map(([, v]) => v));
@@ -75,8 +77,9 @@ export async function trainStep(
   batch: DeviceBatch,
   optimizer: Optimizer,
   mode: "train" | "frozen" = "train",
+  labelSmoothing = 0,
 ): Promise<StepResult> {
-  const g = computeGradients(model, batch, optimizer.trainable(), mode);
+  const g = computeGradients(model, batch, optimizer.trainable(), mode, labelSmoothing);
   try {
     optimizer.step(g.grads);
     const [losses, predicted, labels] = await Promise.all([
