@@ -38,7 +38,9 @@ const STATE_SUFFIXES = ["step", "exp_avg", "exp_avg_sq"] as const;
  *
  * Like PyTorch, each parameter keeps its own step count (a parameter frozen for the first epochs
  * starts its bias correction when it first learns) and the bias correction uses the β1 in force
- * at that step (`OneCycleLR` cycles it). Checkpoint state: `<name>.step` (int64 scalar),
+ * at that step (`OneCycleLR` cycles it). Adam divides out the gradient's scale, so d2l's summed
+ * loss (batch size × the mean loss's gradient) changes AdamW's steps only through `eps`: its lr
+ * means what it means with a mean loss, unlike SGD's. Checkpoint state: `<name>.step` (int64 scalar),
  * `<name>.exp_avg`, `<name>.exp_avg_sq` (float32, the parameter's tfjs layout).
  *
  * @example

@@ -95,11 +95,6 @@ export abstract class GroupedOptimizer implements Optimizer {
   abstract exportState(): Promise<StateDict>;
   abstract importState(state: StateDict, source?: string): void;
   abstract dispose(): void;
-
-  /** The names of every parameter in the groups, frozen or not. */
-  protected parameterNames(): Set<string> {
-    return new Set(this.groups.flatMap((g) => g.params.map(([name]) => name)));
-  }
 }
 
 /** A host copy of a float32 tensor, for a checkpoint. */
