@@ -5,14 +5,9 @@ import { setupBackend } from "./backend.ts";
 import { lrFindOnModel } from "./lr_find_run.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
-import { iterate, separableBatches, TinyModel } from "./test_util.ts";
+import { iterate, lcg, separableBatches, TinyModel } from "./test_util.ts";
 
 await setupBackend();
-
-function lcg(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 Deno.test("lr-find on a model: one batch per lr across epochs, the sweep's lr is the backbone's", async () => {
   const model = new TinyModel(2, lcg(3));

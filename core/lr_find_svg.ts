@@ -1,4 +1,5 @@
 import { CHART_COLORS } from "./curves_svg.ts";
+import { chartOpening, escapeXml, horizontalGrid } from "./svg.ts";
 import type { LrFindResult } from "./lr_find.ts";
 
 /**
@@ -37,22 +38,10 @@ export function lrFindSvg(
   const yMax = Number.isFinite(yHigh) ? yHigh + pad : 1;
   const x = (v: number) => left + ((v - xMin) / (xMax - xMin)) * (width - left - right);
   const y = (v: number) => top + (1 - (v - yMin) / (yMax - yMin)) * (height - top - bottom);
-  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
+  const parts = [
+    ...chartOpening(width, height, options.title),
+    ...horizontalGrid(yMin, yMax, y, left, width - right, (v) => `${+v.toPrecision(3)}`),
   ];
-  if (options.title) {
-    parts.push(`<text x="${width / 2}" y="16" text-anchor="middle">${esc(options.title)}</text>`);
-  }
-  for (let k = 0; k <= 4; k++) {
-    const v = yMin + ((yMax - yMin) * k) / 4;
-    parts.push(
-      `<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end">${+v.toPrecision(3)}</text>`,
-    );
-  }
   for (let decade = xMin; decade <= xMax; decade++) {
     parts.push(
       `<line x1="${x(decade)}" x2="${x(decade)}" y1="${top}" y2="${
@@ -77,7 +66,7 @@ export function lrFindSvg(
     parts.push(
       `<circle cx="${cx}" cy="${cy}" r="4" fill="${color}"/>`,
       `<circle cx="${width - right - 100}" cy="${top + 10 + 14 * k}" r="4" fill="${color}"/>`,
-      `<text x="${width - right - 92}" y="${top + 14 + 14 * k}">${esc(name)} ${
+      `<text x="${width - right - 92}" y="${top + 14 + 14 * k}">${escapeXml(name)} ${
         s.lr.toExponential(1)
       }</text>`,
     );

@@ -7,7 +7,7 @@
  */
 import type { TrainEvent } from "./events.ts";
 import { applySchedulePoint, type Optimizer } from "./optimizer.ts";
-import { freezeSwitchAt, frozenParameters } from "./param_groups.ts";
+import { freezeSwitchAt, frozenParameters, trainableDuring } from "./param_groups.ts";
 import {
   globalStep,
   type OneCycleOptions,
@@ -66,9 +66,7 @@ export class TrainingRecipe {
     this.optimizer = optimizer;
     this.settings = settings;
     const { epochs, batchesPerEpoch, freezeEpochs } = settings;
-    if (!Number.isInteger(freezeEpochs) || freezeEpochs < 0) {
-      throw new Error(`--freeze-epochs must be a whole number ≥ 0, got ${freezeEpochs}`);
-    }
+    trainableDuring(1, freezeEpochs); // refuses a negative or fractional count
     if (freezeEpochs > 0 && freezeEpochs >= epochs) {
       throw new Error(
         `--freeze-epochs ${freezeEpochs} leaves nothing of --epochs ${epochs} to train all ` +

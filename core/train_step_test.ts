@@ -2,14 +2,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertAlmostEquals } from "@std/assert";
 import { setupBackend } from "./backend.ts";
 import { toDevice } from "./batches.ts";
-import { TinyModel } from "./test_util.ts";
+import { lcg, TinyModel } from "./test_util.ts";
 import { computeGradients, disposeGradients } from "./train_step.ts";
 
 await setupBackend();
 
 Deno.test("computeGradients with label smoothing: d(summed loss)/d(bias) = Σ (softmax − smoothed target)", async () => {
-  let s = 7;
-  const random = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const random = lcg(7);
   const model = new TinyModel(3, random);
   const n = 4, size = 2;
   const x = Float32Array.from({ length: n * size * size * 3 }, () => random() * 2 - 1);
