@@ -14,8 +14,8 @@
  */
 export * from "./adamw.ts";
 export * from "./backend.ts";
-export * from "./best_epoch.ts";
 export * from "./batches.ts";
+export * from "./best_epoch.ts";
 export * from "./confusion.ts";
 export * from "./create_optimizer.ts";
 export * from "./curves_svg.ts";
