@@ -213,5 +213,7 @@ Deno.test("createOptimizer: sgd or adamw from run settings; SGD-only settings re
     Error,
     "--momentum",
   );
+  assertThrows(() => new AdamW(groups, { betas: [1, 0.999] }), Error, "beta1");
+  assertThrows(() => new AdamW(groups, { betas: [0.9, -0.1] }), Error, "beta2");
   p.dispose();
 });

@@ -35,7 +35,7 @@ export interface LrSuggestion {
 /** Why the sweep ended. */
 export type LrFindStop = "completed" | "diverged" | "nan" | "aborted";
 
-/** What `lr_find.json` holds. */
+/** What `lr_find.json` holds (`JSON.stringify` writes a NaN loss as `null`). */
 export interface LrFindResult {
   start_lr: number;
   end_lr: number;

@@ -72,6 +72,13 @@ Deno.test("sgd: momentum and nesterov follow PyTorch (buffer starts at the first
     p.dispose();
   }
   assertThrows(() => new Sgd([], { nesterov: true }), Error, "nesterov");
+  const shared = tf.variable(tf.scalar(1), true);
+  const twice = [
+    { name: "backbone", lr: 0.1, params: [["w", shared]] as [string, tf.Variable][] },
+    { name: "head", lr: 1, params: [["w", shared]] as [string, tf.Variable][] },
+  ];
+  assertThrows(() => new Sgd(twice), Error, "more than one param group");
+  shared.dispose();
 });
 
 Deno.test("sgd: a one-cycle point scales every group's lr and turns momentum on, as OneCycleLR does", async () => {
