@@ -138,3 +138,16 @@ Deno.test("lr-find: the SVG plots the curve minus the last 5 batches and marks t
   assertEquals(svg.match(/r="4"/g)!.length, 4); // a dot on the curve and in the legend, each
   for (const p of points) assert(/^\d+(\.\d)?,\d+(\.\d)?$/.test(p), `point ${p}`);
 });
+
+Deno.test("lr-find: the SVG of a short or NaN sweep still draws, with no NaN coordinates", async () => {
+  const nanAt3 = await lrFind((_, i) => Promise.resolve(i >= 3 ? NaN : 2 - i / 10), {
+    numIt: 6,
+  });
+  assertEquals([nanAt3.stop, nanAt3.suggestions], ["nan", undefined]);
+  const allNaN = await lrFind(() => Promise.resolve(NaN), { numIt: 6 });
+  for (const result of [nanAt3, allNaN]) {
+    const svg = lrFindSvg(result);
+    assert(svg.startsWith("<svg") && svg.endsWith("</svg>"));
+    assert(!svg.includes("NaN") && !svg.includes("Infinity"), svg);
+  }
+});
