@@ -78,8 +78,9 @@ export interface SchedulePoint {
  *   momentum 0, and so does webtune.
  * - Warm-up (`warmupSteps` = W ≥ 1, constant/cosine): batch s < W uses `(s + 1)/W`, then the
  *   schedule runs over the remaining `totalSteps − W` batches, i.e. PyTorch's
- *   `SequentialLR([LinearLR(start_factor=1/W, total_iters=W−1), CosineAnnealingLR(T_max=totalSteps−W)],
- *   milestones=[W])`. The first batch already learns (at lr/W) and batch W−1 reaches the full lr.
+ *   `SequentialLR([LinearLR(start_factor=1/W, total_iters=W−1), main], milestones=[W])` with
+ *   `main` = `CosineAnnealingLR(T_max=totalSteps−W)` for cosine, a factor-1 schedule for
+ *   constant. The first batch already learns (at lr/W) and batch W−1 reaches the full lr.
  *
  * @example
  * ```ts
