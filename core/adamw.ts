@@ -40,8 +40,8 @@ const STATE_SUFFIXES = ["step", "exp_avg", "exp_avg_sq"] as const;
  * starts its bias correction when it first learns) and the bias correction uses the β1 in force
  * at that step (`OneCycleLR` cycles it). Adam divides out the gradient's scale, so d2l's summed
  * loss (batch size × the mean loss's gradient) changes AdamW's steps only through `eps`: its lr
- * means what it means with a mean loss, unlike SGD's. Checkpoint state: `<name>.step` (int64 scalar),
- * `<name>.exp_avg`, `<name>.exp_avg_sq` (float32, the parameter's tfjs layout).
+ * means what it means with a mean loss, unlike SGD's. Checkpoint state: `<name>.step` (int64
+ * scalar), `<name>.exp_avg`, `<name>.exp_avg_sq` (float32, the parameter's tfjs layout).
  *
  * @example
  * ```ts
