@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
 import type { TrainableModel } from "./model.ts";
-import type { Sgd } from "./sgd.ts";
+import type { Optimizer } from "./optimizer.ts";
 import { applyGradients, computeGradients, type Gradients, type StepResult } from "./train_step.ts";
 
 /**
@@ -87,7 +87,7 @@ export function accumulateGradients(
 export function trainOnHostBatch(
   model: TrainableModel,
   host: HostBatch,
-  sgd: Sgd,
+  sgd: Optimizer,
   options: { microBatch?: number; mode?: "train" | "frozen" } = {},
 ): Promise<StepResult> {
   const g = accumulateGradients(model, host, sgd.trainable(), options);

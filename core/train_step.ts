@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { crossEntropyPerExample } from "./loss.ts";
 import type { TrainableModel } from "./model.ts";
-import type { Sgd } from "./sgd.ts";
+import type { Optimizer } from "./optimizer.ts";
 
 /**
  * How BatchNorm behaves in a training step:
@@ -35,7 +35,9 @@ export interface Gradients {
 /**
  * Forward in `mode` (`train`: BatchNorm uses and updates batch statistics; `frozen`: it uses the
  * running statistics and updates nothing), loss summed over the batch as d2l's
- * `train_batch_ch13` does, backward to `params`. Updates nothing but BN buffers (in `train`).
+ * `train_batch_ch13` does (with `labelSmoothing` ε, PyTorch's
+ * `CrossEntropyLoss(label_smoothing=ε)`), backward to `params`. Updates nothing but BN buffers
+ * (in `train`).
  *
  * @example
  * ```ts
@@ -49,13 +51,14 @@ export function computeGradients(
   batch: DeviceBatch,
   params: [string, tf.Variable][],
   mode: BnMode = "train",
+  labelSmoothing = 0,
 ): Gradients {
   let lossPerExample: tf.Tensor1D | undefined;
   let predictions: tf.Tensor1D | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const { logits } = model.forward(batch.x, mode);
     // Kept out of variableGrads' tidy so the caller can read them after backward.
-    lossPerExample = tf.keep(crossEntropyPerExample(logits, batch.labels));
+    lossPerExample = tf.keep(crossEntropyPerExample(logits, batch.labels, labelSmoothing));
     predictions = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
     return tf.sum(lossPerExample) as tf.Scalar;
   }, params.map(([, v]) => v));
@@ -80,30 +83,32 @@ export interface StepResult {
 }
 
 /**
- * One SGD step on a batch: gradients of the summed loss, then `sgd.step`. Reads back only the
- * loss and accuracy (a few bytes), as d2l's loop does each batch.
+ * One optimizer step on a batch (SGD or AdamW): gradients of the summed loss, then
+ * `optimizer.step`. Reads back only the loss and accuracy (a few bytes), as d2l's loop does each
+ * batch.
  */
 export async function trainStep(
   model: TrainableModel,
   batch: DeviceBatch,
-  sgd: Sgd,
+  optimizer: Optimizer,
   mode: BnMode = "train",
+  labelSmoothing = 0,
 ): Promise<StepResult> {
-  const g = computeGradients(model, batch, sgd.trainable(), mode);
-  return applyGradients(g, sgd, await batch.labels.data());
+  const g = computeGradients(model, batch, optimizer.trainable(), mode, labelSmoothing);
+  return applyGradients(g, optimizer, await batch.labels.data());
 }
 
 /**
- * Applies `g` with `sgd.step`, reads back the summed loss and the number of correct predictions
- * against `labels`, and frees `g`.
+ * Applies `g` with `optimizer.step`, reads back the summed loss and the number of correct
+ * predictions against `labels`, and frees `g`.
  */
 export async function applyGradients(
   g: Gradients,
-  sgd: Sgd,
+  optimizer: Optimizer,
   labels: ArrayLike<number>,
 ): Promise<StepResult> {
   try {
-    sgd.step(g.grads);
+    optimizer.step(g.grads);
     const [losses, predicted] = await Promise.all([g.lossPerExample.data(), g.predictions.data()]);
     let lossSum = 0;
     for (const v of losses) lossSum += v;

@@ -4,15 +4,10 @@ import { setupBackend } from "./backend.ts";
 import type { TrainEvent } from "./events.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
-import { iterate, separableBatches, TinyModel } from "./test_util.ts";
+import { iterate, lcg, separableBatches, TinyModel } from "./test_util.ts";
 import { DivergedError, train } from "./train.ts";
 
 await setupBackend();
-
-function lcg(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 Deno.test("train: d2l loop learns a separable task, emits events in order, leaks no tensors", async () => {
   const model = new TinyModel(2, lcg(1));
