@@ -1,4 +1,4 @@
-import type { TrainEvent } from "@webtune/core";
+import { formatDuration, RunEta, type TrainEvent } from "@webtune/core";
 
 /** How a training run is shown: a progress bar and the chapter's summary lines, or JSON lines. */
 export interface Renderer {
@@ -23,8 +23,10 @@ export function textRenderer(
   const bar = (text: string) => {
     if (isTerminal) Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${text}`));
   };
+  const eta = new RunEta();
   return {
     onEvent(event) {
+      eta.onEvent(event);
       switch (event.type) {
         case "run-start":
           out(
@@ -35,18 +37,31 @@ export function textRenderer(
         case "batch-end": {
           const width = 24;
           const done = Math.round((event.batch / Math.max(1, event.batches)) * width);
+          const left = eta.secondsLeft();
           bar(
             `epoch ${event.epoch} [${"#".repeat(done)}${".".repeat(width - done)}] ` +
-              `${event.batch}/${event.batches} loss ${event.loss.toFixed(3)}`,
+              `${event.batch}/${event.batches} loss ${event.loss.toFixed(3)}` +
+              (event.lr === undefined ? "" : ` lr ${event.lr.toPrecision(3)}`) +
+              (left === undefined ? "" : `, run ends in ${formatDuration(left)}`),
           );
           break;
         }
+        case "freeze":
+          out(
+            event.trainable === "head"
+              ? `epoch ${event.epoch}: training the head only (${event.parameters} tensors)`
+              : `epoch ${event.epoch}: training all layers (${event.parameters} tensors)`,
+          );
+          break;
         case "epoch-end": {
           bar("");
           const m = event.metrics;
           out(
             `epoch ${m.epoch}: loss ${m.loss.toFixed(3)}, train acc ${m.train_acc.toFixed(3)}, ` +
-              `test acc ${m.test_acc.toFixed(3)} (${m.seconds.toFixed(1)} s)`,
+              `test acc ${m.test_acc.toFixed(3)} (${m.seconds.toFixed(1)} s` +
+              (m.epoch < eta.epochs
+                ? `; run ends in ${formatDuration(eta.secondsLeft() ?? 0)})`
+                : ")"),
           );
           break;
         }

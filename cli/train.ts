@@ -20,6 +20,7 @@ import {
   RunDir,
   type RunState,
   runTraining,
+  savedEpoch,
   setupBackend,
   type Task,
   trainingCurvesSvg,
@@ -153,17 +154,27 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
     log(`source model ${describeClassifier(source)}`);
   }
 
-  const run = await prepareRun(config, data, { source, checkpoint, adapter });
+  const run = await prepareRun(config, data, {
+    source,
+    sourceName: io.weights,
+    checkpoint,
+    adapter,
+  });
   try {
+    if (!config.arch) log(`architecture: ${run.config.arch} (from the weights)`);
+    if (run.microBatch < config.batchSize) {
+      const slices = Math.ceil(config.batchSize / run.microBatch);
+      log(`batch ${config.batchSize} as ${slices} × ${run.microBatch} (micro-batches, summed)`);
+    }
     for (
       const [split, report] of [["train", run.train.report], ["test", run.test.report]] as const
     ) {
       const skipped = describeSkipped(report.skipped);
       if (skipped) log(`${split}: ${skipped}`);
     }
-    const record = runRecorder(io, run, adapter, dir);
+    const record = runRecorder({ ...io, config: run.config }, run, adapter, dir);
     // config.json first: it says what the run is even before its first epoch ends.
-    await dir.write("config", encodeModelConfig(config, run.classes));
+    await dir.write("config", encodeModelConfig(run.config, run.classes));
     const controller = new AbortController();
     let interrupts = 0;
     const onSigint = () => {
@@ -180,8 +191,11 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
         signal: controller.signal,
         completedEpochs: resumeState?.completed_epochs,
         history: resumeState?.history,
-        afterEpoch: async (_metrics, history) => {
+        afterEpoch: async (metrics, history) => {
           await record.checkpoint(history);
+          if (config.save === "best" && savedEpoch(history, "best") === metrics) {
+            await record.best(history.length);
+          }
           renderer.onEvent({ type: "checkpoint", epoch: history.length, where: out });
         },
       });
@@ -218,7 +232,7 @@ function runRecorder(io: TrainIo, run: PreparedRun, adapter: AdapterReport, dir:
     async checkpoint(history: EpochMetrics[]) {
       await dir.writeCheckpoint(
         await encodeWeights(run.model, { task, epoch: history.length, classes: run.classes }),
-        await run.sgd.momentumState(),
+        await run.optimizer.exportState(),
         {
           task,
           config,
@@ -230,8 +244,19 @@ function runRecorder(io: TrainIo, run: PreparedRun, adapter: AdapterReport, dir:
         metrics(history),
       );
     },
+    async best(epoch: number) {
+      await dir.write(
+        "best",
+        await encodeWeights(run.model, { task, epoch, classes: run.classes }),
+      );
+    },
     async final(history: EpochMetrics[]) {
-      await dir.writeModel(await encodeModelFiles(run.model, config, run.classes, history.length));
+      const files = await encodeModelFiles(run.model, config, run.classes, history.length);
+      const saved = savedEpoch(history, config.save);
+      if (saved && saved.epoch !== history.length) {
+        files.weights = await dir.fs.readFile(dir.path("best"));
+      }
+      await dir.writeModel(files);
       await dir.writeMetrics(
         metrics(history),
         trainingCurvesSvg(history, `${task} (${describeAdapter(adapter)})`),

@@ -20,6 +20,8 @@ export interface EpochMetrics {
   examples_per_sec: number;
   /** Wall-clock seconds of the epoch, training and testing. */
   seconds: number;
+  /** The base learning rate of each batch (the head's is × head-lr-mult), when scheduled. */
+  lrs?: number[];
 }
 
 /** Everything a training run tells its listener, in order. */

@@ -24,6 +24,7 @@ export {
 export { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
 export { type ClassReport, classReport } from "./confusion.ts";
 export { curvesSvg, trainingCurvesSvg } from "./curves_svg.ts";
+export { formatDuration, RunEta } from "./eta.ts";
 export { evaluate } from "./evaluate.ts";
 export type { EpochMetrics, TrainEvent, TrainListener } from "./events.ts";
 export { crossEntropyPerExample } from "./loss.ts";
@@ -71,5 +72,7 @@ export {
   type TrainedModel,
 } from "./run_dir.ts";
 export { Sgd } from "./sgd.ts";
-export type { TrainResult } from "./train.ts";
+export { savedEpoch } from "./best_epoch.ts";
+export { type Optimizer } from "./optimizer.ts";
+export { DivergedError, type TrainResult } from "./train.ts";
 export { trainStep } from "./train_step.ts";

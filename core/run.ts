@@ -12,31 +12,40 @@ import {
   type PrepareReport,
 } from "@webtune/data";
 import {
-  createResNet18,
+  type Arch,
+  createResNet,
   fromSourceModel,
   loadStateDict,
+  pretrainedConfig,
   type ResNet18,
-  RESNET18_IMAGENET,
+  resolveArch,
   type StateDict,
   testResizeFor,
 } from "@webtune/models";
 import type { AdapterReport } from "./backend.ts";
 import type { HostBatch } from "./batches.ts";
-import { assertBatchFits } from "./memory_check.ts";
+import { createOptimizer } from "./create_optimizer.ts";
+import { assertSlicesNormalise, chooseMicroBatch } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
+import type { Optimizer } from "./optimizer.ts";
 import { buildParamGroups } from "./param_groups.ts";
+import { TrainingRecipe } from "./recipe.ts";
 import { ParamError, type RunConfig } from "./run_config.ts";
 import type { Checkpoint } from "./run_dir.ts";
-import { Sgd } from "./sgd.ts";
 import { train, type TrainResult } from "./train.ts";
 
 /** A run ready to train. */
 export interface PreparedRun {
-  config: RunConfig;
+  /** The config as given, with `arch` resolved (from the weights when it was omitted). */
+  config: RunConfig & { arch: Arch };
   classes: readonly string[];
   model: ResNet18;
-  sgd: Sgd;
+  optimizer: Optimizer;
+  /** Which parameters learn each epoch, and each batch's learning rate. */
+  recipe: TrainingRecipe;
+  /** Examples per forward/backward pass (`batchSize` unless it does not fit the device). */
+  microBatch: number;
   train: { size: number; batchesPerEpoch: number; report: PrepareReport };
   test: { size: number; report: PrepareReport };
   trainBatches(epoch: number): AsyncIterable<HostBatch>;
@@ -51,6 +60,8 @@ export interface PrepareRunOptions {
   adapter?: AdapterReport;
   /** Source weights (PyTorch layout); required for a new `finetune` run. */
   source?: StateDict;
+  /** The source weights' file name, for messages (e.g. an architecture mismatch). */
+  sourceName?: string;
   /**
    * Resume: the run's own weights and optimizer buffers after its last complete epoch. The model
    * is rebuilt from them as they are (never treated as a source: no new head, no head init).
@@ -75,7 +86,7 @@ export async function prepareRun(
   data: DataSource,
   options: PrepareRunOptions = {},
 ): Promise<PreparedRun> {
-  if (options.adapter) assertBatchFits(options.adapter, config.batchSize, config.imageSize);
+  const microBatch = chooseMicroBatch(options.adapter, config);
   const classes = data.classes;
   // Separate streams so that changing e.g. --limit-train leaves the head init unchanged.
   const initRng = createRng(config.seed);
@@ -85,9 +96,11 @@ export async function prepareRun(
   const trainSet = limitImageSet(data.train, config.limitTrain, () => subsetRng.float());
   const testSet = limitImageSet(data.test, config.limitTest, () => subsetRng.float());
 
+  const random = () => initRng.float();
   let model: ResNet18;
   if (options.checkpoint) {
-    model = createResNet18({ numClasses: classes.length, random: () => initRng.float() });
+    const arch = resolveArch(options.checkpoint.weights, config.arch, "checkpoint");
+    model = createResNet(arch, { numClasses: classes.length, random });
     try {
       loadStateDict(model, options.checkpoint.weights);
     } catch (e) {
@@ -98,7 +111,9 @@ export async function prepareRun(
     if (!options.source) throw new Error("fine-tuning needs source weights");
     model = fromSourceModel(options.source, {
       numClasses: classes.length,
-      random: () => initRng.float(),
+      random,
+      arch: config.arch,
+      sourceName: options.sourceName,
     });
     if (config.headInit === "imagenet-hotdog") {
       const target = classes.findIndex((c) => /^hot[-_ ]?dogs?$/i.test(c));
@@ -109,71 +124,90 @@ export async function prepareRun(
           `imagenet-hotdog needs a class named "hotdog"; the classes are ${classes.join(", ")}`,
         );
       }
-      initHeadFromSourceClass(model, options.source, RESNET18_IMAGENET.hotdogIndex, target);
+      const { hotdogIndex } = pretrainedConfig(model.arch);
+      initHeadFromSourceClass(model, options.source, hotdogIndex, target);
     }
   } else {
-    model = createResNet18({ numClasses: classes.length, random: () => initRng.float() });
+    model = createResNet(config.arch ?? "resnet18", { numClasses: classes.length, random });
   }
+  const resolved = { ...config, arch: model.arch };
+  const pretrained = pretrainedConfig(model.arch);
 
-  const groups = buildParamGroups(model.parameters(), {
-    lr: config.lr,
-    headLrMult: config.headLrMult,
-    paramGroup: config.paramGroup,
-    freezeBackbone: config.freezeBackbone,
-    classifier: RESNET18_IMAGENET.classifier,
-  });
-  const sgd = new Sgd(groups, {
-    weightDecay: config.weightDecay,
-    momentum: config.momentum,
-    nesterov: config.nesterov,
-  });
-  if (options.checkpoint?.optimizer) sgd.loadMomentumState(options.checkpoint.optimizer);
-  const pretrained = RESNET18_IMAGENET;
-  const normalize = { mean: pretrained.mean, std: pretrained.std };
-
-  const trainLoader = createBatchLoader(trainSet, {
-    transform: { kind: "train", size: config.imageSize },
-    normalize,
-    batchSize: config.batchSize,
-    rng,
-    onProgress: (done, total) => options.onDecodeProgress?.("train", done, total),
-  });
-  const testLoader = createBatchLoader(testSet, {
-    transform: {
-      kind: "test",
-      size: config.imageSize,
-      resize: testResizeFor(pretrained, config.imageSize),
-    },
-    normalize,
-    batchSize: config.batchSize,
-    onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
-  });
-  const trainReport = await trainLoader.prepare();
-  const testReport = await testLoader.prepare();
-
-  return {
-    config,
-    classes,
-    model,
-    sgd,
-    train: {
-      size: trainLoader.size,
+  let optimizer: Optimizer | undefined;
+  try {
+    const groups = buildParamGroups(model.parameters(), {
+      lr: config.lr,
+      headLrMult: config.headLrMult,
+      paramGroup: config.paramGroup,
+      freezeBackbone: config.freezeBackbone,
+      classifier: pretrained.classifier,
+    });
+    optimizer = createOptimizer(groups, config);
+    if (options.checkpoint?.optimizer) {
+      optimizer.importState(options.checkpoint.optimizer, "the checkpoint's optimizer state");
+    }
+    const normalize = { mean: pretrained.mean, std: pretrained.std };
+    const trainLoader = createBatchLoader(trainSet, {
+      transform: { kind: "train", size: config.imageSize },
+      normalize,
+      batchSize: config.batchSize,
+      rng,
+      onProgress: (done, total) => options.onDecodeProgress?.("train", done, total),
+    });
+    const testLoader = createBatchLoader(testSet, {
+      transform: {
+        kind: "test",
+        size: config.imageSize,
+        resize: testResizeFor(pretrained, config.imageSize),
+      },
+      normalize,
+      batchSize: config.batchSize,
+      onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
+    });
+    const trainReport = await trainLoader.prepare();
+    // After decoding: files that failed to decode are not in the count.
+    if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
+    const testReport = await testLoader.prepare();
+    const recipe = new TrainingRecipe(optimizer, {
+      lr: config.lr,
+      epochs: config.epochs,
       batchesPerEpoch: trainLoader.batchesPerEpoch,
-      report: trainReport,
-    },
-    test: { size: testLoader.size, report: testReport },
-    trainBatches(epoch) {
-      // Each epoch's shuffle and augmentation depend only on (seed, epoch), so a resumed run
-      // sees exactly the batches an uninterrupted one would.
-      rng.setState(createRng(config.seed * 1_000_003 + epoch).getState());
-      return trainLoader.epoch();
-    },
-    testBatches: () => testLoader.epoch(),
-    dispose() {
-      sgd.dispose();
-      model.dispose();
-    },
-  };
+      schedule: config.schedule,
+      warmupEpochs: config.warmupEpochs,
+      freezeEpochs: config.freezeEpochs,
+      classifier: pretrained.classifier,
+    });
+
+    return {
+      config: resolved,
+      classes,
+      model,
+      optimizer,
+      recipe,
+      microBatch,
+      train: {
+        size: trainLoader.size,
+        batchesPerEpoch: trainLoader.batchesPerEpoch,
+        report: trainReport,
+      },
+      test: { size: testLoader.size, report: testReport },
+      trainBatches(epoch) {
+        // Each epoch's shuffle and augmentation depend only on (seed, epoch), so a resumed run
+        // sees exactly the batches an uninterrupted one would.
+        rng.setState(createRng(config.seed * 1_000_003 + epoch).getState());
+        return trainLoader.epoch();
+      },
+      testBatches: () => testLoader.epoch(),
+      dispose() {
+        optimizer!.dispose();
+        model.dispose();
+      },
+    };
+  } catch (e) {
+    optimizer?.dispose();
+    model.dispose();
+    throw e;
+  }
 }
 
 /** Options for {@linkcode runTraining}. */
@@ -195,7 +229,11 @@ export function runTraining(
 ): Promise<TrainResult> {
   return train({
     model: run.model,
-    sgd: run.sgd,
+    optimizer: run.optimizer,
+    recipe: run.recipe,
+    mode: run.config.bn,
+    microBatch: run.microBatch,
+    labelSmoothing: run.config.labelSmoothing,
     epochs: options.epochs ?? run.config.epochs,
     completedEpochs: options.completedEpochs,
     history: options.history,

@@ -14,6 +14,11 @@
  *
  * @module
  */
+import { ARCHS } from "@webtune/models";
+import { SAVE_POLICIES } from "./best_epoch.ts";
+import { OPTIMIZER_KINDS } from "./optimizer.ts";
+import { SCHEDULE_KINDS } from "./schedule.ts";
+import { BN_MODES } from "./train_step.ts";
 
 /** The chapter's two runs. */
 export type Task = "finetune" | "scratch";
@@ -138,6 +143,73 @@ export const RUN_PARAMS = {
     integer: true,
     min: 1,
     help: "use a random subset of N test images",
+  },
+  arch: {
+    kind: "enum",
+    choices: ARCHS,
+    help: "resnet18 | resnet34 | resnet50 (finetune: read from the weights if omitted; " +
+      "scratch: resnet18)",
+  },
+  bn: {
+    kind: "enum",
+    choices: BN_MODES,
+    default: "train",
+    help: "BatchNorm while training: train (PyTorch tab) or frozen running stats (JAX tab)",
+    page: "BatchNorm",
+  },
+  microBatch: {
+    kind: "number",
+    integer: true,
+    min: 1,
+    help: "examples per forward/backward pass; their gradients are summed into one step of " +
+      "--batch-size (BatchNorm then sees each micro-batch's statistics, as d2l's multi-GPU " +
+      "train_ch13 does). Default: the largest equal split that fits the device",
+  },
+  optimizer: {
+    kind: "enum",
+    choices: OPTIMIZER_KINDS,
+    default: "sgd",
+    help: "sgd (the chapter's torch.optim.SGD) or adamw (torch.optim.AdamW: betas 0.9/0.999, " +
+      "eps 1e-8, decoupled --weight-decay)",
+    page: "Optimizer",
+  },
+  schedule: {
+    kind: "enum",
+    choices: SCHEDULE_KINDS,
+    default: "constant",
+    help: "per-batch lr schedule: constant, cosine (CosineAnnealingLR to 0) or onecycle " +
+      "(OneCycleLR, max_lr = --lr; also cycles momentum/β1 0.95→0.85→0.95)",
+    page: "Schedule",
+  },
+  warmupEpochs: {
+    kind: "number",
+    min: 0,
+    default: 0,
+    help: "linear warm-up over this many epochs, per batch (constant/cosine)",
+  },
+  freezeEpochs: {
+    kind: "number",
+    integer: true,
+    min: 0,
+    default: 0,
+    help: "train only the head for the first N of --epochs, then all layers with the param " +
+      "groups (fastai's fine_tune)",
+    tasks: ["finetune"],
+    page: "Head-only epochs first",
+  },
+  labelSmoothing: {
+    kind: "number",
+    min: 0,
+    max: 1,
+    default: 0,
+    help: "CrossEntropyLoss(label_smoothing=ε), still summed over the batch",
+    page: "Label smoothing ε",
+  },
+  save: {
+    kind: "enum",
+    choices: SAVE_POLICIES,
+    default: "last",
+    help: "model.safetensors from the last epoch, or the best test accuracy's (ties: later)",
   },
 } as const satisfies Record<string, ParamSpec>;
 

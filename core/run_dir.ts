@@ -25,11 +25,14 @@
  */
 import type { FileSystem } from "@webtune/data";
 import {
-  createResNet18,
+  type Arch,
+  ARCHS,
+  createResNet,
+  isArch,
   loadStateDict,
+  pretrainedConfig,
   readSafetensors,
   type ResNet18,
-  RESNET18_IMAGENET,
   type StateDict,
   stateDictOf,
   testResizeFor,
@@ -45,6 +48,8 @@ export const RUN_FILES = {
   metrics: "metrics.json",
   curves: "curves.svg",
   checkpoint: "checkpoint.safetensors",
+  /** With `--save best`: the weights of the best epoch so far, kept across resumes. */
+  best: "best.safetensors",
   optimizer: "optimizer.safetensors",
   state: "state.json",
 } as const;
@@ -87,7 +92,7 @@ export async function atomicWrite(
 
 /** What `predict`, `eval` and the web page need to use a trained model (`config.json`). */
 export interface ModelConfig {
-  architecture: "resnet18";
+  architecture: Arch;
   num_classes: number;
   /** Class names in label order. */
   class_names: string[];
@@ -101,9 +106,10 @@ export interface ModelConfig {
 
 /** The `config.json` of a model trained with `config` on `classes`. */
 export function modelConfig(config: RunConfig, classes: readonly string[]): ModelConfig {
-  const pretrained = RESNET18_IMAGENET;
+  const architecture = config.arch ?? "resnet18";
+  const pretrained = pretrainedConfig(architecture);
   return {
-    architecture: "resnet18",
+    architecture,
     num_classes: classes.length,
     class_names: [...classes],
     image_size: config.imageSize,
@@ -126,8 +132,10 @@ export function parseModelConfig(json: string, name: string = RUN_FILES.config):
   const c = parseJson(json, name) as Partial<ModelConfig> | null;
   const triple = (v: unknown) =>
     Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && isFinite(x));
-  const problem = c?.architecture !== "resnet18"
-    ? "architecture must be resnet18"
+  const problem = c === null || typeof c !== "object"
+    ? "not an object"
+    : !isArch(String(c.architecture))
+    ? `architecture must be one of ${ARCHS.join(", ")}`
     : !Array.isArray(c.class_names) || c.class_names.some((n) => typeof n !== "string")
     ? "class_names must be a list of names"
     : !Number.isInteger(c.image_size) || c.image_size! < 1
@@ -166,7 +174,10 @@ export function loadTrainedModel(
   const config = parseModelConfig(configJson, configName);
   const { tensors } = readSafetensors(weights, weightsName);
   // The initial values are overwritten by the checkpoint; the generator only fills the shapes.
-  const model = createResNet18({ numClasses: config.class_names.length, random: () => 0.5 });
+  const model = createResNet(config.architecture, {
+    numClasses: config.class_names.length,
+    random: () => 0.5,
+  });
   try {
     loadStateDict(model, tensors);
   } catch (e) {

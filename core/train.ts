@@ -2,7 +2,8 @@ import type { HostBatch } from "./batches.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import type { TrainableModel } from "./model.ts";
-import type { Sgd } from "./sgd.ts";
+import type { Optimizer } from "./optimizer.ts";
+import type { TrainingRecipe } from "./recipe.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
 import type { BnMode } from "./train_step.ts";
 
@@ -11,10 +12,10 @@ import type { BnMode } from "./train_step.ts";
  * keep the last good checkpoint and write no model.
  */
 export class DivergedError extends Error {
-  constructor(readonly epoch: number, readonly batch: number, readonly lrs: number[]) {
+  constructor(readonly epoch: number, readonly batch: number, readonly lr: number) {
     super(
       `training diverged: the loss is not finite at epoch ${epoch}, batch ${batch} ` +
-        `(learning rate ${[...new Set(lrs)].join(" / ")})`,
+        `(learning rate ${lr})`,
     );
     this.name = "DivergedError";
   }
@@ -23,7 +24,14 @@ export class DivergedError extends Error {
 /** What {@linkcode train} needs. */
 export interface TrainOptions {
   model: TrainableModel;
-  sgd: Sgd;
+  optimizer: Optimizer;
+  /**
+   * Which parameters learn each epoch (`--freeze-epochs`) and each batch's learning rate
+   * (`--schedule`, `--warmup-epochs`); without one, the optimizer's rates stay as they are.
+   */
+  recipe?: TrainingRecipe;
+  /** `CrossEntropyLoss(label_smoothing=ε)`; 0 (default) is the chapter's loss. */
+  labelSmoothing?: number;
   /** Total epochs of the run (including those already done when resuming). */
   epochs: number;
   /** Epochs already completed (resume); training starts at `completedEpochs + 1`. Default 0. */
@@ -74,12 +82,17 @@ export interface TrainResult {
  *
  * @example
  * ```ts
- * const result = await train({ model, sgd, epochs: 5, trainBatches, testBatches,
+ * const result = await train({ model, optimizer, epochs: 5, trainBatches, testBatches,
  *   batchesPerEpoch, trainExamples, testExamples, onEvent: console.log });
  * ```
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { model, sgd, epochs, onEvent = () => {}, signal, mode = "train", microBatch } = options;
+  const { model, optimizer, recipe, epochs, onEvent = () => {}, signal } = options;
+  const stepOptions = {
+    mode: options.mode ?? "train",
+    microBatch: options.microBatch,
+    labelSmoothing: options.labelSmoothing ?? 0,
+  };
   const now = options.now ?? (() => performance.now());
   const history = [...(options.history ?? [])];
   const startEpoch = (options.completedEpochs ?? 0) + 1;
@@ -94,14 +107,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
   for (let epoch = startEpoch; epoch <= epochs; epoch++) {
     const epochStart = now();
+    const freeze = recipe?.startEpoch(epoch, startEpoch);
+    if (freeze) onEvent(freeze);
     onEvent({ type: "epoch-start", epoch, epochs, batches: options.batchesPerEpoch });
     let lossSum = 0, correct = 0, examples = 0, epochTrainMs = 0, batchIndex = 0;
+    const lrs: number[] = [];
     for await (const host of options.trainBatches(epoch)) {
       const t0 = now();
-      const step = await trainOnHostBatch(model, host, sgd, { mode, microBatch });
+      const lr = recipe?.beforeBatch(epoch, batchIndex) ?? optimizer.groups[0].lr;
+      lrs.push(lr);
+      const step = await trainOnHostBatch(model, host, optimizer, stepOptions);
       host.release?.();
       if (!Number.isFinite(step.lossSum)) {
-        throw new DivergedError(epoch, batchIndex + 1, sgd.groups.map((g) => g.lr));
+        throw new DivergedError(epoch, batchIndex + 1, lr);
       }
       epochTrainMs += now() - t0;
       lossSum += step.lossSum;
@@ -116,6 +134,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         loss: step.lossSum / step.examples,
         acc: step.correct / step.examples,
         examples: step.examples,
+        lr,
       });
       if (signal?.aborted) {
         onEvent({ type: "stopped", epoch, batch: batchIndex });
@@ -123,7 +142,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
     }
     if (examples === 0) throw new Error("an epoch produced no training batches");
-    const { accuracy } = await evaluate(model, options.testBatches(), { microBatch });
+    const { accuracy } = await evaluate(model, options.testBatches(), {
+      microBatch: options.microBatch,
+    });
     trainMs += epochTrainMs;
     trainedExamples += examples;
     const metrics: EpochMetrics = {
@@ -133,6 +154,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       test_acc: accuracy,
       examples_per_sec: rate(examples, epochTrainMs),
       seconds: (now() - epochStart) / 1000,
+      ...(recipe ? { lrs } : {}),
     };
     history.push(metrics);
     onEvent({ type: "epoch-end", metrics });

@@ -53,4 +53,4 @@ export { countParameters, describeArchitecture, describeClassifier } from "./sum
 export { verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
-export { largestActivationBytes, testResizeFor } from "./pretrained.ts";
+export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretrained.ts";

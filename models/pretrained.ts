@@ -34,3 +34,20 @@ export function largestActivationBytes(batchSize: number, imageSize: number): nu
   const side = Math.ceil(imageSize / 2);
   return batchSize * side * side * 64 * 4;
 }
+
+/**
+ * Side of a ResNet's last feature map (layer4's output) for square inputs of `imageSize`: the
+ * stem conv, the max-pool and layer2..4 each halve it, rounding up. BatchNorm in train mode needs
+ * more than one value per channel, so at a side of 1 a slice of one image cannot train.
+ *
+ * @example
+ * ```ts
+ * import { finalFeatureSide } from "@webtune/models";
+ * console.log(finalFeatureSide(224), finalFeatureSide(32)); // 7 1
+ * ```
+ */
+export function finalFeatureSide(imageSize: number): number {
+  let side = imageSize;
+  for (let i = 0; i < 5; i++) side = Math.ceil(side / 2);
+  return side;
+}
