@@ -92,6 +92,48 @@ Deno.test("zip: a bomb is refused by declared size, and by actual size when the 
   );
 });
 
+Deno.test("zip: a bomb entry is refused by ratio and per-entry size, and inflation stops early when the header lies", async () => {
+  // 32 MiB of zeros deflate to about 32 KiB (1000:1), in train/hotdog/z.jpg as in the report.
+  const zeros = new Uint8Array(32 * 1024 * 1024);
+  const bytes = zipSync({ "train/hotdog/z.jpg": zeros, "train/hotdog/a.jpg": text("ok") }, {
+    level: 1,
+  });
+  assert(bytes.length < 1024 * 1024, `compressed to ${bytes.length}`);
+  // The honest header is refused before anything is inflated: by ratio, and by entry size.
+  assertThrows(
+    () => readZip(bytes, { name: "bomb.zip" }),
+    ZipError,
+    "bomb.zip: entry train/hotdog/z.jpg inflates",
+  );
+  const e = assertThrows(() => readZip(bytes, { name: "bomb.zip" }), ZipError);
+  assert(/ratio \d+:1, more than the 100:1 allowed/.test(e.message), e.message);
+  assertThrows(
+    () => readZip(bytes, { name: "big.zip", maxRatio: 10_000, maxEntryBytes: 1024 ** 2 }),
+    ZipError,
+    "big.zip: entry train/hotdog/z.jpg declares 33554432 bytes uncompressed, more than the " +
+      "1048576 allowed per entry",
+  );
+  // A header declaring a plausible 512 KiB passes the up-front checks; inflating stops within a
+  // few MiB of output instead of producing all 32 MiB.
+  const liar = bytes.slice();
+  const view = new DataView(liar.buffer);
+  for (const p of centralRecords(liar)) {
+    if (view.getUint32(p + 24, true) === zeros.length) view.setUint32(p + 24, 512 * 1024, true);
+  }
+  const zip = readZip(liar, { name: "liar.zip" });
+  await assertRejects(
+    () => zip.readFile("train/hotdog/z.jpg"),
+    ZipError,
+    "liar.zip: entry train/hotdog/z.jpg inflates past its declared 524288 bytes",
+  );
+  assert(zip.inflatedBytes > 0, "inflating started");
+  assert(
+    zip.inflatedBytes <= 8 * 1024 * 1024,
+    `inflated ${zip.inflatedBytes} bytes before stopping`,
+  );
+  assertEquals(new TextDecoder().decode(await zip.readFile("train/hotdog/a.jpg")), "ok");
+});
+
 Deno.test("zip: truncated or corrupt archives give one-line errors naming the file", async () => {
   const bytes = zipSync({ "a.txt": text("hello ".repeat(500)) });
   assertThrows(
