@@ -169,6 +169,9 @@ export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArc
     const commentLen = u16(p + 32);
     const external = u32(p + 38);
     let offset = u32(p + 42);
+    if (p + 46 + nameLen + extraLen + commentLen > bytes.length) {
+      fail(`central directory entry ${i} is truncated`);
+    }
     const rawName = bytes.subarray(p + 46, p + 46 + nameLen);
     const entryName = (flags & 0x800 ? utf8 : latin1).decode(rawName);
     // Zip64 sizes live in extra field 0x0001, in this order, only for the fields that overflowed.
@@ -176,19 +179,20 @@ export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArc
     const extraEnd = e + extraLen;
     while (e + 4 <= extraEnd) {
       const id = u16(e), len = u16(e + 2);
+      const fieldEnd = e + 4 + len;
+      if (fieldEnd > extraEnd) fail(`entry ${entryName} has a corrupt extra field`);
       if (id === 0x0001) {
         let q = e + 4;
-        if (size === 0xffffffff) {
-          size = u64(q);
+        const next = (): number => {
+          if (q + 8 > fieldEnd) fail(`entry ${entryName} has a truncated zip64 extra field`);
           q += 8;
-        }
-        if (compressedSize === 0xffffffff) {
-          compressedSize = u64(q);
-          q += 8;
-        }
-        if (offset === 0xffffffff) offset = u64(q);
+          return u64(q - 8);
+        };
+        if (size === 0xffffffff) size = next();
+        if (compressedSize === 0xffffffff) compressedSize = next();
+        if (offset === 0xffffffff) offset = next();
       }
-      e += 4 + len;
+      e = fieldEnd;
     }
     p = extraEnd + commentLen;
 

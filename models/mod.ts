@@ -18,6 +18,7 @@
  * @module
  */
 export type { HostTensor, StateDict } from "./types.ts";
+export { WeightsError } from "./types.ts";
 export {
   type EntryKind,
   type EntrySpec,

@@ -3,28 +3,14 @@ import { zipSync } from "fflate";
 import { readPth } from "./pth.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { resnet18Spec } from "./resnet18.ts";
-import { noFixtures, PickleBuilder, readFixture, sameBytes } from "./_test_util.ts";
-
-/** A torch.save-style zip: `<top>/data.pkl`, `<top>/data/<key>`, `<top>/version`. */
-function torchZip(top: string, pkl: Uint8Array, storages: Record<string, Uint8Array> = {}) {
-  const files: Record<string, Uint8Array> = {
-    [`${top}/data.pkl`]: pkl,
-    [`${top}/version`]: new TextEncoder().encode("3\n"),
-  };
-  for (const [key, bytes] of Object.entries(storages)) files[`${top}/data/${key}`] = bytes;
-  return zipSync(files, { level: 0 });
-}
-
-/** An OrderedDict of the given tensors, as torch.save pickles a state_dict. */
-function stateDictPickle(entries: [string, (p: PickleBuilder) => void][]): Uint8Array {
-  const p = new PickleBuilder().proto(2).global("collections", "OrderedDict").op(0x29).reduce();
-  p.mark();
-  for (const [name, tensor] of entries) {
-    p.str(name);
-    tensor(p);
-  }
-  return p.op(0x75).stop(); // SETITEMS
-}
+import {
+  noFixtures,
+  PickleBuilder,
+  readFixture,
+  sameBytes,
+  stateDictPickle,
+  torchZip,
+} from "./_test_util.ts";
 
 const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
 const u16 = (...v: number[]) => new Uint8Array(new Uint16Array(v).buffer);

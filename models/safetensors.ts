@@ -7,7 +7,7 @@
  * @module
  */
 import { halfToFloat } from "./float16.ts";
-import { formatShape, type HostTensor, numel, type StateDict } from "./types.ts";
+import { formatShape, type HostTensor, numel, type StateDict, WeightsError } from "./types.ts";
 
 /** A safetensors file's tensors and its free-form string metadata. */
 export interface Safetensors {
@@ -24,7 +24,7 @@ const ITEM_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I6
  * together tiling the data exactly (no overlap, no gap, no trailing bytes), as the safetensors
  * library checks.
  *
- * @throws {Error} one line naming the file, e.g.
+ * @throws {WeightsError} one line naming the file, e.g.
  * `w.safetensors: header length 4096 points past the end of the file (100 bytes)`.
  *
  * @example
@@ -35,7 +35,7 @@ const ITEM_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I6
  */
 export function readSafetensors(bytes: Uint8Array, fileName: string): Safetensors {
   const fail = (message: string): never => {
-    throw new Error(`${fileName}: ${message}`);
+    throw new WeightsError(`${fileName}: ${message}`);
   };
   if (bytes.length < 8) fail(`too short for safetensors (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -25,6 +25,15 @@ export interface HostTensor {
  */
 export type StateDict = Map<string, HostTensor>;
 
+/**
+ * A weights file that cannot be read: damaged, truncated, hostile or of an unsupported kind.
+ * The message is one line naming the file.
+ */
+export class WeightsError extends Error {
+  /** The error's name. */
+  override name = "WeightsError";
+}
+
 /** Number of elements of a tensor of this shape (1 for a scalar). */
 export function numel(shape: readonly number[]): number {
   let n = 1;
