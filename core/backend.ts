@@ -55,6 +55,11 @@ export interface SetupBackendOptions {
   fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
   registerWebgl?: () => Promise<void>;
+  /**
+   * The process environment (`Deno.env` in the CLI), so that headless runs can be kept quiet;
+   * see {@linkcode quietMesaDeviceSelect}. Absent in a browser.
+   */
+  env?: EnvironmentVariables;
 }
 
 /** Thrown when WebGPU was asked for and no adapter exists. */
@@ -107,6 +112,7 @@ async function createBackend(
 ): Promise<AdapterReport> {
   if (backend === "cpu") {
     await activate("cpu");
+    skipNodeBanner();
     return {
       backend,
       description: "cpu",
@@ -128,6 +134,7 @@ async function createBackend(
     };
   }
 
+  if (options.env) quietMesaDeviceSelect(options.env);
   const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new NoWebGPUError(`${NO_ADAPTER_HELP} (navigator.gpu is missing)`);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -177,6 +184,47 @@ async function createBackend(
     limits: requiredLimits,
     fastKernels,
   };
+}
+
+/** Reading and setting environment variables, as `Deno.env` does (core itself uses no Deno API). */
+export interface EnvironmentVariables {
+  /** The variable's value, or undefined. */
+  get(key: string): string | undefined;
+  /** Sets the variable for this process (and its children). */
+  set(key: string, value: string): void;
+}
+
+/**
+ * Keeps Mesa's Vulkan device-selection layer from printing
+ * `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` (twice) on headless
+ * machines. That implicit layer (`VK_LAYER_MESA_device_select`, installed with
+ * mesa-vulkan-drivers) connects to the Wayland compositor while the adapters are enumerated, to
+ * prefer the GPU driving the display; without `XDG_RUNTIME_DIR` there is no session and
+ * libwayland prints that line. With no session there is no display GPU to prefer, so the layer
+ * is switched off through its documented opt-out, `NODEVICE_SELECT=1`, before the first
+ * adapter request (the Vulkan loader reads it then). Desktop sessions (`XDG_RUNTIME_DIR` set)
+ * and an explicit `MESA_VK_DEVICE_SELECT` or `NODEVICE_SELECT` are left alone.
+ *
+ * @example
+ * ```ts ignore
+ * import { quietMesaDeviceSelect } from "@webtune/core";
+ * quietMesaDeviceSelect(Deno.env);
+ * ```
+ */
+export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
+  if (env.get("XDG_RUNTIME_DIR") || env.get("MESA_VK_DEVICE_SELECT")) return;
+  if (env.get("NODEVICE_SELECT") === undefined) env.set("NODEVICE_SELECT", "1");
+}
+
+/**
+ * tfjs-backend-cpu prints a "looks like you are running TensorFlow.js in Node.js ... install
+ * tfjs-node" banner on its first tensor when tfjs detects Node, which Deno's npm compatibility
+ * looks like. `--backend cpu` is a deliberate choice here (tfjs-node is a native addon webtune
+ * does not use), so the banner is noise; its own show-once flag is cleared as if it had shown.
+ */
+function skipNodeBanner(): void {
+  const cpu = tf.backend() as unknown as { firstUse?: boolean };
+  if (cpu.firstUse === true) cpu.firstUse = false;
 }
 
 async function activate(name: BackendName): Promise<void> {

@@ -34,7 +34,7 @@ export function readFixture(relative: string): Promise<Uint8Array> {
 let ready: Promise<unknown> | undefined;
 /** Makes webgpu the tfjs backend (once per test module). */
 export function useWebgpu(): Promise<unknown> {
-  ready ??= setupBackend({ backend: "webgpu" });
+  ready ??= setupBackend({ backend: "webgpu", env: Deno.env });
   return ready.then(() => tf.setBackend("webgpu"));
 }
 
