@@ -6,11 +6,19 @@
 import { decode as decodeWithImageJs, type Image } from "image-js";
 import type { RgbImage } from "./image.ts";
 import { decodeJpeg, UnsupportedJpegError } from "./jpeg.ts";
+import { oneLine } from "./one_line.ts";
 
-/** A file that is not an image we can decode, or is too big to. The message names the file. */
+/**
+ * A file that is not an image we can decode, or is too big to. The message names the file and is
+ * one line (control characters escaped).
+ */
 export class DecodeError extends Error {
   /** The error's name. */
   override name = "DecodeError";
+  /** `message` is made one line with {@linkcode oneLine}. */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** Image formats {@linkcode probeImage} recognises. */

@@ -21,6 +21,7 @@ export * from "./cache_dir.ts";
 export * from "./decode.ts";
 export * from "./download.ts";
 export * from "./extract.ts";
+export * from "./one_line.ts";
 export * from "./fs.ts";
 export * from "./hash.ts";
 export * from "./hub.ts";

@@ -12,11 +12,19 @@
  */
 import { Inflate } from "fflate";
 import type { DirEntry, FileSource } from "./fs.ts";
+import { oneLine } from "./one_line.ts";
 
-/** A zip that is malformed, truncated, unsafe or too big. The message names the archive. */
+/**
+ * A zip that is malformed, truncated, unsafe or too big. The message names the archive and is
+ * one line (control characters in entry names are escaped).
+ */
 export class ZipError extends Error {
   /** The error's name. */
   override name = "ZipError";
+  /** `message` is made one line with {@linkcode oneLine}. */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** One file or directory of an archive. */

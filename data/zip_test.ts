@@ -153,6 +153,25 @@ Deno.test("zip: truncated or corrupt archives give one-line errors naming the fi
   assert(!e.message.includes("\n"));
 });
 
+Deno.test("zip: fields past the end and control characters in names give one-line ZipErrors", () => {
+  // Found by zip_fuzz_test: a central-directory record whose extra field runs past the data
+  // (DataView RangeError), and an entry name with a newline (a two-line message).
+  const bytes = zipSync({ "a.txt": text("hello") });
+  const cut = bytes.slice();
+  const view = new DataView(cut.buffer);
+  const [rec] = centralRecords(cut);
+  view.setUint16(rec + 30, 0xffff, true); // extra field length
+  assertThrows(
+    () => readZip(cut, { name: "cut.zip" }),
+    ZipError,
+    "cut.zip: central directory entry 0 is truncated",
+  );
+  const evil = zipSync({ "a\nb": [text("/etc/passwd"), { os: 3, attrs: 0o120777 << 16 }] });
+  const e = assertThrows(() => readZip(evil, { name: "evil.zip" }), ZipError);
+  assertEquals(e.message.includes("\n"), false, e.message);
+  assertStringIncludes(e.message, "evil.zip: entry a\\u000ab is a symlink");
+});
+
 Deno.test("extract: writes through a temp dir then renames; refuses and cleans up on errors", async () => {
   await using dir = await tempDir();
   const good = zipSync({ "hotdog/train/a/1.jpg": text("1"), "hotdog/test/a/2.jpg": text("2") });

@@ -19,6 +19,8 @@
  * @module
  */
 
+import { oneLine } from "./types.ts";
+
 /** A callable that a pickle may REDUCE (or NEWOBJ); only `findClass` can hand these out. */
 export class PickleFunction {
   constructor(
@@ -33,6 +35,10 @@ export class PickleFunction {
 export class PickleError extends Error {
   /** The error's name. */
   override name = "PickleError";
+  /** `message` is made one line with {@linkcode oneLine} (pickled strings may hold newlines). */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** How the unpickler resolves names and persistent ids; it has no defaults of its own. */

@@ -14,6 +14,9 @@ import { bf16ToFloat, halfToFloat } from "./float16.ts";
 import { describe, PickleError, PickleFunction, unpickle } from "./pickle.ts";
 import { formatShape, type HostTensor, numel, type StateDict, WeightsError } from "./types.ts";
 
+/** Deflate's best case, 258 bytes from a 2-bit length/distance pair, rounded up. */
+const MAX_DEFLATE_RATIO = 1032;
+
 /** Element types of torch's legacy typed storages, as named in checkpoints. */
 const STORAGES = {
   FloatStorage: { bytes: 4, float: (v: DataView, i: number) => v.getFloat32(i, true) },
@@ -131,10 +134,24 @@ export function readPth(bytes: Uint8Array, fileName: string): StateDict {
   let files: Record<string, Uint8Array>;
   try {
     files = unzipSync(bytes, {
-      filter: (f) =>
-        f.name.endsWith("data.pkl") || f.name.includes("/data/") || f.name.endsWith("byteorder"),
+      filter: (f) => {
+        const wanted = f.name.endsWith("data.pkl") || f.name.includes("/data/") ||
+          f.name.endsWith("byteorder");
+        // fflate allocates an entry's declared size before inflating it: refuse sizes its
+        // bytes cannot hold (stored: exactly; deflate: at most about 1032:1).
+        if (
+          wanted && f.originalSize > (f.compression === 0 ? f.size : MAX_DEFLATE_RATIO * f.size)
+        ) {
+          fail(
+            `zip entry ${f.name} declares ${f.originalSize} bytes from ${f.size} stored bytes ` +
+              `(corrupt or hostile archive)`,
+          );
+        }
+        return wanted;
+      },
     });
   } catch (e) {
+    if (e instanceof WeightsError) throw e;
     // fflate's own errors carry a numeric code; anything else is a bug, not a bad file.
     if (typeof (e as { code?: unknown }).code !== "number") throw e;
     return fail(`not a readable zip archive, truncated or corrupt? (${(e as Error).message})`);

@@ -1,6 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { zipSync } from "fflate";
 import { readPth } from "./pth.ts";
+import { WeightsError } from "./types.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { resnet18Spec } from "./resnet18.ts";
 import {
@@ -64,6 +65,32 @@ Deno.test("readPth: refuses a pickle that names os.system, without calling it", 
     () => readPth(torchZip("archive", evil4), "evil4.pth"),
     Error,
     "evil4.pth: refused pickle global builtins.eval (not a state_dict type)",
+  );
+});
+
+Deno.test("readPth: a zip entry declaring more bytes than its data can hold is refused before inflating", () => {
+  const pkl = stateDictPickle([["w", (p) => p.tensor("FloatStorage", "0", 2, 0, [2], [1])]]);
+  for (const level of [0, 6] as const) {
+    const zip = torchZip("archive", pkl, { "0": f32(1, 2) }, level);
+    const view = new DataView(zip.buffer);
+    for (let p = 0; p + 4 <= zip.length; p++) {
+      if (view.getUint32(p, true) === 0x02014b50) view.setUint32(p + 24, 0xfffffff0, true);
+    }
+    assertThrows(
+      () => readPth(zip, "huge.pth"),
+      WeightsError,
+      "huge.pth: zip entry archive/data.pkl declares 4294967280 bytes from",
+    );
+  }
+});
+
+Deno.test("readPth: an OrderedDict built from non-pairs is a WeightsError, not a TypeError", () => {
+  const p = new PickleBuilder().proto(2).global("collections", "OrderedDict").mark().mark();
+  p.int(1).op(0x6c).tuple().reduce(); // OrderedDict([1]): an item that is a number
+  assertThrows(
+    () => readPth(torchZip("archive", p.stop()), "pairs.pth"),
+    WeightsError,
+    "pairs.pth: collections.OrderedDict called with an item that is not a (key, value) pair",
   );
 });
 
