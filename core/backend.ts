@@ -162,6 +162,7 @@ async function createBackend(
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  destroyOnUnload(device);
 
   // Replace the factory tfjs-webgpu registers on import with one that uses our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
@@ -225,6 +226,19 @@ export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
 function skipNodeBanner(): void {
   const cpu = tf.backend() as unknown as { firstUse?: boolean };
   if (cpu.firstUse === true) cpu.firstUse = false;
+}
+
+/**
+ * Destroys the device when the page or Deno module unloads, so it is torn down while the runtime
+ * is still whole instead of being dropped with its buffers in whatever order the runtime's exit
+ * chooses. Why: a `deno test` run of several WebGPU test modules (each makes its own device and
+ * never destroyed it) sometimes aborted after its summary with glibc's "corrupted size vs.
+ * prev_size in fastbins" (2 of 65 runs of core/{loss,sgd,head_init}_test.ts together on
+ * lavapipe; 0 of 26 with this). Harmless where that never happens: nothing runs after unload.
+ */
+function destroyOnUnload(device: GPUDevice): void {
+  const target = globalThis as { addEventListener?: typeof addEventListener };
+  target.addEventListener?.("unload", () => device.destroy(), { once: true });
 }
 
 async function activate(name: BackendName): Promise<void> {

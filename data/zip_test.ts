@@ -197,4 +197,14 @@ Deno.test("extract: writes through a temp dir then renames; refuses and cleans u
   const left = [];
   for await (const e of Deno.readDir(dir.path)) left.push(e.name);
   assertEquals(left, ["out"]);
+  // A bomb entry is refused before anything is written.
+  const bomb = zipSync({ "a.txt": text("a"), "z.jpg": new Uint8Array(4 * 1024 * 1024) });
+  await assertRejects(
+    () => extractZip(denoFs, bomb, `${dir.path}/bomb`, { name: "bomb.zip" }),
+    ZipError,
+    "bomb.zip: entry z.jpg inflates",
+  );
+  const after = [];
+  for await (const e of Deno.readDir(dir.path)) after.push(e.name);
+  assertEquals(after, ["out"]);
 });
