@@ -16,12 +16,12 @@
  *
  * ```ts ignore
  * // x_fuzz_test.ts: the same file is the test (main thread) and the runner (worker).
- * import { fuzzTest } from "../tests/fuzz.ts";
+ * import { errorWithPrefix, fuzzTest } from "../tests/fuzz.ts";
  * fuzzTest(import.meta.url, {
  *   name: "safetensors",
  *   seeds: () => [writeSafetensors(small)],
  *   run: (bytes) => readSafetensors(bytes, "fuzz.safetensors"),
- *   isClean: (e) => e instanceof Error && e.message.startsWith("fuzz.safetensors: "),
+ *   isClean: errorWithPrefix(WeightsError, "fuzz.safetensors: "),
  * });
  * ```
  *
