@@ -8,14 +8,14 @@
  * error, as the target defines it (typically the reader's own error class with its file-name
  * prefix); a `RangeError` or `TypeError` from deep inside a reader is a bug in the reader.
  *
- * The cases run in a worker so that a hang is caught too: the test fails, naming the case, when a
- * case runs longer than `caseTimeoutMs`, and the worker is terminated. Memory is bounded by
+ * The cases run in a child process so that a hang is caught too: the test fails, naming the case,
+ * when a case runs longer than `caseTimeoutMs`, and the child is killed. Memory is bounded by
  * failing a case after which the process holds more than `maxMemoryGrowth` bytes above where it
  * started (readers must refuse absurd declared sizes before allocating). A case is reproduced
  * from `(seed, index)` alone with {@linkcode fuzzCase}.
  *
  * ```ts ignore
- * // x_fuzz_test.ts: the same file is the test (main thread) and the runner (worker).
+ * // x_fuzz_test.ts: the same file is the test and the runner (in a child process).
  * import { errorWithPrefix, fuzzTest } from "../tests/fuzz.ts";
  * fuzzTest(import.meta.url, {
  *   name: "safetensors",
@@ -168,47 +168,28 @@ export function fuzzCase(seeds: readonly Uint8Array[], seed: number, index: numb
   return { bytes, ops: [`seed input ${index % seeds.length} (${input.length} bytes)`, ...ops] };
 }
 
-type ToWorker = { target: string; options: FuzzOptions };
-type FromWorker =
-  | { kind: "ready" }
+type FromChild =
   | { kind: "case"; index: number }
   | { kind: "done"; report: FuzzReport }
   | { kind: "fail"; message: string };
 
-function isWorker(): boolean {
-  return typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
-}
-
-const targets = new Map<string, FuzzTarget>();
+/** Set in the child process: which target to run, with which options (JSON). */
+const CHILD_ENV = "WEBTUNE_FUZZ_CHILD";
 const LOAD_TIMEOUT_MS = 120_000;
+const encoder = new TextEncoder();
 
 /**
- * Registers `fuzz: NAME` as a Deno test that runs the target's cases in a worker started from
- * `moduleUrl` (pass `import.meta.url`: the calling test file is also the worker's module, where
- * this call registers the target instead of a test).
+ * Registers `fuzz: NAME` as a Deno test that runs the target's cases in a child process running
+ * `moduleUrl` (pass `import.meta.url`: the calling test file is also the child's module, where
+ * this call runs the target instead of registering a test). A process rather than a worker: it
+ * can be killed in the middle of a hung case, its RSS is the fuzzer's alone, and it starts
+ * without type-checking the module again.
  */
 export function fuzzTest(moduleUrl: string, target: FuzzTarget, options: FuzzOptions = {}): void {
-  if (isWorker()) {
-    targets.set(target.name, target);
-    if (targets.size === 1) {
-      const scope = globalThis as unknown as {
-        onmessage: (e: MessageEvent<ToWorker>) => void;
-        postMessage: (m: FromWorker) => void;
-      };
-      scope.onmessage = async (e) => {
-        const post = (m: FromWorker) => scope.postMessage(m);
-        try {
-          const found = targets.get(e.data.target)!;
-          post({ kind: "done", report: await runCases(found, e.data.options, post) });
-        } catch (err) {
-          post({ kind: "fail", message: (err as Error).message });
-        }
-      };
-      // A message sent before the module (with its top-level awaits) has run would be lost;
-      // the supervisor starts the run only on this. It is handled after the module's remaining
-      // fuzzTest calls, which run synchronously after this one.
-      scope.postMessage({ kind: "ready" });
-    }
+  const child = Deno.env.get(CHILD_ENV);
+  if (child !== undefined) {
+    const job: { target: string; options: FuzzOptions } = JSON.parse(child);
+    if (job.target === target.name) void runInChild(target, job.options);
     return;
   }
   // Longer or other campaigns without editing the tests:
@@ -222,59 +203,84 @@ export function fuzzTest(moduleUrl: string, target: FuzzTarget, options: FuzzOpt
     seed: env("WEBTUNE_FUZZ_SEED") ?? options.seed,
     budgetMs: env("WEBTUNE_FUZZ_BUDGET_MS") ?? options.budgetMs,
   };
-  Deno.test(`fuzz: ${target.name}`, () => superviseWorker(moduleUrl, target, effective));
+  Deno.test(`fuzz: ${target.name}`, () => superviseChild(moduleUrl, target, effective));
 }
 
-async function superviseWorker(
+/** The child's side: one JSON line per message, written synchronously so none is lost. */
+async function runInChild(target: FuzzTarget, options: FuzzOptions): Promise<void> {
+  const send = (m: FromChild) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(m) + "\n"));
+  try {
+    send({ kind: "done", report: await runCases(target, options, send) });
+  } catch (err) {
+    send({ kind: "fail", message: (err as Error).message });
+  }
+}
+
+async function superviseChild(
   moduleUrl: string,
   target: FuzzTarget,
   options: FuzzOptions,
 ): Promise<void> {
   const caseTimeoutMs = options.caseTimeoutMs ?? 5000;
-  const worker = new Worker(moduleUrl, { type: "module" });
+  const config = new URL("../deno.json", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", "--config", config, moduleUrl],
+    env: { [CHILD_ENV]: JSON.stringify({ target: target.name, options }) },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
   let current = -1;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut: string | undefined;
+  let outcome: FromChild | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    // Starting the child and preparing the seeds get a generous allowance; a case gets
+    // caseTimeoutMs, after which the child is killed mid-case.
+    const ms = current < 0 ? LOAD_TIMEOUT_MS : caseTimeoutMs;
+    timer = setTimeout(() => {
+      timedOut = `did not finish within ${ms} ms`;
+      child.kill("SIGKILL");
+    }, ms);
+  };
   try {
-    const report = await new Promise<FuzzReport>((resolve, reject) => {
-      // Loading the worker's module (type-checked on a busy machine) and preparing the seeds get
-      // a generous allowance; each case after that gets caseTimeoutMs.
-      const arm = () => {
-        clearTimeout(timer);
-        const ms = current < 0 ? LOAD_TIMEOUT_MS : caseTimeoutMs;
-        timer = setTimeout(async () => {
-          const what = current < 0 ? "loading the fuzz worker" : await describeCase(
-            target,
-            options,
-            current,
-          );
-          reject(new Error(`fuzz ${target.name}: ${what} did not finish within ${ms} ms`));
-        }, ms);
-      };
-      arm();
-      worker.onmessage = (e: MessageEvent<FromWorker>) => {
-        const m = e.data;
-        if (m.kind === "ready") {
-          worker.postMessage({ target: target.name, options } satisfies ToWorker);
-        } else if (m.kind === "case") {
+    arm();
+    let buffered = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += text;
+      let newline;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const m: FromChild = JSON.parse(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+        if (m.kind === "case") {
           current = m.index;
           arm();
-        } else if (m.kind === "done") resolve(m.report);
-        else reject(new Error(m.message));
-      };
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(`fuzz ${target.name}: worker failed: ${e.message}`));
-      };
-    });
-    console.log(
-      `fuzz ${target.name}: ${report.cases} cases in ${(report.ms / 1000).toFixed(1)} s ` +
-        `(${report.results} results, ${report.cleanErrors} clean errors; slowest case ` +
-        `${report.slowest.index}: ${report.slowest.ms.toFixed(0)} ms)`,
-    );
+        } else outcome = m;
+      }
+    }
   } finally {
     clearTimeout(timer);
-    worker.terminate();
   }
+  const status = await child.status;
+  const errors = (await stderr).trim().split("\n").slice(-5).join(" | ");
+  if (timedOut) {
+    const what = current < 0 ? "starting" : await describeCase(target, options, current);
+    throw new Error(`fuzz ${target.name}: ${what} ${timedOut}`);
+  }
+  if (outcome?.kind === "fail") throw new Error(outcome.message);
+  if (outcome?.kind !== "done") {
+    throw new Error(
+      `fuzz ${target.name}: the child exited with ${status.code} after case ${current}: ${errors}`,
+    );
+  }
+  const report = outcome.report;
+  console.log(
+    `fuzz ${target.name}: ${report.cases} cases in ${(report.ms / 1000).toFixed(1)} s ` +
+      `(${report.results} results, ${report.cleanErrors} clean errors; slowest case ` +
+      `${report.slowest.index}: ${report.slowest.ms.toFixed(0)} ms)`,
+  );
 }
 
 async function describeCase(target: FuzzTarget, options: FuzzOptions, index: number) {
@@ -287,7 +293,7 @@ async function describeCase(target: FuzzTarget, options: FuzzOptions, index: num
 async function runCases(
   target: FuzzTarget,
   options: FuzzOptions,
-  onCase: (m: FromWorker) => void = () => {},
+  onCase: (m: FromChild) => void = () => {},
 ): Promise<FuzzReport> {
   const seed = options.seed ?? 1;
   const maxCases = options.cases ?? 20_000;
