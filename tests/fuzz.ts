@@ -186,12 +186,7 @@ const encoder = new TextEncoder();
  * without type-checking the module again.
  */
 export function fuzzTest(moduleUrl: string, target: FuzzTarget, options: FuzzOptions = {}): void {
-  const child = Deno.env.get(CHILD_ENV);
-  if (child !== undefined) {
-    const job: { target: string; options: FuzzOptions } = JSON.parse(child);
-    if (job.target === target.name) void runInChild(target, job.options);
-    return;
-  }
+  if (fuzzTarget(target)) return;
   // Longer or other campaigns without editing the tests:
   // WEBTUNE_FUZZ_SEED=7 WEBTUNE_FUZZ_BUDGET_MS=60000 deno test -A data/zip_fuzz_test.ts
   const env = (key: string) => {
@@ -203,7 +198,27 @@ export function fuzzTest(moduleUrl: string, target: FuzzTarget, options: FuzzOpt
     seed: env("WEBTUNE_FUZZ_SEED") ?? options.seed,
     budgetMs: env("WEBTUNE_FUZZ_BUDGET_MS") ?? options.budgetMs,
   };
-  Deno.test(`fuzz: ${target.name}`, () => superviseChild(moduleUrl, target, effective));
+  Deno.test(`fuzz: ${target.name}`, async () => {
+    const report = await runFuzz(moduleUrl, target, effective);
+    console.log(
+      `fuzz ${target.name}: ${report.cases} cases in ${(report.ms / 1000).toFixed(1)} s ` +
+        `(${report.results} results, ${report.cleanErrors} clean errors; slowest case ` +
+        `${report.slowest.index}: ${report.slowest.ms.toFixed(0)} ms)`,
+    );
+  });
+}
+
+/**
+ * In the child process started by {@linkcode runFuzz}, runs `target` if it is the one asked for
+ * and returns true; elsewhere returns false. Call it at the top level of the module passed to
+ * `runFuzz` ({@linkcode fuzzTest} does).
+ */
+export function fuzzTarget(target: FuzzTarget): boolean {
+  const child = Deno.env.get(CHILD_ENV);
+  if (child === undefined) return false;
+  const job: { target: string; options: FuzzOptions } = JSON.parse(child);
+  if (job.target === target.name) void runInChild(target, job.options);
+  return true;
 }
 
 /** The child's side: one JSON line per message, written synchronously so none is lost. */
@@ -216,11 +231,16 @@ async function runInChild(target: FuzzTarget, options: FuzzOptions): Promise<voi
   }
 }
 
-async function superviseChild(
+/**
+ * Runs `target`'s cases in a child process running `moduleUrl` (which registers the target with
+ * {@linkcode fuzzTarget} or {@linkcode fuzzTest}). Rejects, naming the case and its mutations, on
+ * an unclean error, a hang, or memory growth.
+ */
+export async function runFuzz(
   moduleUrl: string,
   target: FuzzTarget,
-  options: FuzzOptions,
-): Promise<void> {
+  options: FuzzOptions = {},
+): Promise<FuzzReport> {
   const caseTimeoutMs = options.caseTimeoutMs ?? 5000;
   const config = new URL("../deno.json", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
@@ -275,12 +295,7 @@ async function superviseChild(
       `fuzz ${target.name}: the child exited with ${status.code} after case ${current}: ${errors}`,
     );
   }
-  const report = outcome.report;
-  console.log(
-    `fuzz ${target.name}: ${report.cases} cases in ${(report.ms / 1000).toFixed(1)} s ` +
-      `(${report.results} results, ${report.cleanErrors} clean errors; slowest case ` +
-      `${report.slowest.index}: ${report.slowest.ms.toFixed(0)} ms)`,
-  );
+  return outcome.report;
 }
 
 async function describeCase(target: FuzzTarget, options: FuzzOptions, index: number) {
