@@ -55,6 +55,11 @@ export interface SetupBackendOptions {
   fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
   registerWebgl?: () => Promise<void>;
+  /**
+   * The process environment (`Deno.env` in the CLI), so that headless runs can be kept quiet;
+   * see {@linkcode quietMesaDeviceSelect}. Absent in a browser.
+   */
+  env?: EnvironmentVariables;
 }
 
 /** Thrown when WebGPU was asked for and no adapter exists. */
@@ -107,6 +112,7 @@ async function createBackend(
 ): Promise<AdapterReport> {
   if (backend === "cpu") {
     await activate("cpu");
+    skipNodeBanner();
     return {
       backend,
       description: "cpu",
@@ -128,6 +134,7 @@ async function createBackend(
     };
   }
 
+  if (options.env) quietMesaDeviceSelect(options.env);
   const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new NoWebGPUError(`${NO_ADAPTER_HELP} (navigator.gpu is missing)`);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -155,6 +162,7 @@ async function createBackend(
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  destroyOnUnload(device);
 
   // Replace the factory tfjs-webgpu registers on import with one that uses our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
@@ -177,6 +185,60 @@ async function createBackend(
     limits: requiredLimits,
     fastKernels,
   };
+}
+
+/** Reading and setting environment variables, as `Deno.env` does (core itself uses no Deno API). */
+export interface EnvironmentVariables {
+  /** The variable's value, or undefined. */
+  get(key: string): string | undefined;
+  /** Sets the variable for this process (and its children). */
+  set(key: string, value: string): void;
+}
+
+/**
+ * Keeps Mesa's Vulkan device-selection layer from printing
+ * `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` (twice) on headless
+ * machines. That implicit layer (`VK_LAYER_MESA_device_select`, installed with
+ * mesa-vulkan-drivers) connects to the Wayland compositor while the adapters are enumerated, to
+ * prefer the GPU driving the display; without `XDG_RUNTIME_DIR` there is no session and
+ * libwayland prints that line. With no session there is no display GPU to prefer, so the layer
+ * is switched off through its documented opt-out, `NODEVICE_SELECT=1`, before the first
+ * adapter request (the Vulkan loader reads it then). Desktop sessions (`XDG_RUNTIME_DIR` set)
+ * and an explicit `MESA_VK_DEVICE_SELECT` or `NODEVICE_SELECT` are left alone.
+ *
+ * @example
+ * ```ts ignore
+ * import { quietMesaDeviceSelect } from "@webtune/core";
+ * quietMesaDeviceSelect(Deno.env);
+ * ```
+ */
+export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
+  if (env.get("XDG_RUNTIME_DIR") || env.get("MESA_VK_DEVICE_SELECT")) return;
+  if (env.get("NODEVICE_SELECT") === undefined) env.set("NODEVICE_SELECT", "1");
+}
+
+/**
+ * tfjs-backend-cpu prints a "looks like you are running TensorFlow.js in Node.js ... install
+ * tfjs-node" banner on its first tensor when tfjs detects Node, which Deno's npm compatibility
+ * looks like. `--backend cpu` is a deliberate choice here (tfjs-node is a native addon webtune
+ * does not use), so the banner is noise; its own show-once flag is cleared as if it had shown.
+ */
+function skipNodeBanner(): void {
+  const cpu = tf.backend() as unknown as { firstUse?: boolean };
+  if (cpu.firstUse === true) cpu.firstUse = false;
+}
+
+/**
+ * Destroys the device when the page or Deno module unloads, so it is torn down while the runtime
+ * is still whole instead of being dropped with its buffers in whatever order the runtime's exit
+ * chooses. Why: a `deno test` run of several WebGPU test modules (each makes its own device and
+ * never destroyed it) sometimes aborted after its summary with glibc's "corrupted size vs.
+ * prev_size in fastbins" (2 of 65 runs of core/{loss,sgd,head_init}_test.ts together on
+ * lavapipe; 0 of 26 with this). Harmless where that never happens: nothing runs after unload.
+ */
+function destroyOnUnload(device: GPUDevice): void {
+  const target = globalThis as { addEventListener?: typeof addEventListener };
+  target.addEventListener?.("unload", () => device.destroy(), { once: true });
 }
 
 async function activate(name: BackendName): Promise<void> {

@@ -19,6 +19,7 @@
  * @module
  */
 export type { HostTensor, StateDict } from "./types.ts";
+export { WeightsError } from "./types.ts";
 export {
   type Arch,
   type ArchDefinition,
