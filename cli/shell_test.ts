@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { defaultRunConfig, ParamError } from "@webtune/core";
+import { defaultRunConfig, NoWebGPUError, ParamError } from "@webtune/core";
 import {
   defineCommand,
   EXIT_INTERRUPTED,
@@ -166,4 +166,21 @@ Deno.test("shell: a run parameter's error from core is told as its flag (exit 1)
   const err: string[] = [];
   assertEquals(await runCommand(command, [], () => {}, (l) => err.push(l)), 1);
   assertEquals(err, ["webtune t: --batch-size 128 at 224 px needs 392 MiB: use 32 or less"]);
+});
+
+Deno.test("shell: no WebGPU adapter is told with the flag that helps (exit 1)", async () => {
+  const command = defineCommand({
+    name: "t",
+    synopsis: "",
+    description: "",
+    flags: {},
+    run() {
+      throw new NoWebGPUError("no WebGPU adapter found: ... or use the (slow) cpu backend");
+    },
+  });
+  const err: string[] = [];
+  assertEquals(await runCommand(command, [], () => {}, (l) => err.push(l)), 1);
+  assertEquals(err, [
+    "webtune t: no WebGPU adapter found: ... or use the (slow) cpu backend (--backend cpu)",
+  ]);
 });
