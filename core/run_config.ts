@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { RESNET18_IMAGENET } from "@webtune/models";
 
 /** The chapter's two runs. */
 export type Task = "finetune" | "scratch";
@@ -71,7 +72,8 @@ export const RUN_PARAMS = {
     integer: true,
     min: 32,
     default: 224,
-    help: "train crop size (test: resize ×256/224, crop)",
+    help:
+      `train crop size (test: resize ×${RESNET18_IMAGENET.testResize}/${RESNET18_IMAGENET.inputSize}, crop)`,
     page: "Image size (px)",
   },
   batchSize: {

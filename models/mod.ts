@@ -1,6 +1,8 @@
 /**
- * `@webtune/models`: a PyTorch-exact ResNet-18 for tfjs, and the readers and writers that move
- * its weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
+ * `@webtune/models`: a PyTorch-exact ResNet-18 for tfjs with its pretrained config (timm's
+ * habit: URL, hash, mean/std, input size, test resize, classifier — `RESNET18_IMAGENET`, the one
+ * home of those facts), and the readers and writers that move its weights to and from PyTorch
+ * (`.pth` zip checkpoints, safetensors).
  *
  * Nothing here touches the file system or the network: functions take bytes and a file name
  * (for messages), so the package runs unchanged in a browser.
@@ -35,6 +37,6 @@ export { readSafetensors, type Safetensors, writeSafetensors } from "./safetenso
 export { detectWeightsFormat, readWeights, type WeightsFormat } from "./weights.ts";
 export { countParameters, describeClassifier } from "./summary.ts";
 export { verifyHashPrefix } from "./hash.ts";
+export { largestActivationBytes, testResizeFor } from "./pretrained.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
-export { largestActivationBytes, testResizeFor } from "./pretrained.ts";
