@@ -83,7 +83,7 @@ const LIMITS_TO_MAXIMISE = [
 const NO_ADAPTER_HELP =
   "no WebGPU adapter found: install a GPU driver or Mesa's software Vulkan driver " +
   "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers), use a browser with WebGPU enabled, " +
-  "or pass --backend cpu to train on the (slow) CPU backend";
+  "or use the (slow) cpu backend";
 
 /**
  * Finds an adapter, creates the device and makes tfjs use it. Returns what it found so the

@@ -1,6 +1,8 @@
 /**
- * `@webtune/models`: PyTorch-exact ResNet-18/34/50 for tfjs, and the readers and writers that
- * move their weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
+ * `@webtune/models`: PyTorch-exact ResNet-18/34/50 for tfjs, each with its pretrained config
+ * beside its definition (timm's habit: URL, hash, mean/std, input size, test resize, classifier —
+ * `pretrainedConfig(arch)`, the one home of those facts), and the readers and writers that move
+ * their weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
  *
  * Nothing here touches the file system or the network: functions take bytes and a file name
  * (for messages), so the package runs unchanged in a browser.

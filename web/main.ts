@@ -122,7 +122,7 @@ try {
   hook.fastKernels = report.fastKernels;
 } catch (e) {
   hook.state = "no-webgpu";
-  // Core's message speaks to the terminal (apt-get, --backend cpu); say it for a browser.
+  // Core's message speaks to the terminal (apt-get); say it for a browser.
   const why = !(e instanceof NoWebGPUError)
     ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
     : navigator.gpu
