@@ -4,7 +4,7 @@ import {
   paramEntries,
   ParamError,
   parseParamValue,
-  RUN_PARAMS,
+  type RUN_PARAMS,
   validateRunConfig,
   valueProblem,
 } from "./run_config.ts";
