@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { RESNET18_IMAGENET } from "@webtune/models";
+import { type Arch, pretrainedConfig } from "@webtune/models";
+import { type BackendName, setupBackend } from "@webtune/core";
 
 /** `--backend`, shared by every command that computes. */
 export const BACKEND_FLAG = {
@@ -21,13 +22,26 @@ export const DATA_FLAG = {
   help: "DIR | ZIP | URL | synthetic | hotdog (d2l's hotdog.zip, downloaded and cached)",
 } as const;
 
-/** `--weights` of `finetune` (and `compare`). */
+/** `--weights` of `finetune` (and `compare`); see {@linkcode sourceWeights} for the default. */
 export const WEIGHTS_FLAG = {
   kind: "string",
-  default: RESNET18_IMAGENET.url,
   placeholder: "FILE|URL",
-  help: "source model: .pth or .safetensors file, or URL (downloaded into the cache)",
+  help: "source model: .pth or .safetensors file, or URL (downloaded into the cache); " +
+    "default: torchvision's ImageNet weights of --arch (resnet18)",
 } as const;
+
+/** `--weights` as given, else torchvision's ImageNet checkpoint of `arch` (ResNet-18 default). */
+export function sourceWeights(weights: unknown, arch: Arch | undefined): string {
+  return weights === undefined ? pretrainedConfig(arch ?? "resnet18").url : String(weights);
+}
+
+/**
+ * The backend for a command. The process environment goes along so that a headless Mesa stays
+ * quiet (see core's `quietMesaDeviceSelect`).
+ */
+export function setupCommandBackend(backend: unknown) {
+  return setupBackend({ backend: backend as BackendName, env: Deno.env });
+}
 
 /** `--model` of `predict` and `eval`: a finished run directory. */
 export const MODEL_FLAG = {

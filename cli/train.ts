@@ -28,7 +28,13 @@ import {
 import { describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { describeClassifier } from "@webtune/models";
-import { BACKEND_FLAG, DATA_FLAG, WEIGHTS_FLAG } from "./flags.ts";
+import {
+  BACKEND_FLAG,
+  DATA_FLAG,
+  setupCommandBackend,
+  sourceWeights,
+  WEIGHTS_FLAG,
+} from "./flags.ts";
 import { jsonRenderer, textRenderer } from "./progress.ts";
 import {
   type Command,
@@ -104,11 +110,12 @@ export function trainCommand(task: Task): Command<Flags> {
         }
         io = { ...state, out: dir, backend, json, resume: state };
       } else {
+        const config = runConfigFromFlags(task, defaultRunConfig(task), values);
         io = {
           task,
-          config: runConfigFromFlags(task, defaultRunConfig(task), values),
+          config,
           data: String(values.data),
-          weights: task === "finetune" ? String(values.weights) : undefined,
+          weights: task === "finetune" ? sourceWeights(values.weights, config.arch) : undefined,
           out: String(values.out ?? `runs/${timestamp()}-${task}`),
           backend,
           json,
@@ -137,7 +144,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   const { task, config, out } = io;
   // Human-readable lines go to stderr under --json so stdout stays machine-readable.
   const log = io.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-  const adapter = await setupBackend({ backend: io.backend });
+  const adapter = await setupCommandBackend(io.backend);
   log(`device: ${describeAdapter(adapter)}`);
 
   const data = await openData(io.data, config.seed, log);
