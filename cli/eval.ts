@@ -4,14 +4,7 @@
  * transform and normalisation the run's `config.json` records.
  * @module
  */
-import {
-  type BackendName,
-  classReport,
-  describeAdapter,
-  evaluate,
-  RunDir,
-  setupBackend,
-} from "@webtune/core";
+import { classReport, describeAdapter, evaluate, RunDir } from "@webtune/core";
 import { createBatchLoader, describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main } from "./shell.ts";

@@ -3,13 +3,7 @@
  * test transform and normalisation the run's `config.json` records.
  * @module
  */
-import {
-  type BackendName,
-  describeAdapter,
-  predictProbabilities,
-  RunDir,
-  setupBackend,
-} from "@webtune/core";
+import { describeAdapter, predictProbabilities, RunDir } from "@webtune/core";
 import { decodeImage } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main, UsageError } from "./shell.ts";

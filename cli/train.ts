@@ -21,7 +21,6 @@ import {
   type RunState,
   runTraining,
   savedEpoch,
-  setupBackend,
   type Task,
   trainingCurvesSvg,
 } from "@webtune/core";
