@@ -1,6 +1,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { StateDict } from "@webtune/models";
 import type { ParamGroup } from "./param_groups.ts";
+import { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./kernels/mod.ts";
+
+/** Whether the active backend has webtune's one-dispatch update for this gradient. */
+function fusedUpdate(grad: tf.Tensor): boolean {
+  return tf.getKernel(SGD_UPDATE_KERNEL, tf.getBackend()) !== undefined &&
+    sgdUpdateSupports(grad, grad);
+}
 
 /** `torch.optim.SGD` settings shared by all groups. */
 export interface SgdOptions {
@@ -64,6 +71,13 @@ export class Sgd {
         for (const [name, param] of group.params) {
           const grad = grads.get(name);
           if (!grad) throw new Error(`no gradient for ${name}`);
+          if (momentum === 0 && fusedUpdate(grad)) {
+            // One dispatch instead of four (core/kernels/sgd_update.ts), same arithmetic.
+            const attrs = { lr: group.lr, weightDecay };
+            const updated = tf.engine().runKernel(SGD_UPDATE_KERNEL, { param, grad }, attrs);
+            param.assign(updated as tf.Tensor);
+            continue;
+          }
           let d: tf.Tensor = weightDecay !== 0 ? tf.add(grad, tf.mul(param, weightDecay)) : grad;
           if (momentum !== 0) {
             const buf = this.momentumBuffers.get(name);

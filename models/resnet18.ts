@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { batchNorm, type ForwardMode } from "./batch_norm.ts";
+import { batchNorm, type BatchNormEpilogue, type ForwardMode } from "./batch_norm.ts";
 import "./gradients.ts";
 import { tfjsShape } from "./layout.ts";
 
@@ -180,7 +180,7 @@ export class ResNet18 {
     return tf.tidy(() => {
       // Stem: 7×7/2 conv, BN, ReLU, 3×3/2 max pool (224 px -> 56 px).
       let h = this.conv(x, "conv1", 2, 3);
-      h = tf.relu(this.bn(h, "bn1", mode));
+      h = this.bn(h, "bn1", mode, { relu: true });
       h = tf.maxPool(h, 3, 2, 1);
 
       // Four stages of two BasicBlocks; the first block of layer2-4 halves the resolution.
@@ -198,12 +198,13 @@ export class ResNet18 {
 
   /** conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut (1×1 conv + BN when shapes change). */
   private basicBlock(x: tf.Tensor4D, p: string, stride: number, mode: ForwardMode): tf.Tensor4D {
-    let out = tf.relu(this.bn(this.conv(x, `${p}.conv1`, stride, 1), `${p}.bn1`, mode));
-    out = this.bn(this.conv(out, `${p}.conv2`, 1, 1), `${p}.bn2`, mode);
+    const out = this.bn(this.conv(x, `${p}.conv1`, stride, 1), `${p}.bn1`, mode, { relu: true });
     const identity = this.variables.has(`${p}.downsample.0.weight`)
       ? this.bn(this.conv(x, `${p}.downsample.0`, stride, 0), `${p}.downsample.1`, mode)
       : x;
-    return tf.relu(tf.add(out, identity));
+    // bn2, the shortcut and the ReLU in one op (one closed-form gradient, see batch_norm.ts).
+    const conv2 = this.conv(out, `${p}.conv2`, 1, 1);
+    return this.bn(conv2, `${p}.bn2`, mode, { residual: identity, relu: true });
   }
 
   /**
@@ -216,13 +217,23 @@ export class ResNet18 {
     return tf.conv2d(x, this.v(`${name}.weight`) as tf.Tensor4D, stride, pad);
   }
 
-  private bn(x: tf.Tensor4D, name: string, mode: ForwardMode): tf.Tensor4D {
-    const y = batchNorm(x, {
-      weight: this.v(`${name}.weight`),
-      bias: this.v(`${name}.bias`),
-      runningMean: this.v(`${name}.running_mean`),
-      runningVar: this.v(`${name}.running_var`),
-    }, mode);
+  private bn(
+    x: tf.Tensor4D,
+    name: string,
+    mode: ForwardMode,
+    epilogue?: BatchNormEpilogue,
+  ): tf.Tensor4D {
+    const y = batchNorm(
+      x,
+      {
+        weight: this.v(`${name}.weight`),
+        bias: this.v(`${name}.bias`),
+        runningMean: this.v(`${name}.running_mean`),
+        runningVar: this.v(`${name}.running_var`),
+      },
+      mode,
+      epilogue,
+    );
     if (mode === "train") {
       const key = `${name}.num_batches_tracked`;
       this.numBatchesTracked.set(key, (this.numBatchesTracked.get(key) ?? 0) + 1);
