@@ -84,20 +84,29 @@ export function batchNorm(
   }
   const inputs: tf.Tensor[] = [x, bn.weight, bn.bias];
   if (epilogue.residual) inputs.push(epilogue.residual);
+  const relu = Boolean(epilogue.relu);
   const trainOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xIn, weight, bias, residual] = args as tf.Tensor[];
-    const { y, xHat, invStd } = trainForward(xIn as tf.Tensor4D, weight, bias, bn);
-    let out: tf.Tensor = y;
-    if (residual) out = tf.add(out, residual);
-    if (epilogue.relu) out = tf.relu(out);
-    save([xHat, invStd, weight, out]);
+    const mean = tf.mean(xIn, [0, 1, 2]);
+    const variance = centeredSquareMean(xIn, mean); // biased, as used to normalise
+    const invStd = tf.rsqrt(tf.add(variance, BN_EPS));
+    const out = apply(xIn, mean, invStd, weight, bias, residual, relu);
+    tf.tidy(() => {
+      // running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
+      const m = BN_MOMENTUM;
+      bn.runningMean.assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
+      bn.runningVar.assign(
+        tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
+      );
+    });
+    save([xIn, mean, invStd, weight, out]);
     return {
       value: out,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xHatS, invStdS, weightS, outS] = saved;
-        return trainBackward(dy, xHatS, invStdS, weightS, epilogue.relu ? outS : undefined, count)
-          .slice(0, inputs.length);
+        const [xS, meanS, invStdS, weightS, outS] = saved;
+        const bundle = { dy, x: xS, mean: meanS, invStd: invStdS, out: relu ? outS : undefined };
+        return trainBackward(bundle, weightS, count, residual !== undefined);
       },
     };
   });
@@ -105,31 +114,63 @@ export function batchNorm(
 }
 
 /**
- * Batch-statistics forward: y = x̂·γ + β with x̂ = (x − mean)/√(var + eps), the biased variance.
- * Also folds the batch statistics into the running ones (PyTorch: unbiased variance).
+ * Names of the kernels a backend may register to run training-mode BatchNorm in fewer passes
+ * (webtune's core registers them for webgpu). Without them, the same arithmetic runs as tfjs ops.
+ * Every [C] input is per channel (the last axis); every full-size input has x's shape.
+ *
+ * - `variance`: inputs {x, mean} → [C], mean over N·H·W of (x − mean)².
+ * - `apply`: inputs {x, mean, invStd, weight, bias, residual?}, attrs {relu} →
+ *   act(((x − mean)·invStd)·weight + bias (+ residual)).
+ * - `gradSums`: inputs {dy, x, mean, invStd, y?}, attrs {relu} → [2, C]: Σg and Σg·x̂, with
+ *   g = dy, masked by y > 0 (the forward's output) when relu, and x̂ = (x − mean)·invStd.
+ * - `gradInput`: inputs {dy, x, mean, invStd, weight, sums, y?}, attrs {relu, count} →
+ *   (g − Σg/count − x̂·(Σg·x̂/count))·(weight·invStd).
  */
-function trainForward(
-  x: tf.Tensor4D,
+export const BATCH_NORM_KERNELS = {
+  variance: "WebtuneBatchNormVariance",
+  apply: "WebtuneBatchNormApply",
+  gradSums: "WebtuneBatchNormGradSums",
+  gradInput: "WebtuneBatchNormGradInput",
+} as const;
+
+/** Whether the active backend registered `name` (else we use tfjs ops). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+function centeredSquareMean(x: tf.Tensor, mean: tf.Tensor): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.variance)) {
+    return tf.engine().runKernel(BATCH_NORM_KERNELS.variance, { x, mean }, {}) as tf.Tensor;
+  }
+  return tf.mean(tf.square(tf.sub(x, mean)), [0, 1, 2]);
+}
+
+function apply(
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  invStd: tf.Tensor,
   weight: tf.Tensor,
   bias: tf.Tensor,
-  bn: BatchNormVariables,
-): { y: tf.Tensor; xHat: tf.Tensor; invStd: tf.Tensor } {
-  const count = x.shape[0] * x.shape[1] * x.shape[2];
-  const mean = tf.mean(x, [0, 1, 2]);
-  const centered = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centered), [0, 1, 2]); // biased, as used to normalise
-  const invStd = tf.rsqrt(tf.add(variance, BN_EPS));
-  const xHat = tf.mul(centered, invStd);
-  const y = tf.add(tf.mul(xHat, weight), bias);
-  tf.tidy(() => {
-    // running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
-    const m = BN_MOMENTUM;
-    bn.runningMean.assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
-    bn.runningVar.assign(
-      tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
-    );
-  });
-  return { y, xHat, invStd };
+  residual: tf.Tensor | undefined,
+  relu: boolean,
+): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.apply)) {
+    const inputs: tf.NamedTensorMap = { x, mean, invStd, weight, bias };
+    if (residual) inputs.residual = residual;
+    return tf.engine().runKernel(BATCH_NORM_KERNELS.apply, inputs, { relu }) as tf.Tensor;
+  }
+  let y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), weight), bias);
+  if (residual) y = tf.add(y, residual);
+  return relu ? tf.relu(y) : y;
+}
+
+/** What the backward pass of one BatchNorm needs; `out` only after a ReLU (its mask). */
+interface BackwardInputs {
+  dy: tf.Tensor;
+  x: tf.Tensor;
+  mean: tf.Tensor;
+  invStd: tf.Tensor;
+  out?: tf.Tensor;
 }
 
 /**
@@ -141,21 +182,34 @@ function trainForward(
  * dx = γ/σ · (g − Σg/M − x̂·Σ(g·x̂)/M); the residual's gradient is g.
  */
 function trainBackward(
-  dy: tf.Tensor,
-  xHat: tf.Tensor,
-  invStd: tf.Tensor,
+  b: BackwardInputs,
   weight: tf.Tensor,
-  reluOut: tf.Tensor | undefined,
   count: number,
+  residual: boolean,
 ): tf.Tensor[] {
+  const relu = b.out !== undefined;
   // tf.relu's own gradient is dy · step(x); out > 0 exactly where its input is.
-  const g = reluOut ? tf.mul(dy, tf.step(reluOut)) : dy;
+  const masked = () => relu ? tf.mul(b.dy, tf.step(b.out!)) : b.dy;
+  if (hasKernel(BATCH_NORM_KERNELS.gradSums) && hasKernel(BATCH_NORM_KERNELS.gradInput)) {
+    const inputs: tf.NamedTensorMap = { dy: b.dy, x: b.x, mean: b.mean, invStd: b.invStd };
+    if (b.out) inputs.y = b.out;
+    const sums = tf.engine().runKernel(BATCH_NORM_KERNELS.gradSums, inputs, { relu }) as tf.Tensor;
+    const dx = tf.engine().runKernel(
+      BATCH_NORM_KERNELS.gradInput,
+      { ...inputs, weight, sums },
+      { relu, count },
+    ) as tf.Tensor;
+    const [sumG, sumGXHat] = tf.unstack(sums);
+    return residual ? [dx, sumGXHat, sumG, masked()] : [dx, sumGXHat, sumG];
+  }
+  const g = masked();
+  const xHat = tf.mul(tf.sub(b.x, b.mean), b.invStd);
   const sumG = tf.sum(g, [0, 1, 2]);
   const sumGXHat = tf.sum(tf.mul(g, xHat), [0, 1, 2]);
-  const k = tf.mul(weight, invStd);
+  const k = tf.mul(weight, b.invStd);
   const dx = tf.mul(
     tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xHat, tf.div(sumGXHat, count))),
     k,
   );
-  return [dx, sumGXHat, sumG, g];
+  return residual ? [dx, sumGXHat, sumG, g] : [dx, sumGXHat, sumG];
 }

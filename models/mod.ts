@@ -37,3 +37,4 @@ export { countParameters, describeClassifier } from "./summary.ts";
 export { verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
+export { BATCH_NORM_KERNELS, batchNorm } from "./batch_norm.ts";

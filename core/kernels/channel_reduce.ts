@@ -17,7 +17,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { uniformBlock, type Uniforms, WebtuneProgram, WG } from "./kernel_util.ts";
 
 /** Rows one invocation of the first pass adds (then the blocks are added by the second). */
-const ROWS_PER_BLOCK = 128;
+export const ROWS_PER_BLOCK = 128;
 
 const BLOCK_UNIFORMS = uniformBlock({ c4: "i32", rows: "i32", rowsPerBlock: "i32" });
 
@@ -45,23 +45,28 @@ class ChannelBlockSumProgram extends WebtuneProgram {
   }
 }
 
-const FINISH_UNIFORMS = uniformBlock({ c4: "i32", blocks: "i32", divisor: "f32" });
+/** Uniforms of {@linkcode ChannelFinishProgram}. */
+export const FINISH_UNIFORMS = uniformBlock({ c4: "i32", blocks: "i32", divisor: "f32" });
 
 /** out[c] = Σ_b partial[b, c] / divisor (tfjs's Mean divides the sum too). */
-class ChannelFinishProgram extends WebtuneProgram {
+export class ChannelFinishProgram extends WebtuneProgram {
   variableNames = ["partial"];
   uniforms = FINISH_UNIFORMS.wgsl;
 
-  constructor(outShape: number[], c: number) {
-    super(outShape, { x: [1], y: [0] }, [Math.ceil(c / 4 / WG), 1, 1], "ChannelFinish");
+  /** @param width floats per element: 4 (vec4, C % 4 == 0) or 1. */
+  constructor(outShape: number[], c: number, width = 4) {
+    const key = `ChannelFinish_${width}`;
+    super(outShape, { x: [1], y: [0] }, [Math.ceil(c / width / WG), 1, 1], key);
+    this.components = width;
   }
 
   getUserCode(): string {
+    const t = this.components === 4 ? "vec4<f32>" : "f32";
     return `
     fn main() {
       let col = i32(globalId.x);
       if (col >= uniforms.c4) { return; }
-      var s = vec4<f32>(0.0);
+      var s = ${t}(0.0);
       for (var b = 0; b < uniforms.blocks; b++) { s += partial[b * uniforms.c4 + col]; }
       result[col] = s / uniforms.divisor;
     }`;

@@ -106,14 +106,15 @@ export function disposeAll(backend: WebGPUBackend, infos: tf.TensorInfo[]): void
  *   uniforms = "n4 : i32,";
  *   constructor(n: number) { super([n], { x: [0] }, [Math.ceil(n / 4 / WG), 1, 1], "Copy"); }
  *   getUserCode() {
- *     return `fn main() { let i = i32(globalId.x); if (i < uniforms.n4) { result[i] = x[i]; } }`;
+ *     return `fn main(i : i32) { if (i < uniforms.n4) { result[i] = x[i]; } }`;
  *   }
  * }
  * ```
  */
 export abstract class WebtuneProgram implements WebGPUProgram {
   abstract variableNames: string[];
-  outputComponent = 4;
+  /** Floats per element of every input and of the output: 4 (vec4) or 1. */
+  components = 4;
   workgroupSize: [number, number, number] = [WG, 1, 1];
   abstract uniforms: string;
   shaderKey: string;
@@ -132,9 +133,23 @@ export abstract class WebtuneProgram implements WebGPUProgram {
     this.shaderKey = `webtune${key}`;
   }
 
-  /** Every input is read as vec4s. */
+  // Accessors, not fields: subclasses set `components` and `variableNames` after this
+  // constructor runs. tfjs may assign them (it defaults outputComponent), hence the setters.
+  #variableComponents?: number[];
+  #outputComponent?: number;
+
   get variableComponents(): number[] {
-    return this.variableNames.map(() => 4);
+    return this.#variableComponents ?? this.variableNames.map(() => this.components);
+  }
+  set variableComponents(value: number[]) {
+    this.#variableComponents = value;
+  }
+
+  get outputComponent(): number {
+    return this.#outputComponent ?? this.components;
+  }
+  set outputComponent(value: number) {
+    this.#outputComponent = value;
   }
 
   abstract getUserCode(): string;

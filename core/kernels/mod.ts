@@ -29,6 +29,8 @@ import {
 } from "./conv2d_backprop_filter.ts";
 import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
+import { BATCH_NORM_KERNELS } from "@webtune/models";
+import { batchNormKernels } from "./batch_norm.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -75,6 +77,19 @@ const FAST: Record<string, Fast> = {
     if (!sgdUpdateSupports(param, grad)) return null; // callers check first: no stock kernel
     return sgdUpdate(param, grad, attrs as unknown as SgdUpdateAttrs, backend as WebGPUBackend);
   },
+  [BATCH_NORM_KERNELS.variance]: ({ inputs, backend }) =>
+    batchNormKernels.variance(inputs, backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.apply]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.apply(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.gradSums]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.gradSums(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.gradInput]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.gradInput(
+      inputs,
+      Boolean(attrs?.relu),
+      Number(attrs?.count),
+      backend as WebGPUBackend,
+    ),
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -101,7 +116,7 @@ const ours = new Map<string, tf.KernelFunc>();
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
  * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels, and `Sum`/`Mean` over all axes but
  * the last (BatchNorm's statistics) with a reduction that needs no transpose; adds
- * {@linkcode SGD_UPDATE_KERNEL}. Idempotent; does nothing unless the active backend is webgpu.
+ * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`. Idempotent; does nothing unless the active backend is webgpu.
  */
 export function registerFastKernels(): void {
   if (tf.getBackend() !== "webgpu") return;

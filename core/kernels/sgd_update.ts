@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { uniformBlock, WebtuneProgram } from "./kernel_util.ts";
+import { dispatch2D, uniformBlock, WebtuneProgram } from "./kernel_util.ts";
 
 /** The kernel name webtune registers for webgpu (cpu/webgl have none: callers use ops there). */
 export const SGD_UPDATE_KERNEL = "WebtuneSgdUpdate";
@@ -31,7 +31,7 @@ class SgdUpdateProgram extends WebtuneProgram {
   constructor(shape: number[], private readonly decay: boolean) {
     const n4 = tf.util.sizeFromShape(shape) / 4;
     // A flat layout: the prelude calls main(globalIndex).
-    super(shape, { x: [0] }, [Math.ceil(n4 / PER_INVOCATION), 1, 1], `SgdUpdate_${decay}`);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n4 / PER_INVOCATION)), `SgdUpdate_${decay}`);
   }
 
   getUserCode(): string {
