@@ -13,6 +13,7 @@ import {
 } from "@webtune/core";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, EXIT_INTERRUPTED, type Flags, main, runConfigFromFlags } from "./shell.ts";
+import type { KernelChoice } from "@webtune/core";
 import { sourceWeights } from "./flags.ts";
 import { runTrain, timestamp, trainFlags } from "./train.ts";
 
@@ -66,6 +67,7 @@ export const compareCommand = defineCommand({
         weights: task === "finetune" ? sourceWeights(values.weights, config.arch) : undefined,
         out: dir,
         backend: values.backend as "webgpu" | "cpu",
+        kernels: values.kernels as KernelChoice,
         json: Boolean(values.json),
       });
       results.push({ name, dir, epochs: r.epochs });

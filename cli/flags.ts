@@ -4,7 +4,7 @@
  * @module
  */
 import { type Arch, pretrainedConfig } from "@webtune/models";
-import { type BackendName, setupBackend } from "@webtune/core";
+import { type BackendName, KERNEL_CHOICES, type KernelChoice, setupBackend } from "@webtune/core";
 
 /** `--backend`, shared by every command that computes. */
 export const BACKEND_FLAG = {
@@ -12,6 +12,15 @@ export const BACKEND_FLAG = {
   choices: ["webgpu", "cpu"],
   default: "webgpu",
   help: "where to compute (cpu is slow and never chosen silently)",
+} as const;
+
+/** `--kernels`, of every command that computes on webgpu. */
+export const KERNELS_FLAG = {
+  kind: "enum",
+  choices: KERNEL_CHOICES,
+  default: "auto",
+  help:
+    "webgpu kernels: auto (webtune's where they are faster) | fast (webtune's) | stock (tfjs's)",
 } as const;
 
 /** `--data` of the training commands. */
@@ -39,8 +48,12 @@ export function sourceWeights(weights: unknown, arch: Arch | undefined): string 
  * The backend for a command. The process environment goes along so that a headless Mesa stays
  * quiet (see core's `quietMesaDeviceSelect`).
  */
-export function setupCommandBackend(backend: unknown) {
-  return setupBackend({ backend: backend as BackendName, env: Deno.env });
+export function setupCommandBackend(backend: unknown, kernels?: unknown) {
+  return setupBackend({
+    backend: backend as BackendName,
+    kernels: kernels as KernelChoice | undefined,
+    env: Deno.env,
+  });
 }
 
 /** `--model` of `predict` and `eval`: a finished run directory. */

@@ -14,6 +14,7 @@ import {
   encodeModelFiles,
   encodeWeights,
   type EpochMetrics,
+  type KernelChoice,
   type PreparedRun,
   prepareRun,
   type RunConfig,
@@ -30,6 +31,7 @@ import { describeClassifier } from "@webtune/models";
 import {
   BACKEND_FLAG,
   DATA_FLAG,
+  KERNELS_FLAG,
   setupCommandBackend,
   sourceWeights,
   WEIGHTS_FLAG,
@@ -62,6 +64,7 @@ export function trainFlags(task: Task): Flags {
       help: "continue the interrupted run in DIR from its last complete epoch",
     },
     backend: BACKEND_FLAG,
+    kernels: KERNELS_FLAG,
     json: {
       kind: "boolean",
       help: "print one JSON object per event instead of a progress bar",
@@ -77,6 +80,7 @@ export interface TrainIo {
   weights?: string;
   out: string;
   backend: BackendName;
+  kernels?: KernelChoice;
   json: boolean;
   resume?: RunState;
 }
@@ -97,6 +101,7 @@ export function trainCommand(task: Task): Command<Flags> {
     flags: trainFlags(task),
     async run({ values }) {
       const backend = values.backend as BackendName;
+      const kernels = values.kernels as KernelChoice;
       const json = Boolean(values.json);
       let io: TrainIo;
       if (values.resume !== undefined) {
@@ -107,7 +112,7 @@ export function trainCommand(task: Task): Command<Flags> {
             `${dir}/state.json: this is a ${state.task} run; resume it with deno task ${state.task}`,
           );
         }
-        io = { ...state, out: dir, backend, json, resume: state };
+        io = { ...state, out: dir, backend, kernels, json, resume: state };
       } else {
         const config = runConfigFromFlags(task, defaultRunConfig(task), values);
         io = {
@@ -117,6 +122,7 @@ export function trainCommand(task: Task): Command<Flags> {
           weights: task === "finetune" ? sourceWeights(values.weights, config.arch) : undefined,
           out: String(values.out ?? `runs/${timestamp()}-${task}`),
           backend,
+          kernels,
           json,
         };
       }
@@ -143,7 +149,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   const { task, config, out } = io;
   // Human-readable lines go to stderr under --json so stdout stays machine-readable.
   const log = io.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-  const adapter = await setupCommandBackend(io.backend);
+  const adapter = await setupCommandBackend(io.backend, io.kernels);
   log(`device: ${describeAdapter(adapter)}`);
 
   const data = await openData(io.data, config.seed, log);

@@ -22,6 +22,15 @@ import { registerFastKernels } from "./kernels/mod.ts";
 /** The tfjs backends webtune can train on. */
 export type BackendName = "webgpu" | "cpu" | "webgl";
 
+/**
+ * Which webgpu kernels run: webtune's (`fast`, core/kernels), tfjs-webgpu's own (`stock`), or
+ * `auto`: webtune's except on SwiftShader, where they lose Chromium's GPU process today.
+ */
+export type KernelChoice = "auto" | "fast" | "stock";
+
+/** The values of {@linkcode KernelChoice}, for flag validation. */
+export const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "fast", "stock"];
+
 /** What a run prints and records about the device it computes on. */
 export interface AdapterReport {
   /** The tfjs backend in use. */
@@ -36,6 +45,8 @@ export interface AdapterReport {
   limits?: Record<string, number>;
   /** Whether webtune's own kernels replace tfjs-webgpu's (webgpu only). */
   fastKernels?: boolean;
+  /** The kernel choice asked for (webgpu only). */
+  kernels?: KernelChoice;
 }
 
 /** Options for {@linkcode setupBackend}. */
@@ -51,6 +62,8 @@ export interface SetupBackendOptions {
    * the stock kernels train. false measures stock tfjs.
    */
   fastKernels?: boolean;
+  /** Which kernels to use (see {@linkcode KernelChoice}); overrides `fastKernels`. */
+  kernels?: KernelChoice;
   /** Ignore a backend set up earlier in this process and make a new one (tests). */
   fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
@@ -171,7 +184,12 @@ async function createBackend(
   const isSwiftShader = /swiftshader/i.test(
     `${adapterInfo.architecture} ${adapterInfo.description}`,
   );
-  const fastKernels = options.fastKernels ?? !isSwiftShader;
+  const kernels: KernelChoice = options.kernels ??
+    (options.fastKernels === undefined ? "auto" : options.fastKernels ? "fast" : "stock");
+  if (!KERNEL_CHOICES.includes(kernels)) {
+    throw new Error(`unknown kernel choice "${kernels}" (expected ${KERNEL_CHOICES.join(", ")})`);
+  }
+  const fastKernels = kernels === "fast" || (kernels === "auto" && !isSwiftShader);
   if (fastKernels) registerFastKernels();
 
   return {
@@ -184,6 +202,7 @@ async function createBackend(
     isFallbackAdapter,
     limits: requiredLimits,
     fastKernels,
+    kernels,
   };
 }
 

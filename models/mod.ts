@@ -57,3 +57,4 @@ export { verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
 export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretrained.ts";
+export { BATCH_NORM_KERNELS, batchNorm } from "./batch_norm.ts";
