@@ -46,9 +46,7 @@ export interface SetupBackendOptions {
   gpu?: GPU;
   /**
    * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default: yes,
-   * except on SwiftShader (Chromium's software adapter), where their first training step makes
-   * Chromium's GPU process exit (device lost) and their shaders take minutes to compile, while
-   * the stock kernels train. false measures stock tfjs.
+   * on every adapter (SwiftShader included). false measures stock tfjs.
    */
   fastKernels?: boolean;
   /** Ignore a backend set up earlier in this process and make a new one (tests). */
@@ -160,10 +158,7 @@ async function createBackend(
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
-  const isSwiftShader = /swiftshader/i.test(
-    `${adapterInfo.architecture} ${adapterInfo.description}`,
-  );
-  const fastKernels = options.fastKernels ?? !isSwiftShader;
+  const fastKernels = options.fastKernels ?? true;
   if (fastKernels) registerFastKernels();
 
   return {
