@@ -305,21 +305,23 @@ if (import.meta.main) {
         trace: values.trace,
       });
       results.push(r);
-      if (!values.json) {
+      {
+        // With --json the lines go to stderr, to follow a long run.
+        const log = values.json ? console.error : console.log;
         const epochs = r.epochSeconds.map((s) => s.toFixed(1)).join(" / ");
-        console.log(
+        log(
           `${variant.padEnd(13)} epochs ${epochs || "-"} s, ` +
             `${r.examplesPerSec?.toFixed(2) ?? "-"} examples/s, ` +
             `GPU process peak ${r.peakGpuRssMiB} MiB` + (r.error ? `, FAILED: ${r.error}` : ""),
         );
         for (const { s, steps, calls } of r.timeline ?? []) {
-          console.log(`  ${s} s: ${steps} steps, ${JSON.stringify(calls)}`);
+          log(`  ${s} s: ${steps} steps, ${JSON.stringify(calls)}`);
         }
         if (values.trace) {
           for (const { step, calls } of r.callsPerStep ?? []) {
-            console.log(`  step ${step}: ${JSON.stringify(calls)}`);
+            log(`  step ${step}: ${JSON.stringify(calls)}`);
           }
-          console.log(`  GPU process RSS (MiB, every 2 s): ${r.gpuRssMiB.join(" ")}`);
+          log(`  GPU process RSS (MiB, every 2 s): ${r.gpuRssMiB.join(" ")}`);
         }
       }
     }
