@@ -24,7 +24,7 @@ export type BackendName = "webgpu" | "cpu" | "webgl";
 
 /**
  * Which webgpu kernels run: webtune's (`fast`, core/kernels), tfjs-webgpu's own (`stock`), or
- * `auto`: webtune's except on SwiftShader, where they lose Chromium's GPU process today.
+ * `auto` (today: webtune's on every adapter; a per-shape choice by measurement is not built).
  */
 export type KernelChoice = "auto" | "fast" | "stock";
 
@@ -57,9 +57,7 @@ export interface SetupBackendOptions {
   gpu?: GPU;
   /**
    * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default: yes,
-   * except on SwiftShader (Chromium's software adapter), where their first training step makes
-   * Chromium's GPU process exit (device lost) and their shaders take minutes to compile, while
-   * the stock kernels train. false measures stock tfjs.
+   * on every adapter (SwiftShader included). false measures stock tfjs.
    */
   fastKernels?: boolean;
   /** Which kernels to use (see {@linkcode KernelChoice}); overrides `fastKernels`. */
@@ -181,15 +179,14 @@ async function createBackend(
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
-  const isSwiftShader = /swiftshader/i.test(
-    `${adapterInfo.architecture} ${adapterInfo.description}`,
-  );
   const kernels: KernelChoice = options.kernels ??
     (options.fastKernels === undefined ? "auto" : options.fastKernels ? "fast" : "stock");
   if (!KERNEL_CHOICES.includes(kernels)) {
     throw new Error(`unknown kernel choice "${kernels}" (expected ${KERNEL_CHOICES.join(", ")})`);
   }
-  const fastKernels = kernels === "fast" || (kernels === "auto" && !isSwiftShader);
+  // auto: webtune's kernels on every adapter, SwiftShader included (its device loss came from
+  // short-circuit && in our WGSL, see kernel_util.ts's allOf).
+  const fastKernels = kernels !== "stock";
   if (fastKernels) registerFastKernels();
 
   return {

@@ -90,46 +90,58 @@ function watchDeviceLoss(): void {
   });
 }
 
-byId("use-webgl", HTMLButtonElement).addEventListener("click", () =>
+/** Switches to tfjs' webgl backend (loaded only on request: a chunk of its own). */
+const useWebgl = () =>
   page.act(async () => {
     useBackend(
       await setupBackend({
         backend: "webgl",
-        // Loaded only on request: a chunk of its own, not part of the WebGPU page.
         registerWebgl: async () => {
           await import("@tensorflow/tfjs-backend-webgl");
         },
       }),
     );
-  }));
+  });
+byId("use-webgl", HTMLButtonElement).addEventListener("click", useWebgl);
 
 /**
- * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (by default webtune's
- * own, except on SwiftShader: see `SetupBackendOptions.fastKernels`).
+ * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (webtune's own by
+ * default; stock tfjs kernels to compare, as `web/bench_browser.ts` does).
  */
 function askedKernels(): boolean | undefined {
   const asked = new URLSearchParams(location.search).get("kernels");
   return asked === "stock" || asked === "fast" ? asked === "fast" : undefined;
 }
 
-try {
-  const report = await setupBackend({
-    backend: "webgpu",
-    gpu: navigator.gpu,
-    fastKernels: askedKernels(),
-  });
-  useBackend(report);
-  hook.fastKernels = report.fastKernels;
-} catch (e) {
-  hook.state = "no-webgpu";
-  // Core's message speaks to the terminal (apt-get); say it for a browser.
-  const why = !(e instanceof NoWebGPUError)
-    ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
-    : navigator.gpu
-    ? "The browser has WebGPU but offers no adapter (its GPU or driver may be blocklisted)."
-    : "navigator.gpu is missing: this browser has no WebGPU, or it is turned off.";
-  byId("adapter", HTMLElement).textContent = "No WebGPU in this browser.";
-  byId("no-webgpu-why", HTMLElement).textContent = why;
-  byId("no-webgpu", HTMLElement).hidden = false;
-  page.refresh();
+/** `?backend=webgl` starts on tfjs' webgl backend (to compare speed: `web/bench_browser.ts`). */
+const askedWebgl = new URLSearchParams(location.search).get("backend") === "webgl";
+
+if (askedWebgl) {
+  await useWebgl();
+} else {
+  await startWebgpu();
+}
+
+async function startWebgpu(): Promise<void> {
+  try {
+    const report = await setupBackend({
+      backend: "webgpu",
+      gpu: navigator.gpu,
+      fastKernels: askedKernels(),
+    });
+    useBackend(report);
+    hook.fastKernels = report.fastKernels;
+  } catch (e) {
+    hook.state = "no-webgpu";
+    // Core's message speaks to the terminal (apt-get); say it for a browser.
+    const why = !(e instanceof NoWebGPUError)
+      ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
+      : navigator.gpu
+      ? "The browser has WebGPU but offers no adapter (its GPU or driver may be blocklisted)."
+      : "navigator.gpu is missing: this browser has no WebGPU, or it is turned off.";
+    byId("adapter", HTMLElement).textContent = "No WebGPU in this browser.";
+    byId("no-webgpu-why", HTMLElement).textContent = why;
+    byId("no-webgpu", HTMLElement).hidden = false;
+    page.refresh();
+  }
 }

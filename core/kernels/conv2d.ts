@@ -19,6 +19,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
+  allOf,
   dispatch2D,
   disposeAll,
   LINEAR_GROUP_WGSL,
@@ -101,8 +102,9 @@ class Conv2DGemmProgram extends WebtuneProgram {
       perTap.push(
         `let iy${i} = iyb${i} + r;`,
         `let ix${i} = ixb${i} + c;`,
-        `let ok${i} = iy${i} >= 0 && iy${i} < uniforms.inH && ix${i} >= 0 && ` +
-          `ix${i} < uniforms.inW;`,
+        `let ok${i} = ${
+          allOf(`iy${i} >= 0`, `iy${i} < uniforms.inH`, `ix${i} >= 0`, `ix${i} < uniforms.inW`)
+        };`,
         `let at${i} = select(0, ((row${i} + iy${i}) * uniforms.inW + ix${i}) * uniforms.cin4, ` +
           `ok${i});`,
       );

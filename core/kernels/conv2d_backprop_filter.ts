@@ -27,7 +27,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import { allOf, disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
 
 /** Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout. */
 export interface DerFilterTile {
@@ -161,7 +161,7 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       for (var row = rowStart; row < rowEnd; row++) {
         let n = row / uniforms.outH;
         let oy = row - n * uniforms.outH;
-        if (oy >= yRange.x && oy < yRange.y) {
+        if (${allOf("oy >= yRange.x", "oy < yRange.y")}) {
           let iy0 = oy * uniforms.strides.x - uniforms.pads.x;
           let ix0 = xRange.x * uniforms.strides.y - uniforms.pads.y;
           var xb = ((n * uniforms.inH + iy0) * uniforms.inW + ix0) * uniforms.cin4;
@@ -174,7 +174,7 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
           }
         }
       }
-      if (c0 < uniforms.cout4 && k0 < uniforms.kRows) {
+      if (${allOf("c0 < uniforms.cout4", "k0 < uniforms.kRows")}) {
         ${store.join("\n        ")}
       }
     }`;

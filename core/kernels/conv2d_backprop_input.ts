@@ -19,7 +19,15 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { dispatch2D, LINEAR_GROUP_WGSL, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import {
+  allOf,
+  anyOf,
+  dispatch2D,
+  LINEAR_GROUP_WGSL,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
+} from "./kernel_util.ts";
 
 /** Register tile of one invocation: positions × input channels (a multiple of 4). */
 export interface DerInputTile {
@@ -86,17 +94,26 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
         `let par${i} = t${i}b / uniforms.batch;`,
         `let iy${i} = jy${i} * SY + par${i} / SX;`,
         `let ix${i} = jx${i} * SX + par${i} % SX;`,
-        `let in${i} = m0 + ${i} < uniforms.positions && iy${i} < uniforms.inH && ` +
-          `ix${i} < uniforms.inW;`,
+        `let in${i} = ${
+          allOf(`m0 + ${i} < uniforms.positions`, `iy${i} < uniforms.inH`, `ix${i} < uniforms.inW`)
+        };`,
       );
       perTap.push(
         `let ty${i} = iy${i} + uniforms.pads.x - r;`,
         `let tx${i} = ix${i} + uniforms.pads.y - c;`,
         `let oy${i} = ty${i} / SY;`,
         `let ox${i} = tx${i} / SX;`,
-        `let ok${i} = in${i} && ty${i} >= 0 && tx${i} >= 0 && ` +
-          `oy${i} * SY == ty${i} && ox${i} * SX == tx${i} && ` +
-          `oy${i} < uniforms.outH && ox${i} < uniforms.outW;`,
+        `let ok${i} = ${
+          allOf(
+            `in${i}`,
+            `ty${i} >= 0`,
+            `tx${i} >= 0`,
+            `oy${i} * SY == ty${i}`,
+            `ox${i} * SX == tx${i}`,
+            `oy${i} < uniforms.outH`,
+            `ox${i} < uniforms.outW`,
+          )
+        };`,
         `let at${i} = select(0, ((n${i} * uniforms.outH + oy${i}) * uniforms.outW + ox${i}) * ` +
           `uniforms.cout4, ok${i});`,
       );
@@ -132,7 +149,7 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
       for (var r = 0; r < uniforms.kh; r++) {
         for (var c = 0; c < uniforms.kw; c++) {
           ${perTap.join("\n          ")}
-          if (${anyOk.join(" || ")}) {
+          if (${anyOf(...anyOk)}) {
             // W row of (r, c, ci0), in vec4s of Cout.
             let wb = ((r * uniforms.kw + c) * uniforms.cin + ci0) * uniforms.cout4;
             for (var co4 = 0; co4 < uniforms.cout4; co4++) {

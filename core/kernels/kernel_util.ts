@@ -66,6 +66,40 @@ export function dispatch2D(groups: number): [number, number, number] {
 /** WGSL: the linear workgroup id for a {@linkcode dispatch2D} dispatch. */
 export const LINEAR_GROUP_WGSL = "i32(workgroupId.y * numWorkgroups.x + workgroupId.x)";
 
+/**
+ * WGSL for "every one of these booleans", written `(a) & (b) & …` rather than `a && b && …`.
+ *
+ * Why: WGSL's `&&` and `||` short-circuit, so Tint compiles each one into a branch. A register
+ * tile unrolls its per-position bounds checks into dozens of such branches inside the tap loop,
+ * and SwiftShader (Chromium's software WebGPU adapter) cannot compile that: its compiler's memory
+ * grows to >10 GiB over minutes until Chromium's GPU process dies (device lost). The same checks
+ * with the non-short-circuit `&` compile in ~1 s and mean the same, since the operands have no
+ * side effects. So webtune's WGSL never uses `&&` or `||` (`wgsl_test.ts` checks).
+ *
+ * @example
+ * ```ts
+ * import { allOf } from "./kernel_util.ts";
+ * allOf("x >= 0", "x < n"); // "(x >= 0) & (x < n)"
+ * ```
+ */
+export function allOf(...terms: string[]): string {
+  return terms.map((t) => `(${t})`).join(" & ");
+}
+
+/**
+ * WGSL for "any of these booleans", `(a) | (b) | …`: the non-short-circuit `||` (see
+ * {@linkcode allOf} for why).
+ *
+ * @example
+ * ```ts
+ * import { anyOf } from "./kernel_util.ts";
+ * anyOf("ok0", "ok1"); // "(ok0) | (ok1)"
+ * ```
+ */
+export function anyOf(...terms: string[]): string {
+  return terms.map((t) => `(${t})`).join(" | ");
+}
+
 /** Calls another registered webgpu kernel directly (we are inside a kernel, not the engine). */
 export function runKernel(
   name: string,

@@ -42,6 +42,7 @@ import {
   conv2DBackpropInputGemm,
   derInputSupports,
 } from "./conv2d_backprop_input.ts";
+import { disposeAll, runKernel } from "./kernel_util.ts";
 
 export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
 export { conv2DGemm } from "./conv2d.ts";
@@ -104,6 +105,35 @@ const FAST: Record<string, Fast> = {
   },
 };
 
+/**
+ * Element-wise binary kernels whose stock webgpu version broadcasts a short vector (rank 1, under
+ * 128 elements, e.g. BatchNorm's per-channel statistics at 64 channels) through workgroup memory
+ * and a barrier (tfjs-webgpu's `BinaryOpProgram` "shared" variant). SwiftShader runs such
+ * workgroups as coroutines, one switch per barrier: `[8,32,32,64] * [64]` took 4.8 s there, the
+ * same op at 128 channels (no barrier) 13 ms. Viewing the vector as `[1,…,1,C]` makes tfjs pick
+ * its plain (vec4) broadcast instead; the values are the same.
+ */
+const BROADCAST_KERNELS = ["Add", "Sub", "Multiply", "RealDiv", "SquaredDifference", "Maximum"];
+
+/** The stock kernel `name`, given a rank-1 operand as `[1,…,1,C]` (see BROADCAST_KERNELS). */
+function broadcastWithoutBarrier(name: string): Fast {
+  return ({ inputs, attrs, backend }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const short = (v: tf.TensorInfo, other: tf.TensorInfo) =>
+      v.shape.length === 1 && other.shape.length > 1 && v.shape[0] < 128;
+    const fallback = stock.get(name);
+    if (!fallback || (!short(a, b) && !short(b, a))) return null;
+    const [v, other] = short(a, b) ? [a, b] : [b, a];
+    const shape = [...new Array(other.shape.length - 1).fill(1), v.shape[0]];
+    const view = runKernel("Reshape", { x: v }, { shape }, backend as WebGPUBackend);
+    const args = { a: v === a ? view : a, b: v === b ? view : b };
+    const out = fallback.kernelFunc({ inputs: args, attrs, backend } as never) as tf.TensorInfo;
+    disposeAll(backend as WebGPUBackend, [view]);
+    return out;
+  };
+}
+for (const name of BROADCAST_KERNELS) FAST[name] = broadcastWithoutBarrier(name);
+
 /** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
 export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
 
@@ -114,9 +144,11 @@ const ours = new Map<string, tf.KernelFunc>();
 
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
- * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels, and `Sum`/`Mean` over all axes but
- * the last (BatchNorm's statistics) with a reduction that needs no transpose; adds
- * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`. Idempotent; does nothing unless the active backend is webgpu.
+ * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels, `Sum`/`Mean` over all axes but
+ * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
+ * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
+ * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
+ * Idempotent; does nothing unless the active backend is webgpu.
  */
 export function registerFastKernels(): void {
   if (tf.getBackend() !== "webgpu") return;
