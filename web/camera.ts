@@ -9,6 +9,8 @@ import { type RgbImage, rgbImage } from "@webtune/data";
 export interface Camera {
   /** The current frame as RGB (alpha dropped, as the decoder does for PNGs). */
   frame(): RgbImage;
+  /** The current frame as a JPEG, as a phone's camera would save it. */
+  snapshot(): Promise<Blob>;
   stop(): void;
 }
 
@@ -23,14 +25,21 @@ export async function startCamera(video: HTMLVideoElement): Promise<Camera> {
   });
   video.srcObject = stream;
   await video.play();
+  const draw = () => {
+    const width = video.videoWidth, height = video.videoHeight;
+    if (!width || !height) throw new Error("the camera has not sent a picture yet");
+    const canvas = new OffscreenCanvas(width, height);
+    const ctx = canvas.getContext("2d");
+    if (!ctx) throw new Error("no 2D canvas to grab a frame with");
+    ctx.drawImage(video, 0, 0);
+    return { canvas, ctx, width, height };
+  };
   return {
+    snapshot() {
+      return draw().canvas.convertToBlob({ type: "image/jpeg", quality: 0.92 });
+    },
     frame() {
-      const width = video.videoWidth, height = video.videoHeight;
-      if (!width || !height) throw new Error("the camera has not sent a picture yet");
-      const canvas = new OffscreenCanvas(width, height);
-      const ctx = canvas.getContext("2d");
-      if (!ctx) throw new Error("no 2D canvas to grab a frame with");
-      ctx.drawImage(video, 0, 0);
+      const { ctx, width, height } = draw();
       const rgba = ctx.getImageData(0, 0, width, height).data;
       const rgb = new Uint8Array(width * height * 3);
       for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
