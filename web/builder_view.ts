@@ -44,7 +44,7 @@ export async function setupBuilderView(page: Page): Promise<void> {
   const cameraToggle = byId("builder-camera", HTMLButtonElement);
   const video = byId("builder-video", HTMLVideoElement);
   const zipInput = byId("data-zip", HTMLInputElement);
-  const hook = page.hook as { builder?: BuilderHook };
+  const hook = page.hook;
 
   let builder = new DatasetBuilder();
   let camera: Camera | undefined;

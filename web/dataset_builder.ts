@@ -58,6 +58,8 @@ export interface SplitImages {
 export function classNameProblem(name: string, existing: readonly string[]): string | undefined {
   if (name.trim() === "") return "a class needs a name";
   if (name !== name.trim()) return `"${name}": no spaces at the start or end of a class name`;
+  // Control characters cannot be in a file name on most systems either.
+  // deno-lint-ignore no-control-regex
   if (/[\\/:*?"<>|\u0000-\u001f]/.test(name)) {
     return `"${name}": a class name cannot contain / \\ : * ? " < > |`;
   }

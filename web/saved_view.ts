@@ -36,7 +36,7 @@ export interface SavedHook {
 /** Wires section 6 and the keeping of inputs; restores what a previous visit left. */
 export function setupSavedView(page: Page): void {
   const { session } = page;
-  const hook = page.hook as { saved?: SavedHook };
+  const hook = page.hook;
   const list = byId("saved-models", HTMLUListElement);
   const usage = byId("storage-use", HTMLElement);
   const openedLine = byId("opened-model", HTMLElement);
@@ -85,7 +85,7 @@ export function setupSavedView(page: Page): void {
       open(saved);
       await show();
     });
-    button("Download", "download", async () => {
+    button("Download", "download", () => {
       // The CLI's run-directory files in one zip: unzip into DIR, then `predict --model DIR`.
       download(
         `${fileStem(m.title)}.zip`,
@@ -95,6 +95,7 @@ export function setupSavedView(page: Page): void {
         }),
         "application/zip",
       );
+      return Promise.resolve();
     });
     button("Delete", "delete", async () => {
       await deleteModel(m.id);
