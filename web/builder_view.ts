@@ -140,7 +140,7 @@ export async function setupBuilderView(page: Page): Promise<void> {
 
   /** Grabs camera frames into `cls` for as long as the button is held (mouse, touch or key). */
   const burstButton = (cls: string): HTMLButtonElement => {
-    const button = el("button", "Hold to capture", { type: "button" });
+    const button = el("button", "Hold to capture", { type: "button", class: "burst" });
     button.disabled = !camera;
     let timer: ReturnType<typeof setInterval> | undefined;
     const snap = async () => {
@@ -168,7 +168,12 @@ export async function setupBuilderView(page: Page): Promise<void> {
       if (timer === undefined) return;
       clearInterval(timer);
       timer = undefined;
-      page.act(save);
+      const hadFocus = document.activeElement === button;
+      changed();
+      // The redraw replaced the button: give its successor the focus a keyboard user had.
+      if (hadFocus) {
+        list.querySelector<HTMLButtonElement>(`[data-class="${CSS.escape(cls)}"] .burst`)?.focus();
+      }
     };
     button.addEventListener("pointerdown", startBurst);
     button.addEventListener("keydown", (e) => {
@@ -202,8 +207,16 @@ export async function setupBuilderView(page: Page): Promise<void> {
     });
     button.append(el("img", "", { src: url, alt: "" }));
     button.addEventListener("click", () => {
+      const grid = button.parentElement!;
+      const at = Array.prototype.indexOf.call(grid.children, button);
+      const label = grid.getAttribute("aria-label")!;
       builder.removeImage(image.id);
       changed();
+      // Keep a keyboard user's place: the next thumbnail, or the class's first picker.
+      const newGrid = list.querySelector(`[aria-label="${CSS.escape(label)}"]`);
+      const next = newGrid?.children[Math.min(at, newGrid.children.length - 1)] ??
+        list.querySelector(`[data-class="${CSS.escape(cls)}"] input`);
+      (next as HTMLElement | null)?.focus();
     });
     return button;
   };

@@ -84,11 +84,14 @@ export function setupLivePrediction(page: Page): void {
    * an action as busy until it ends.
    */
   const start = () =>
-    loop().catch((e) => {
-      const message = e instanceof Error ? e.message : String(e);
-      byId("error", HTMLElement).textContent = message;
-      page.hook.error = message;
-    });
+    // After the click returns: a first prediction on WebGL compiles its shaders synchronously,
+    // which would hold up the click's event for that long.
+    setTimeout(() =>
+      loop().catch((e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        byId("error", HTMLElement).textContent = message;
+        page.hook.error = message;
+      }), 0);
   button.addEventListener("click", () => {
     live.on = !live.on;
     live.paused = undefined;
