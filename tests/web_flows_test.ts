@@ -266,12 +266,31 @@ Deno.test({
       );
 
       await step(
-        "the zip dropped on the data section; the built set used by keyboard",
+        "a zip and a folder dropped on the data section; the built set used by keyboard",
         async () => {
           await dropPaths(page, "#data-drop", [`${tmp}/my-dataset.zip`]);
           const h = await wait("dropped zip", "w.data && w.busy === 0");
           assertEquals(h.data!.description, "my-dataset.zip/my-dataset");
           assertEquals([h.data!.train, h.data!.test], [[2, 2], [1, 1]]);
+
+          // A folder in the hotdog layout dropped there too.
+          const layout = `${tmp}/layout-drop/pics`;
+          for (
+            const [split, cls, files] of [
+              ["train", "hotdog", hotdogs.slice(0, 2)],
+              ["train", "not-hotdog", others.slice(0, 2)],
+              ["test", "hotdog", hotdogs.slice(2)],
+              ["test", "not-hotdog", others.slice(2)],
+            ] as const
+          ) {
+            await Deno.mkdir(`${layout}/${split}/${cls}`, { recursive: true });
+            for (const f of files) {
+              await Deno.copyFile(f, `${layout}/${split}/${cls}/${f.split("/").pop()}`);
+            }
+          }
+          await dropPaths(page, "#data-drop", [layout]);
+          const f = await wait("dropped folder", 'w.data?.description === "pics" && w.busy === 0');
+          assertEquals([f.data!.train, f.data!.test], [[2, 2], [1, 1]]);
 
           await tabTo(page, "#builder-use");
           await page.keyboard.press("Enter");
@@ -390,6 +409,7 @@ Deno.test({
         await page.press("#builder-class-name", "Enter");
         const h = await wait("quota", "w.error", 60_000, true);
         assertStringIncludes(h.error!, "storage for this page is full");
+        assertEquals(h.saved!.models.length, 1, "the saved model is gone");
         await cdp.send("Storage.overrideQuotaForOrigin", { origin });
         await cdp.detach();
       });

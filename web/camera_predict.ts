@@ -10,6 +10,9 @@ import { byId, percent } from "./dom.ts";
 import { nextFrame, type Page } from "./page.ts";
 import { currentPredictor } from "./predictor.ts";
 
+/** Frames the shown rate is averaged over. */
+const FPS_WINDOW = 10;
+
 /** What the browser test reads (on `window.webtune.live`). */
 export interface LiveHook {
   /** The user asked for live prediction (it may be paused). */
@@ -50,7 +53,8 @@ export function setupLivePrediction(page: Page): void {
     live.running = true;
     live.paused = undefined;
     live.frames = 0;
-    const t0 = performance.now();
+    /** When the last few frames were done: the rate is over these, not since the start. */
+    const times = [performance.now()];
     try {
       while (live.on && !document.hidden && video.srcObject) {
         const predictor = currentPredictor(page.session);
@@ -60,7 +64,9 @@ export function setupLivePrediction(page: Page): void {
         }
         const [p] = await predictor.predict([{ name: "camera", image: videoFrame(video) }]);
         live.frames++;
-        live.fps = live.frames / ((performance.now() - t0) / 1000);
+        times.push(performance.now());
+        if (times.length > FPS_WINDOW + 1) times.shift();
+        live.fps = (times.length - 1) / ((times.at(-1)! - times[0]) / 1000);
         live.label = p.class;
         live.probability = p.probabilities[p.class];
         overlay.textContent = `${p.class} ${percent(live.probability)}`;
