@@ -289,7 +289,7 @@ Deno.test({
             }
           }
           await dropPaths(page, "#data-drop", [layout]);
-          const f = await wait("dropped folder", 'w.data?.description === "pics" && w.busy === 0');
+          const f = await wait("dropped folder", 'w.data?.description.startsWith("pics") && w.busy === 0');
           assertEquals([f.data!.train, f.data!.test], [[2, 2], [1, 1]]);
 
           await tabTo(page, "#builder-use");
