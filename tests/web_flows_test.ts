@@ -24,6 +24,7 @@
  * @module
  */
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
+import { unzipSync } from "fflate";
 import { chromium, type Page } from "playwright-core";
 import { createHasher, resolveDataSource } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
@@ -289,7 +290,10 @@ Deno.test({
             }
           }
           await dropPaths(page, "#data-drop", [layout]);
-          const f = await wait("dropped folder", 'w.data?.description.startsWith("pics") && w.busy === 0');
+          const f = await wait(
+            "dropped folder",
+            'w.data?.description.startsWith("pics") && w.busy === 0',
+          );
           assertEquals([f.data!.train, f.data!.test], [[2, 2], [1, 1]]);
 
           await tabTo(page, "#builder-use");
@@ -342,6 +346,15 @@ Deno.test({
         assertEquals(h.history.length, 1);
         assertStringIncludes(h.saved!.models[0].title, "hotdog, not-hotdog · 1 epoch");
         await shot("saved", "section[aria-labelledby=saved-h]");
+        // Its download: the CLI's run-directory files in one zip.
+        const [download] = await Promise.all([
+          page.waitForEvent("download"),
+          page.click("#saved-models button[aria-label^=download]"),
+        ]);
+        const files = unzipSync(await Deno.readFile((await download.path())!));
+        assertEquals(Object.keys(files).sort(), ["config.json", "model.safetensors"]);
+        const config = JSON.parse(new TextDecoder().decode(files["config.json"]));
+        assertEquals([config.class_names, config.image_size], [["hotdog", "not-hotdog"], 32]);
       });
 
       await step(
@@ -402,17 +415,23 @@ Deno.test({
         },
       );
 
-      await step("a full storage quota: a clear message, nothing lost", async () => {
-        const cdp = await context.newCDPSession(page);
-        await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 1000 });
-        await page.fill("#builder-class-name", "third");
-        await page.press("#builder-class-name", "Enter");
-        const h = await wait("quota", "w.error", 60_000, true);
-        assertStringIncludes(h.error!, "storage for this page is full");
-        assertEquals(h.saved!.models.length, 1, "the saved model is gone");
-        await cdp.send("Storage.overrideQuotaForOrigin", { origin });
-        await cdp.detach();
-      });
+      await step(
+        "a full storage quota: a clear message, nothing lost; a model deleted",
+        async () => {
+          const cdp = await context.newCDPSession(page);
+          await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 1000 });
+          await page.fill("#builder-class-name", "third");
+          await page.press("#builder-class-name", "Enter");
+          const h = await wait("quota", "w.error", 60_000, true);
+          assertStringIncludes(h.error!, "storage for this page is full");
+          assertEquals(h.saved!.models.length, 1, "the saved model is gone");
+          await page.click("#saved-models button[aria-label^=delete]");
+          const d = await wait("deleted", "w.saved.models.length === 0 && w.busy === 0");
+          assertEquals(d.saved!.opened, undefined);
+          await cdp.send("Storage.overrideQuotaForOrigin", { origin });
+          await cdp.detach();
+        },
+      );
 
       await step("every request the page made stayed on 127.0.0.1", () => {
         const away = requests.filter((u) =>
