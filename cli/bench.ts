@@ -16,41 +16,44 @@ import {
   trainStep,
 } from "@webtune/core";
 import { unregisterFastKernels } from "@webtune/core/kernels";
-import { benchDataPipeline, createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
+import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { createResNet18 } from "@webtune/models";
-import { parseFlags, usage } from "./args.ts";
-import { main } from "./main.ts";
+import { benchDataPipeline } from "./bench_data.ts";
+import { defineCommand, type Flags, main, type Values } from "./shell.ts";
+import { BACKEND_FLAG } from "./flags.ts";
 
 const FLAGS = {
   sizes: {
-    type: "string" as const,
+    kind: "numbers",
+    integer: true,
+    min: 32,
     default: "64,224",
     help: "image sizes to train at (comma list)",
   },
   "batch-size": {
-    type: "string" as const,
-    default: "16",
+    kind: "number",
+    integer: true,
+    min: 1,
+    default: 16,
     help: "batch size of the training steps",
   },
   steps: {
-    type: "string" as const,
-    default: "3",
+    kind: "number",
+    integer: true,
+    min: 1,
+    default: 3,
     help: "timed steps per size, after one warm-up step",
   },
   data: {
-    type: "string" as const,
+    kind: "string",
     default: "../shared/datasets/hotdog-mini",
     help: "folder for the data-pipeline benchmark (synthetic if missing)",
   },
-  "stock-kernels": {
-    type: "boolean" as const,
-    default: false,
-    help: "use tfjs-webgpu's own kernels only",
-  },
-  backend: { type: "string" as const, default: "webgpu", help: "webgpu | cpu" },
-  json: { type: "boolean" as const, default: false, help: "print one JSON object" },
-};
+  "stock-kernels": { kind: "boolean", help: "use tfjs-webgpu's own kernels only" },
+  backend: BACKEND_FLAG,
+  json: { kind: "boolean", help: "print one JSON object" },
+} as const satisfies Flags;
 
 interface TrainingBench {
   size: number;
@@ -103,22 +106,24 @@ async function benchSize(size: number, batch: number, steps: number): Promise<Tr
   }
 }
 
-async function benchCommand(args: string[]): Promise<void> {
-  const { values } = parseFlags("bench", args, FLAGS);
-  if (values.help) {
-    console.log(
-      usage("bench", "[--json]", "Measure training, inference and data-pipeline speed.", FLAGS),
-    );
-    return;
-  }
+/** The `bench` command. */
+export const benchCommand = defineCommand({
+  name: "bench",
+  synopsis: "[--json]",
+  description: "Measure training, inference and data-pipeline speed.",
+  flags: FLAGS,
+  run: ({ values }) => bench(values),
+});
+
+async function bench(values: Values<typeof FLAGS>): Promise<void> {
   const say = values.json ? () => {} : (line: string) => console.log(line);
   const adapter = await setupBackend({ backend: String(values.backend) as BackendName });
   if (values["stock-kernels"]) unregisterFastKernels();
   say(
     `device: ${describeAdapter(adapter)}${values["stock-kernels"] ? " (stock tfjs kernels)" : ""}`,
   );
-  const batch = Number(values["batch-size"]), steps = Number(values.steps);
-  const sizes = String(values.sizes).split(",").map(Number).filter((n) => n >= 32);
+  const batch = values["batch-size"], steps = values.steps;
+  const sizes = values.sizes;
   const training: TrainingBench[] = [];
   let firstStepSeconds: number | undefined;
   for (const size of sizes) {
@@ -170,4 +175,4 @@ async function benchCommand(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main("bench", () => benchCommand(Deno.args));
+if (import.meta.main) await main(benchCommand);

@@ -5,6 +5,7 @@
  * $ deno task inspect --weights resnet18-f37072fd.pth
  * file: resnet18-f37072fd.pth
  * format: pth
+ * architecture: resnet18
  * tensors: 122
  * parameters: 11,689,512
  * fc: Linear(in_features=512, out_features=1000, bias=True)
@@ -14,16 +15,12 @@
  */
 import {
   countParameters,
+  describeArchitecture,
   describeClassifier,
   detectWeightsFormat,
   readWeights,
 } from "@webtune/models";
-import { parseFlags, usage, UsageError } from "./args.ts";
-import { main } from "./main.ts";
-
-const FLAGS = {
-  weights: { type: "string" as const, help: "the weights file to read (.pth or .safetensors)" },
-};
+import { defineCommand, main } from "./shell.ts";
 
 /** The report for one file's bytes; exported for tests. */
 export function inspectWeights(bytes: Uint8Array, fileName: string): string {
@@ -31,6 +28,7 @@ export function inspectWeights(bytes: Uint8Array, fileName: string): string {
   const lines = [
     `file: ${fileName}`,
     `format: ${detectWeightsFormat(bytes)}`,
+    describeArchitecture(sd),
     `tensors: ${sd.size}`,
     `parameters: ${countParameters(sd).toLocaleString("en-US")}`,
   ];
@@ -38,31 +36,33 @@ export function inspectWeights(bytes: Uint8Array, fileName: string): string {
   return lines.join("\n");
 }
 
-async function inspectCommand(args: string[]): Promise<void> {
-  const { values } = parseFlags("inspect", args, FLAGS);
-  if (values.help) {
-    console.log(usage(
-      "inspect",
-      "--weights FILE",
-      "Prints what a PyTorch weights file (.pth from torch.save, or .safetensors) holds: its\n" +
-        "format, number of tensors, parameter count (as sum(p.numel() for p in\n" +
-        "model.parameters())), and the classifier head.",
-      FLAGS,
-    ));
-    return;
-  }
-  if (!values.weights) {
-    throw new UsageError("webtune inspect: --weights FILE is required (see --help)");
-  }
-  const file = String(values.weights);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
-    throw new Error(`${file}: cannot read (${why})`);
-  }
-  console.log(inspectWeights(bytes, file));
-}
+/** The `inspect` command. */
+export const inspectCommand = defineCommand({
+  name: "inspect",
+  synopsis: "--weights FILE",
+  description:
+    "Prints what a PyTorch weights file (.pth from torch.save, or .safetensors) holds: its\n" +
+    "format, architecture (resnet18/34/50, from its keys and shapes), number of tensors,\n" +
+    "parameter count (as sum(p.numel() for p in model.parameters())), and the classifier\n" +
+    "head.",
+  flags: {
+    weights: {
+      kind: "path",
+      what: "file",
+      required: true,
+      help: "the weights file to read (.pth or .safetensors)",
+    },
+  },
+  async run({ values, out }) {
+    const file = values.weights;
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(file);
+    } catch (e) {
+      throw new Error(`${file}: cannot read (${(e as Error).message})`);
+    }
+    out(inspectWeights(bytes, file));
+  },
+});
 
-if (import.meta.main) await main("inspect", () => inspectCommand(Deno.args));
+if (import.meta.main) await main(inspectCommand);

@@ -29,6 +29,7 @@ for (const format of ["pth", "safetensors"]) {
       assertEquals(stdout.trim().split("\n"), [
         `file: ${file}`,
         `format: ${format}`,
+        "architecture: resnet18",
         "tensors: 122",
         "parameters: 11,689,512",
         "fc: Linear(in_features=512, out_features=1000, bias=True)",
@@ -36,6 +37,24 @@ for (const format of ["pth", "safetensors"]) {
     },
   });
 }
+
+Deno.test({
+  name: "inspect --weights on the ResNet-50 fixture (F16 safetensors)",
+  ignore: !haveFixtures,
+  fn: async () => {
+    const file = new URL("../torch-resnet50/resnet50-seed0-f16.safetensors", FIXTURE).pathname;
+    const { code, stdout } = await inspect("--weights", file);
+    assertEquals(code, 0);
+    assertEquals(stdout.trim().split("\n"), [
+      `file: ${file}`,
+      "format: safetensors",
+      "architecture: resnet50",
+      "tensors: 320",
+      "parameters: 25,557,032",
+      "fc: Linear(in_features=2048, out_features=1000, bias=True)",
+    ]);
+  },
+});
 
 Deno.test("inspect --help", async () => {
   const { code, stdout } = await inspect("--help");

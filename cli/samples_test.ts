@@ -1,6 +1,7 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { probeImage } from "@webtune/data";
-import { main } from "./samples.ts";
+import { samplesCommand } from "./samples.ts";
+import { runCommand } from "./shell.ts";
 
 const HOTDOG_MINI = new URL("../../shared/datasets/hotdog-mini", import.meta.url).pathname;
 const haveShared = (() => {
@@ -15,7 +16,7 @@ const haveShared = (() => {
 
 async function run(args: string[]) {
   const out: string[] = [], err: string[] = [];
-  const code = await main(args, (l) => out.push(l), (l) => err.push(l));
+  const code = await runCommand(samplesCommand, args, (l) => out.push(l), (l) => err.push(l));
   return { code, out, err };
 }
 
@@ -75,7 +76,7 @@ Deno.test("samples: synthetic data through the real command line; usage errors e
     assertEquals(bad.err, ['webtune samples: --tile expects a number, got "big"']);
     const missing = await run(["--data", `${dir}/nope`, "--out", `${dir}/x.png`]);
     assertEquals([missing.code, missing.err], [1, [
-      `--data ${dir}/nope: no such file or directory`,
+      `webtune samples: --data ${dir}/nope: no such file or directory`,
     ]]);
   } finally {
     await Deno.remove(dir, { recursive: true });

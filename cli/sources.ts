@@ -9,7 +9,6 @@ import {
   defaultCacheDir,
   download,
   type DownloadProgress,
-  formatProgress,
   resolveDataSource,
 } from "@webtune/data";
 import { denoEnv, denoFs } from "@webtune/data/deno_fs";
@@ -20,10 +19,20 @@ import {
   torchvisionHashPrefix,
   verifyHashPrefix,
 } from "@webtune/models";
+import { formatProgress } from "./format_progress.ts";
 
 /** The cache directory: `$WEBTUNE_CACHE`, else `$XDG_CACHE_HOME/webtune`, else `~/.cache/webtune`. */
 export function cacheDir(): string {
   return defaultCacheDir(denoEnv);
+}
+
+/** {@linkcode cacheDir}, or undefined where there is none (no HOME): only downloads need it. */
+function tryCacheDir(): string | undefined {
+  try {
+    return cacheDir();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Draws a download bar on stderr when it is a terminal; prints nothing otherwise. */
@@ -36,19 +45,31 @@ function downloadBar(): (p: DownloadProgress) => void {
     );
 }
 
-/** Resolves `--data` (dir, zip, URL, `synthetic`, or `hotdog` = d2l's download). */
-export function openData(
+/**
+ * Resolves `--data` (dir, zip, URL, `synthetic`, or `hotdog` = d2l's download); errors about
+ * the source name the flag. `cache` overrides the cache directory.
+ */
+export async function openData(
   spec: string,
   seed: number,
   log: (line: string) => void,
+  cache?: string,
 ): Promise<DataSource> {
-  return resolveDataSource(spec, {
-    fs: denoFs,
-    cacheDir: cacheDir(),
-    seed,
-    onDownloadProgress: downloadBar(),
-    onStatus: log,
-  });
+  try {
+    return await resolveDataSource(spec, {
+      fs: denoFs,
+      cacheDir: cache ?? tryCacheDir(),
+      seed,
+      onDownloadProgress: downloadBar(),
+      onStatus: log,
+      offlineHint: "check the network, or pass --data DIR|ZIP with a local copy of the data " +
+        "(a folder with train/<class>/ and test/<class>/, or a .zip of one), or --data synthetic",
+    });
+  } catch (e) {
+    // data names the source it could not read; the shell says which flag gave it.
+    if (e instanceof Error && e.message.startsWith(`${spec}: `)) e.message = `--data ${e.message}`;
+    throw e;
+  }
 }
 
 /**

@@ -1,3 +1,5 @@
+import { chartOpening, escapeXml, horizontalGrid } from "./svg.ts";
+
 /** One line of a chart: a name and its y values at x = 1, 2, ... (epochs). */
 export interface Series {
   name: string;
@@ -8,7 +10,8 @@ export interface Series {
   dash?: string;
 }
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+/** The chart palette (matplotlib's first six), shared by every webtune chart. */
+export const CHART_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
 /**
  * Draws epoch curves as a standalone SVG, like d2l's `Animator` (x: epoch, y: value, legend).
@@ -31,22 +34,10 @@ export function curvesSvg(
   const yMax = options.yMax ?? Math.max(1, ...all);
   const x = (i: number) => left + (n === 1 ? 0.5 : i / (n - 1)) * (width - left - right);
   const y = (v: number) => top + (1 - v / yMax) * (height - top - bottom);
-  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
+  const parts = [
+    ...chartOpening(width, height, options.title),
+    ...horizontalGrid(0, yMax, y, left, width - right, (v) => `${+v.toFixed(2)}`),
   ];
-  if (options.title) {
-    parts.push(`<text x="${width / 2}" y="16" text-anchor="middle">${esc(options.title)}</text>`);
-  }
-  for (let k = 0; k <= 4; k++) {
-    const v = (yMax * k) / 4;
-    parts.push(
-      `<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end">${+v.toFixed(2)}</text>`,
-    );
-  }
   for (let i = 0; i < n; i++) {
     parts.push(
       `<text x="${x(i)}" y="${height - bottom + 14}" text-anchor="middle">${i + 1}</text>`,
@@ -54,11 +45,11 @@ export function curvesSvg(
   }
   parts.push(
     `<text x="${(left + width - right) / 2}" y="${height - 8}" text-anchor="middle">${
-      esc(options.xLabel ?? "epoch")
+      escapeXml(options.xLabel ?? "epoch")
     }</text>`,
   );
   series.forEach((s, k) => {
-    const color = s.color || COLORS[k % COLORS.length];
+    const color = s.color || CHART_COLORS[k % CHART_COLORS.length];
     const pts = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     parts.push(
@@ -68,7 +59,7 @@ export function curvesSvg(
       ),
       `<line x1="${width - right - 110}" x2="${width - right - 90}" y1="${top + 10 + 14 * k}" ` +
         `y2="${top + 10 + 14 * k}" stroke="${color}" stroke-width="2"${dash}/>`,
-      `<text x="${width - right - 86}" y="${top + 14 + 14 * k}">${esc(s.name)}</text>`,
+      `<text x="${width - right - 86}" y="${top + 14 + 14 * k}">${escapeXml(s.name)}</text>`,
     );
   });
   parts.push("</svg>");
@@ -81,8 +72,18 @@ export function trainingCurvesSvg(
   title?: string,
 ): string {
   return curvesSvg([
-    { name: "train loss", values: epochs.map((e) => e.loss), color: COLORS[0] },
-    { name: "train acc", values: epochs.map((e) => e.train_acc), color: COLORS[1], dash: "6 3" },
-    { name: "test acc", values: epochs.map((e) => e.test_acc), color: COLORS[2], dash: "2 3" },
+    { name: "train loss", values: epochs.map((e) => e.loss), color: CHART_COLORS[0] },
+    {
+      name: "train acc",
+      values: epochs.map((e) => e.train_acc),
+      color: CHART_COLORS[1],
+      dash: "6 3",
+    },
+    {
+      name: "test acc",
+      values: epochs.map((e) => e.test_acc),
+      color: CHART_COLORS[2],
+      dash: "2 3",
+    },
   ], { title });
 }

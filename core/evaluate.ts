@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+import { splitHostBatch } from "./micro_batch.ts";
 import type { TrainableModel } from "./model.ts";
 
 /** Predictions of a model over a stream of batches. */
@@ -24,11 +25,17 @@ export interface Evaluation {
 export async function evaluate(
   model: TrainableModel,
   batches: AsyncIterable<HostBatch>,
+  options: { microBatch?: number } = {},
 ): Promise<Evaluation> {
   const labels: number[] = [];
   const predictions: number[] = [];
   const probabilities: number[] = [];
-  for await (const host of batches) {
+  for await (const whole of batches) {
+    for (const host of splitHostBatch(whole, options.microBatch ?? whole.shape[0])) {
+      await evaluateSlice(host);
+    }
+  }
+  async function evaluateSlice(host: HostBatch): Promise<void> {
     const batch = toDevice(host);
     const [probs, predicted] = tf.tidy(() => {
       const { logits } = model.forward(batch.x, "eval");

@@ -45,6 +45,22 @@ export type TrainEvent =
     acc: number;
     /** Examples in this batch. */
     examples: number;
+    /**
+     * The base learning rate this batch trained with (the schedule's factor × `--lr`; the head's
+     * is × head-lr-mult). Absent from runs that do not report it.
+     */
+    lr?: number;
+  }
+  | {
+    /**
+     * `--freeze-epochs`: from `epoch` on, only the head (`head`) or every layer with its
+     * group's lr (`all`) learns. Sent before that epoch's `epoch-start`.
+     */
+    type: "freeze";
+    epoch: number;
+    trainable: "head" | "all";
+    /** How many parameter tensors learn from this epoch on. */
+    parameters: number;
   }
   | { type: "epoch-end"; metrics: EpochMetrics }
   | { type: "checkpoint"; epoch: number; where: string }

@@ -1,6 +1,8 @@
 /**
- * `@webtune/core`: the WebGPU backend, the optimizer, and the d2l train/eval loop, shared by the
- * CLI and the web page. It prints nothing; progress comes out as typed events.
+ * `@webtune/core`: what a training run is, shared by the CLI and the web page — the backend
+ * setup, the run-config table (every hyper-parameter once), SGD with param groups, the d2l
+ * train/eval loop, the run directory's files, and prediction. It prints nothing (progress comes
+ * out as typed events) and runs unchanged in Deno and browsers (files go through an adapter).
  *
  * @example
  * ```ts ignore
@@ -12,20 +14,62 @@
  *
  * @module
  */
-export * from "./backend.ts";
-export * from "./batches.ts";
-export * from "./confusion.ts";
-export * from "./curves_svg.ts";
-export * from "./evaluate.ts";
-export * from "./events.ts";
-export * from "./head_init.ts";
-export * from "./loss.ts";
-export * from "./model.ts";
-export * from "./param_groups.ts";
-export * from "./run.ts";
-export * from "./sgd.ts";
-export * from "./subset.ts";
-export * from "./train.ts";
-export * from "./train_step.ts";
-export * from "./predict.ts";
-export * from "./memory_check.ts";
+export {
+  type AdapterReport,
+  type BackendName,
+  describeAdapter,
+  NoWebGPUError,
+  setupBackend,
+} from "./backend.ts";
+export { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+export { type ClassReport, classReport } from "./confusion.ts";
+export { curvesSvg, trainingCurvesSvg } from "./curves_svg.ts";
+export { evaluate } from "./evaluate.ts";
+export type { EpochMetrics, TrainEvent, TrainListener } from "./events.ts";
+export { crossEntropyPerExample } from "./loss.ts";
+export { buildParamGroups } from "./param_groups.ts";
+export { predictProbabilities } from "./predict.ts";
+export {
+  type PreparedRun,
+  prepareRun,
+  type PrepareRunOptions,
+  runTraining,
+  type RunTrainingOptions,
+} from "./run.ts";
+export {
+  defaultRunConfig,
+  flagName,
+  paramEntries,
+  type ParamEntry,
+  ParamError,
+  type ParamName,
+  paramNames,
+  type ParamSpec,
+  paramSpec,
+  paramUsedBy,
+  parseValue,
+  RUN_PARAMS,
+  type RunConfig,
+  type Task,
+  TASKS,
+  validateRunConfig,
+} from "./run_config.ts";
+export {
+  atomicWrite,
+  type Checkpoint,
+  encodeModelConfig,
+  encodeModelFiles,
+  encodeWeights,
+  loadTrainedModel,
+  type ModelConfig,
+  modelConfig,
+  type ModelFiles,
+  RUN_FILES,
+  RunDir,
+  type RunDirFs,
+  type RunState,
+  type TrainedModel,
+} from "./run_dir.ts";
+export { Sgd } from "./sgd.ts";
+export type { TrainResult } from "./train.ts";
+export { trainStep } from "./train_step.ts";

@@ -58,3 +58,78 @@ export function buildParamGroups(
   if (!paramGroup) return [{ name: "all", lr, params: parameters }];
   return [{ name: "backbone", lr, params: backbone }, { name: "head", lr: headLr, params: head }];
 }
+
+/** What learns during an epoch of a run with `--freeze-epochs`. */
+export type Trainable = "head" | "all";
+
+/**
+ * fastai's `fine_tune(epochs, freeze_epochs)` schedule of what learns: the head alone for the
+ * first `freezeEpochs` epochs (1-based `epoch ≤ freezeEpochs`), then every layer with its
+ * group's lr. Unlike fastai, whose `fine_tune(5, freeze_epochs=1)` trains 6 epochs, the frozen
+ * epochs count in the run's `--epochs` (that fine_tune is `--epochs 6 --freeze-epochs 1`).
+ *
+ * @example
+ * ```ts
+ * import { trainableDuring } from "@webtune/core";
+ * trainableDuring(1, 1); // "head"
+ * trainableDuring(2, 1); // "all"
+ * ```
+ */
+export function trainableDuring(epoch: number, freezeEpochs: number): Trainable {
+  if (!Number.isInteger(freezeEpochs) || freezeEpochs < 0) {
+    throw new Error(`--freeze-epochs must be a whole number ≥ 0, got ${freezeEpochs}`);
+  }
+  return epoch <= freezeEpochs ? "head" : "all";
+}
+
+/**
+ * The parameters to hold fixed during a 1-based `epoch` (the optimizer's `frozen` set): every
+ * parameter outside the classifier while {@linkcode trainableDuring} says `head`, none after.
+ * Works on any grouping, including the scratch model's single group. Frozen parameters get no
+ * gradient and no weight decay, as with fastai's `freeze()` (`requires_grad=False`). Unlike
+ * fastai's default `train_bn=True`, BatchNorm's weight and bias freeze too (the head alone
+ * learns); BatchNorm layers still update their running statistics in train mode, as fastai's do.
+ *
+ * @example
+ * ```ts ignore
+ * optimizer.frozen = frozenParameters(optimizer.groups, epoch, { freezeEpochs: 1 });
+ * ```
+ */
+export function frozenParameters(
+  groups: ParamGroup[],
+  epoch: number,
+  options: { freezeEpochs: number; classifier?: string },
+): Set<string> {
+  if (trainableDuring(epoch, options.freezeEpochs) === "all") return new Set();
+  const prefix = `${options.classifier ?? "fc"}.`;
+  const names = groups.flatMap((g) => g.params.map(([name]) => name));
+  if (!names.some((name) => name.startsWith(prefix))) {
+    throw new Error(`--freeze-epochs: the model has no parameters named ${prefix}* to train`);
+  }
+  return new Set(names.filter((name) => !name.startsWith(prefix)));
+}
+
+/**
+ * Whether the run must announce what trains at the start of `epoch`: at the first epoch of this
+ * call (`startEpoch`, which is later than 1 when resuming) while frozen, and at the switch to
+ * all layers (`freezeEpochs + 1`, also when a resumed run starts there). Returns what trains
+ * from then on, or `undefined` when nothing changes.
+ *
+ * @example
+ * ```ts
+ * import { freezeSwitchAt } from "@webtune/core";
+ * freezeSwitchAt(1, 1, 2); // "head"
+ * freezeSwitchAt(3, 1, 2); // "all"
+ * freezeSwitchAt(4, 1, 2); // undefined
+ * ```
+ */
+export function freezeSwitchAt(
+  epoch: number,
+  startEpoch: number,
+  freezeEpochs: number,
+): Trainable | undefined {
+  const now = trainableDuring(epoch, freezeEpochs);
+  if (epoch === startEpoch && now === "head") return "head";
+  if (freezeEpochs > 0 && epoch === freezeEpochs + 1) return "all";
+  return undefined;
+}

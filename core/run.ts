@@ -8,17 +8,17 @@ import {
   createBatchLoader,
   createRng,
   type DataSource,
-  IMAGENET_MEAN,
-  IMAGENET_STD,
+  limitImageSet,
   type PrepareReport,
-  testResizeSize,
 } from "@webtune/data";
 import {
   createResNet18,
   fromSourceModel,
+  loadStateDict,
   type ResNet18,
   RESNET18_IMAGENET,
   type StateDict,
+  testResizeFor,
 } from "@webtune/models";
 import type { AdapterReport } from "./backend.ts";
 import type { HostBatch } from "./batches.ts";
@@ -26,77 +26,10 @@ import { assertBatchFits } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
 import { buildParamGroups } from "./param_groups.ts";
+import { ParamError, type RunConfig } from "./run_config.ts";
+import type { Checkpoint } from "./run_dir.ts";
 import { Sgd } from "./sgd.ts";
-import { limitImageSet } from "./subset.ts";
 import { train, type TrainResult } from "./train.ts";
-
-/** Everything that defines a run; written to `config.json` and `metrics.json`. */
-export interface RunConfig {
-  task: "finetune" | "scratch";
-  /** Train crop size; the test transform resizes to `testResizeSize(imageSize)` then crops. */
-  imageSize: number;
-  batchSize: number;
-  epochs: number;
-  lr: number;
-  /** The head's lr multiplier when `paramGroup` (the chapter's 10). */
-  headLrMult: number;
-  weightDecay: number;
-  momentum: number;
-  nesterov: boolean;
-  /** Backbone at lr, head at lr × headLrMult (fine-tuning); false puts all at lr (scratch). */
-  paramGroup: boolean;
-  /** Exercise 3: only the head learns. */
-  freezeBackbone: boolean;
-  /** `xavier` (the chapter) or `imagenet-hotdog` (exercise 4). */
-  headInit: "xavier" | "imagenet-hotdog";
-  seed: number;
-  limitTrain?: number;
-  limitTest?: number;
-}
-
-/** The chapter's settings for each task. */
-export function defaultRunConfig(task: "finetune" | "scratch"): RunConfig {
-  return {
-    task,
-    imageSize: 224,
-    batchSize: 128,
-    epochs: 5,
-    lr: task === "finetune" ? 5e-5 : 5e-4,
-    headLrMult: 10,
-    weightDecay: 0.001,
-    momentum: 0,
-    nesterov: false,
-    paramGroup: task === "finetune",
-    freezeBackbone: false,
-    headInit: "xavier",
-    seed: 0,
-  };
-}
-
-/** What `predict`, `eval` and the web page need to use a trained model (`config.json`). */
-export interface ModelConfig {
-  architecture: "resnet18";
-  num_classes: number;
-  /** Class names in label order. */
-  class_names: string[];
-  image_size: number;
-  test_resize: number;
-  mean: number[];
-  std: number[];
-}
-
-/** The `config.json` of a model trained with `config` on `classes`. */
-export function modelConfig(config: RunConfig, classes: readonly string[]): ModelConfig {
-  return {
-    architecture: "resnet18",
-    num_classes: classes.length,
-    class_names: [...classes],
-    image_size: config.imageSize,
-    test_resize: testResizeSize(config.imageSize),
-    mean: [...IMAGENET_MEAN],
-    std: [...IMAGENET_STD],
-  };
-}
 
 /** A run ready to train. */
 export interface PreparedRun {
@@ -116,8 +49,13 @@ export interface PreparedRun {
 export interface PrepareRunOptions {
   /** The device the run trains on: batches too big for its buffers are refused up front. */
   adapter?: AdapterReport;
-  /** Source weights (PyTorch layout); required for `finetune`. */
+  /** Source weights (PyTorch layout); required for a new `finetune` run. */
   source?: StateDict;
+  /**
+   * Resume: the run's own weights and optimizer buffers after its last complete epoch. The model
+   * is rebuilt from them as they are (never treated as a source: no new head, no head init).
+   */
+  checkpoint?: Checkpoint;
   /** Called while images are decoded. */
   onDecodeProgress?: (split: "train" | "test", done: number, total: number) => void;
 }
@@ -148,7 +86,15 @@ export async function prepareRun(
   const testSet = limitImageSet(data.test, config.limitTest, () => subsetRng.float());
 
   let model: ResNet18;
-  if (config.task === "finetune") {
+  if (options.checkpoint) {
+    model = createResNet18({ numClasses: classes.length, random: () => initRng.float() });
+    try {
+      loadStateDict(model, options.checkpoint.weights);
+    } catch (e) {
+      model.dispose();
+      throw new Error(`checkpoint: ${(e as Error).message}`);
+    }
+  } else if (config.task === "finetune") {
     if (!options.source) throw new Error("fine-tuning needs source weights");
     model = fromSourceModel(options.source, {
       numClasses: classes.length,
@@ -158,10 +104,9 @@ export async function prepareRun(
       const target = classes.findIndex((c) => /^hot[-_ ]?dogs?$/i.test(c));
       if (target < 0) {
         model.dispose();
-        throw new Error(
-          `--head-init imagenet-hotdog needs a class named "hotdog"; the classes are ${
-            classes.join(", ")
-          }`,
+        throw new ParamError(
+          "headInit",
+          `imagenet-hotdog needs a class named "hotdog"; the classes are ${classes.join(", ")}`,
         );
       }
       initHeadFromSourceClass(model, options.source, RESNET18_IMAGENET.hotdogIndex, target);
@@ -182,15 +127,24 @@ export async function prepareRun(
     momentum: config.momentum,
     nesterov: config.nesterov,
   });
+  if (options.checkpoint?.optimizer) sgd.loadMomentumState(options.checkpoint.optimizer);
+  const pretrained = RESNET18_IMAGENET;
+  const normalize = { mean: pretrained.mean, std: pretrained.std };
 
   const trainLoader = createBatchLoader(trainSet, {
     transform: { kind: "train", size: config.imageSize },
+    normalize,
     batchSize: config.batchSize,
     rng,
     onProgress: (done, total) => options.onDecodeProgress?.("train", done, total),
   });
   const testLoader = createBatchLoader(testSet, {
-    transform: { kind: "test", size: config.imageSize },
+    transform: {
+      kind: "test",
+      size: config.imageSize,
+      resize: testResizeFor(pretrained, config.imageSize),
+    },
+    normalize,
     batchSize: config.batchSize,
     onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
   });

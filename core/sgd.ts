@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { StateDict } from "@webtune/models";
+import { GroupedOptimizer, toHost, toVariable } from "./optimizer.ts";
 import type { ParamGroup } from "./param_groups.ts";
 
 /** `torch.optim.SGD` settings shared by all groups. */
@@ -24,6 +25,7 @@ export interface SgdOptions {
  * ```
  *
  * tfjs's own `tf.train.sgd` has no weight decay and no per-group learning rates, hence this.
+ * Its checkpoint state is the momentum buffers, keyed by parameter name (empty without momentum).
  *
  * @example
  * ```ts
@@ -32,77 +34,81 @@ export interface SgdOptions {
  * sgd.step(grads); // grads: Map<state_dict name, tf.Tensor>
  * ```
  */
-export class Sgd {
-  readonly groups: ParamGroup[];
-  readonly options: Required<SgdOptions>;
+export class Sgd extends GroupedOptimizer {
+  readonly kind = "sgd" as const;
+  readonly options: Readonly<Required<SgdOptions>>;
+  /** The momentum in use: `options.momentum` unless a one-cycle schedule sets it per batch. */
+  momentum: number;
   /** Momentum buffers by parameter name (empty without momentum). */
   readonly momentumBuffers: Map<string, tf.Variable> = new Map();
 
   constructor(groups: ParamGroup[], options: SgdOptions = {}) {
-    this.groups = groups;
+    super(groups);
     this.options = {
       weightDecay: options.weightDecay ?? 0,
       momentum: options.momentum ?? 0,
       dampening: options.dampening ?? 0,
       nesterov: options.nesterov ?? false,
     };
+    this.momentum = this.options.momentum;
     if (this.options.nesterov && (this.options.momentum <= 0 || this.options.dampening !== 0)) {
       throw new Error("nesterov momentum requires momentum > 0 and dampening 0");
     }
   }
 
-  /** The parameters that get gradients, in group order. */
-  trainable(): [string, tf.Variable][] {
-    return this.groups.flatMap((g) => g.params);
-  }
-
-  /** Applies one update from `grads` (keyed by state_dict name). Disposes nothing it is given. */
-  step(grads: Map<string, tf.Tensor>): void {
-    const { weightDecay, momentum, dampening, nesterov } = this.options;
-    tf.tidy(() => {
-      for (const group of this.groups) {
-        for (const [name, param] of group.params) {
-          const grad = grads.get(name);
-          if (!grad) throw new Error(`no gradient for ${name}`);
-          let d: tf.Tensor = weightDecay !== 0 ? tf.add(grad, tf.mul(param, weightDecay)) : grad;
-          if (momentum !== 0) {
-            const buf = this.momentumBuffers.get(name);
-            if (!buf) {
-              this.momentumBuffers.set(name, tf.variable(d, false));
-            } else {
-              buf.assign(tf.add(tf.mul(buf, momentum), tf.mul(d, 1 - dampening)));
-            }
-            const b = this.momentumBuffers.get(name)!;
-            d = nesterov ? tf.add(d, tf.mul(b, momentum)) : b;
-          }
-          param.assign(tf.sub(param, tf.mul(d, group.lr)));
-        }
+  protected update(name: string, param: tf.Variable, grad: tf.Tensor, lr: number): void {
+    const { weightDecay, dampening, nesterov } = this.options;
+    const momentum = this.momentum;
+    let d: tf.Tensor = weightDecay !== 0 ? tf.add(grad, tf.mul(param, weightDecay)) : grad;
+    if (momentum !== 0) {
+      const buf = this.momentumBuffers.get(name);
+      if (!buf) {
+        this.momentumBuffers.set(name, tf.variable(d, false));
+      } else {
+        buf.assign(tf.add(tf.mul(buf, momentum), tf.mul(d, 1 - dampening)));
       }
-    });
+      const b = this.momentumBuffers.get(name)!;
+      d = nesterov ? tf.add(d, tf.mul(b, momentum)) : b;
+    }
+    param.assign(tf.sub(param, tf.mul(d, lr)));
   }
 
-  /** The momentum buffers (tfjs layout) for a checkpoint; empty without momentum. */
-  async momentumState(): Promise<StateDict> {
+  /** Sets the momentum (`OneCycleLR` cycles it, as PyTorch's does for SGD). */
+  setMomentum(momentum: number): void {
+    this.momentum = momentum;
+  }
+
+  /** The momentum buffers (tfjs layout) by parameter name; empty without momentum. */
+  async exportState(): Promise<StateDict> {
     const state: StateDict = new Map();
-    for (const [name, buf] of this.momentumBuffers) {
-      state.set(name, {
-        dtype: "float32",
-        shape: [...buf.shape],
-        data: (await buf.data()) as Float32Array,
-      });
-    }
+    for (const [name, buf] of this.momentumBuffers) state.set(name, await toHost(buf));
     return state;
   }
 
-  /** Restores buffers saved by {@linkcode Sgd.momentumState} (resume). */
-  loadMomentumState(state: StateDict): void {
+  /** Restores buffers saved by {@linkcode Sgd.exportState} (resume). */
+  importState(state: StateDict, source = "optimizer state"): void {
+    const shapes = new Map(this.groups.flatMap((g) => g.params).map(([n, v]) => [n, v.shape]));
+    for (const [name, t] of state) {
+      const shape = shapes.get(name);
+      if (!shape) throw new Error(`${source}: ${name} is not a parameter of this SGD`);
+      if (shape.join(",") !== t.shape.join(",")) {
+        throw new Error(`${source}: ${name} has shape [${t.shape}], the parameter [${shape}]`);
+      }
+    }
     for (const [name, t] of state) {
       this.momentumBuffers.get(name)?.dispose();
-      this.momentumBuffers.set(
-        name,
-        tf.tidy(() => tf.variable(tf.tensor(t.data as Float32Array, t.shape, "float32"), false)),
-      );
+      this.momentumBuffers.set(name, toVariable(t, `${source}: ${name}`));
     }
+  }
+
+  /** Same as {@linkcode Sgd.exportState} (the name the CLI's checkpoint code uses). */
+  momentumState(): Promise<StateDict> {
+    return this.exportState();
+  }
+
+  /** Same as {@linkcode Sgd.importState} (the name the CLI's resume code uses). */
+  loadMomentumState(state: StateDict): void {
+    this.importState(state);
   }
 
   /** Frees the momentum buffers. */

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { buildParamGroups } from "./param_groups.ts";
+import { applySchedulePoint } from "./optimizer.ts";
 import { Sgd } from "./sgd.ts";
 import { setupBackend } from "./backend.ts";
 
@@ -71,4 +72,65 @@ Deno.test("sgd: momentum and nesterov follow PyTorch (buffer starts at the first
     p.dispose();
   }
   assertThrows(() => new Sgd([], { nesterov: true }), Error, "nesterov");
+  const shared = tf.variable(tf.scalar(1), true);
+  const twice = [
+    { name: "backbone", lr: 0.1, params: [["w", shared]] as [string, tf.Variable][] },
+    { name: "head", lr: 1, params: [["w", shared]] as [string, tf.Variable][] },
+  ];
+  assertThrows(() => new Sgd(twice), Error, "more than one param group");
+  shared.dispose();
+});
+
+Deno.test("sgd: a one-cycle point scales every group's lr and turns momentum on, as OneCycleLR does", async () => {
+  const { backbone, head } = vars();
+  const sgd = new Sgd(
+    buildParamGroups([["conv1.weight", backbone], ["fc.weight", head]], { lr: 0.1 }),
+    { weightDecay: 0.01 }, // built with momentum 0, like the chapter's SGD
+  );
+  // torch.optim.SGD with the momentum OneCycleLR writes into the group before each step:
+  // d = g + wd·p; buf = d (first step) or m·buf + d; p ← p − lr·buf.
+  const points = [{ lrFactor: 0.04, momentum: 0.95 }, { lrFactor: 0.5, momentum: 0.9 }];
+  const g = [0.5, 2];
+  const expected = [1, 0.5];
+  const buf = [0, 0];
+  for (let step = 0; step < 2; step++) {
+    applySchedulePoint(sgd, points[step]);
+    for (const k of [0, 1]) {
+      const d = g[k] + 0.01 * expected[k];
+      buf[k] = step === 0 ? d : points[step].momentum * buf[k] + d;
+      expected[k] -= (k === 0 ? 0.1 : 1.0) * points[step].lrFactor * buf[k];
+    }
+    const grads = new Map<string, tf.Tensor>([
+      ["conv1.weight", tf.tensor1d([g[0], 0])],
+      ["fc.weight", tf.tensor1d([g[1]])],
+    ]);
+    sgd.step(grads);
+    tf.dispose([...grads.values()]);
+  }
+  assertAlmostEquals((await backbone.data())[0], expected[0], 1e-6);
+  assertAlmostEquals((await head.data())[0], expected[1], 1e-6);
+  assertEquals(sgd.momentumBuffers.size, 2);
+  sgd.dispose();
+  tf.dispose([backbone, head]);
+});
+
+Deno.test("sgd: momentum state round-trips; a wrong name or shape is refused", async () => {
+  const { backbone, head } = vars();
+  const groups = buildParamGroups([["conv1.weight", backbone], ["fc.weight", head]], { lr: 0.1 });
+  const sgd = new Sgd(groups, { momentum: 0.9 });
+  const grads = new Map<string, tf.Tensor>([
+    ["conv1.weight", tf.tensor1d([1, 2])],
+    ["fc.weight", tf.tensor1d([3])],
+  ]);
+  sgd.step(grads);
+  const state = await sgd.exportState();
+  const other = new Sgd(groups, { momentum: 0.9 });
+  other.importState(state);
+  assertEquals(await other.exportState(), state);
+  const wrongShape = new Map([["fc.weight", { ...state.get("conv1.weight")! }]]);
+  assertThrows(() => other.importState(wrongShape, "opt.safetensors"), Error, "shape");
+  assertThrows(() => other.importState(new Map([["x", state.get("fc.weight")!]])), Error, "x");
+  sgd.dispose();
+  other.dispose();
+  tf.dispose([backbone, head, ...grads.values()]);
 });

@@ -67,3 +67,9 @@ export function separableBatches(count: number, batchSize: number, size = 4): Ho
 export async function* iterate(batches: HostBatch[]): AsyncIterable<HostBatch> {
   for (const b of batches) yield b;
 }
+
+/** A seeded uniform [0, 1) generator (a 32-bit LCG): tests' deterministic weights and data. */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}

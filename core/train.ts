@@ -1,9 +1,24 @@
-import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+import type { HostBatch } from "./batches.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Sgd } from "./sgd.ts";
-import { trainStep } from "./train_step.ts";
+import { trainOnHostBatch } from "./micro_batch.ts";
+import type { BnMode } from "./train_step.ts";
+
+/**
+ * Training produced a non-finite loss. The model's weights are no longer trustworthy: callers
+ * keep the last good checkpoint and write no model.
+ */
+export class DivergedError extends Error {
+  constructor(readonly epoch: number, readonly batch: number, readonly lrs: number[]) {
+    super(
+      `training diverged: the loss is not finite at epoch ${epoch}, batch ${batch} ` +
+        `(learning rate ${[...new Set(lrs)].join(" / ")})`,
+    );
+    this.name = "DivergedError";
+  }
+}
 
 /** What {@linkcode train} needs. */
 export interface TrainOptions {
@@ -28,7 +43,12 @@ export interface TrainOptions {
   trainExamples: number;
   testExamples: number;
   /** BatchNorm in train mode (`train`, default) or with frozen running statistics. */
-  mode?: "train" | "frozen";
+  mode?: BnMode;
+  /**
+   * Examples per forward/backward pass; a larger batch runs as micro-batches whose gradients are
+   * summed before one optimizer step (see `micro_batch.ts`). Default: the whole batch.
+   */
+  microBatch?: number;
   onEvent?: TrainListener;
   /** Called after each completed epoch (the CLI writes a checkpoint there). */
   afterEpoch?: (metrics: EpochMetrics, history: EpochMetrics[]) => Promise<void>;
@@ -59,7 +79,7 @@ export interface TrainResult {
  * ```
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { model, sgd, epochs, onEvent = () => {}, signal, mode = "train" } = options;
+  const { model, sgd, epochs, onEvent = () => {}, signal, mode = "train", microBatch } = options;
   const now = options.now ?? (() => performance.now());
   const history = [...(options.history ?? [])];
   const startEpoch = (options.completedEpochs ?? 0) + 1;
@@ -78,14 +98,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let lossSum = 0, correct = 0, examples = 0, epochTrainMs = 0, batchIndex = 0;
     for await (const host of options.trainBatches(epoch)) {
       const t0 = now();
-      const batch = toDevice(host);
-      let step;
-      try {
-        step = await trainStep(model, batch, sgd, mode);
-      } finally {
-        disposeBatch(batch);
-      }
+      const step = await trainOnHostBatch(model, host, sgd, { mode, microBatch });
       host.release?.();
+      if (!Number.isFinite(step.lossSum)) {
+        throw new DivergedError(epoch, batchIndex + 1, sgd.groups.map((g) => g.lr));
+      }
       epochTrainMs += now() - t0;
       lossSum += step.lossSum;
       correct += step.correct;
@@ -106,7 +123,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
     }
     if (examples === 0) throw new Error("an epoch produced no training batches");
-    const { accuracy } = await evaluate(model, options.testBatches());
+    const { accuracy } = await evaluate(model, options.testBatches(), { microBatch });
     trainMs += epochTrainMs;
     trainedExamples += examples;
     const metrics: EpochMetrics = {

@@ -1,18 +1,13 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
+import { assert, assertEquals, assertGreater, assertLess, assertRejects } from "@std/assert";
 import { setupBackend } from "./backend.ts";
 import type { TrainEvent } from "./events.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
-import { iterate, separableBatches, TinyModel } from "./test_util.ts";
-import { train } from "./train.ts";
+import { iterate, lcg, separableBatches, TinyModel } from "./test_util.ts";
+import { DivergedError, train } from "./train.ts";
 
 await setupBackend();
-
-function lcg(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 Deno.test("train: d2l loop learns a separable task, emits events in order, leaks no tensors", async () => {
   const model = new TinyModel(2, lcg(1));
@@ -81,5 +76,36 @@ Deno.test("train: abort finishes the current batch and stops without recording t
   assert(result.stopped);
   assertEquals(result.epochs.length, 1);
   assertEquals(events.at(-1), { type: "stopped", epoch: 2, batch: 2 });
+  model.dispose();
+});
+
+Deno.test("train: a non-finite loss stops the run with the epoch, batch and learning rate", async () => {
+  const model = new TinyModel(2, lcg(3));
+  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e308 }));
+  const trainSet = separableBatches(16, 4);
+  const epochsDone: number[] = [];
+  const error = (await assertRejects(
+    () =>
+      train({
+        model,
+        sgd,
+        epochs: 3,
+        trainBatches: () => iterate(trainSet),
+        testBatches: () => iterate(trainSet),
+        batchesPerEpoch: 4,
+        trainExamples: 16,
+        testExamples: 16,
+        afterEpoch: (m) => {
+          epochsDone.push(m.epoch);
+          return Promise.resolve();
+        },
+      }),
+    DivergedError,
+    "training diverged",
+  )) as DivergedError;
+  assertEquals(error.epoch, 1);
+  assertGreater(error.batch, 1); // the first batch's loss is finite; its step is what blows up
+  assertEquals(error.lrs, [1e308, 1e308 * 10]);
+  assertEquals(epochsDone, []);
   model.dispose();
 });

@@ -35,7 +35,7 @@ export interface DownloadOptions {
   fs: FileSystem;
   /** Checked on the downloaded bytes and on a cached file before it is reused. */
   checksum?: Checksum;
-  /** Called as bytes arrive; the CLI draws a progress bar with {@linkcode formatProgress}. */
+  /** Called as bytes arrive; the CLI draws a progress bar from it. */
   onProgress?: (progress: DownloadProgress) => void;
   /** How many times a dropped connection or a 5xx answer is retried. Default 3. */
   retries?: number;

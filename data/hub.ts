@@ -1,5 +1,6 @@
 /**
- * d2l's `DATA_HUB` entries webtune knows.
+ * d2l's `DATA_HUB` entries webtune knows (data sets only: pretrained weights are declared
+ * beside their model, e.g. `RESNET18_IMAGENET` in `@webtune/models`).
  *
  * @module
  */
@@ -26,20 +27,4 @@ export interface HubEntry {
 export const HOTDOG: HubEntry = {
   url: "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip",
   checksum: { algorithm: "sha1", hex: "fba480ffa8aa7e0febbb511d181409f899b9baa5" },
-};
-
-/**
- * torchvision's ImageNet ResNet-18 weights (`ResNet18_Weights.IMAGENET1K_V1`), the chapter's
- * `pretrained=True` source model. Its file name carries the first 8 hex digits of its SHA-256,
- * which is what torchvision checks.
- *
- * @example
- * ```ts
- * import { RESNET18_IMAGENET } from "@webtune/data";
- * console.log(RESNET18_IMAGENET.checksum); // { algorithm: "sha256", hex: "f37072fd" }
- * ```
- */
-export const RESNET18_IMAGENET: HubEntry = {
-  url: "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-  checksum: { algorithm: "sha256", hex: "f37072fd" },
 };

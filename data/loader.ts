@@ -9,6 +9,7 @@ import type { ImageSet, SkippedFile } from "./image_set.ts";
 import { resizeBilinear } from "./resample.ts";
 import type { Rng } from "./rng.ts";
 import {
+  type Normalization,
   normalizeInto,
   resizedCropInto,
   testCrop,
@@ -20,7 +21,11 @@ import {
 /** Which transform a loader applies: d2l's train augmentation or its test transform. */
 export type TransformSpec =
   | ({ kind: "train" } & TrainTransformOptions)
-  | { kind: "test"; size: number };
+  | {
+    kind: "test";
+    size: number; /** `Resize([resize, resize])` before the crop. */
+    resize: number;
+  };
 
 /** One batch, as plain typed arrays (the core turns them into tensors). */
 export interface Batch {
@@ -45,6 +50,8 @@ export interface Batch {
 export interface BatchLoaderOptions {
   /** The train or test transform, and the output size. */
   transform: TransformSpec;
+  /** `Normalize`'s mean/std: the source model's (its pretrained config). */
+  normalize: Normalization;
   /** Images per batch. */
   batchSize: number;
   /** Drives shuffling and augmentation. Required for the train transform or `shuffle`. */
@@ -141,7 +148,12 @@ function yieldToEventLoop(): Promise<void> {
  * ```ts ignore
  * import { createBatchLoader, createRng } from "@webtune/data";
  * const rng = createRng(0);
- * const loader = createBatchLoader(trainSet, { transform: { kind: "train", size: 224 }, batchSize: 128, rng });
+ * const loader = createBatchLoader(trainSet, {
+ *   transform: { kind: "train", size: 224 },
+ *   normalize: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+ *   batchSize: 128,
+ *   rng,
+ * });
  * for await (const { x, shape, labels } of loader.epoch()) {
  *   // tf.tensor4d(x, shape), tf.tensor1d(labels, "int32") ...
  * }
@@ -237,7 +249,7 @@ export class BatchLoader {
         entry.height = base.height;
       }
       if (spec.kind === "test") {
-        base = testCrop(base, spec.size);
+        base = testCrop(base, spec.size, spec.resize);
       } else if (Math.max(base.width, base.height) > maxSide) {
         const s = maxSide / Math.max(base.width, base.height);
         base = resizeBilinear(
@@ -322,12 +334,21 @@ export class BatchLoader {
         let base = entry.cached;
         if (!base) {
           base = await this.set.load(entry.index);
-          if (spec.kind === "test") base = testCrop(base, size);
+          if (spec.kind === "test") base = testCrop(base, size, spec.resize);
         }
         if (plans) {
-          resizedCropInto(base, plans[j].box, size, entry, x, j * pixels, plans[j].flip);
+          resizedCropInto(
+            base,
+            plans[j].box,
+            size,
+            entry,
+            x,
+            j * pixels,
+            this.options.normalize,
+            plans[j].flip,
+          );
         } else {
-          normalizeInto(base, x, j * pixels);
+          normalizeInto(base, x, j * pixels, this.options.normalize);
         }
         if (j % YIELD_EVERY === YIELD_EVERY - 1) await yieldToEventLoop();
       }

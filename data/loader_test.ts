@@ -8,7 +8,9 @@ import { type Batch, createBatchLoader, describeSkipped } from "./loader.ts";
 import { encodeRgbPng } from "./png.ts";
 import { createRng } from "./rng.ts";
 import { syntheticImageSet } from "./synthetic.ts";
-import { IMAGENET_MEAN, IMAGENET_STD } from "./transforms.ts";
+// ImageNet's statistics (the pretrained config's; data does not import models).
+const IMAGENET_MEAN = [0.485, 0.456, 0.406], IMAGENET_STD = [0.229, 0.224, 0.225];
+const normalize = { mean: IMAGENET_MEAN, std: IMAGENET_STD };
 import { HAVE_SHARED, HOTDOG_MINI, tempDir, writeTree } from "./test_util.ts";
 
 async function collect(it: AsyncIterable<Batch>): Promise<Batch[]> {
@@ -28,6 +30,7 @@ Deno.test({
     const set = folderImageSet(source, await scanImageFolder(source, "train"));
     const loader = createBatchLoader(set, {
       transform: { kind: "train", size: 224 },
+      normalize,
       batchSize: 64,
       rng: createRng(0),
     });
@@ -73,6 +76,7 @@ Deno.test("loader: a seed fixes shuffling and augmentation; drop_last; test batc
   const first = async (seed: number) => {
     const loader = createBatchLoader(set, {
       transform: { kind: "train", size: 32 },
+      normalize,
       batchSize: 16,
       rng: createRng(seed),
       dropLast: true,
@@ -86,7 +90,11 @@ Deno.test("loader: a seed fixes shuffling and augmentation; drop_last; test batc
   assertEquals(a.indices, b.indices);
   assertNotEquals(a.indices, c.indices);
 
-  const test = createBatchLoader(set, { transform: { kind: "test", size: 32 }, batchSize: 16 });
+  const test = createBatchLoader(set, {
+    transform: { kind: "test", size: 32, resize: 36 },
+    normalize,
+    batchSize: 16,
+  });
   const e1 = await collect(test.epoch()), e2 = await collect(test.epoch());
   assertEquals(e1.map((x) => x.shape[0]), [16, 16, 8]);
   assertEquals(Array.from(e1[0].indices), Array.from({ length: 16 }, (_, i) => i));
@@ -107,7 +115,11 @@ Deno.test("loader: non-image and undecodable files are skipped and reported", as
   });
   const source = directorySource(denoFs, dir.path);
   const set = folderImageSet(source, await scanImageFolder(source, "train"));
-  const loader = createBatchLoader(set, { transform: { kind: "test", size: 4 }, batchSize: 8 });
+  const loader = createBatchLoader(set, {
+    transform: { kind: "test", size: 4, resize: 4 },
+    normalize,
+    batchSize: 8,
+  });
   const report = await loader.prepare();
   assertEquals(report.images, 3);
   assertEquals(report.skipped.map((s) => s.path), [
@@ -130,6 +142,7 @@ Deno.test("loader: bounded cache (downscaled copies, or none) still yields full 
   const rngA = createRng(5);
   const small = createBatchLoader(set, {
     transform: { kind: "train", size: 16 },
+    normalize,
     batchSize: 12,
     rng: rngA,
     cacheBytes: 80 * 80 * 3 * 4,
@@ -143,6 +156,7 @@ Deno.test("loader: bounded cache (downscaled copies, or none) still yields full 
   assertEquals(r.cachedImages, 12);
   const none = createBatchLoader(set, {
     transform: { kind: "train", size: 16 },
+    normalize,
     batchSize: 12,
     rng: createRng(5),
     cacheBytes: 0,
@@ -158,6 +172,7 @@ Deno.test("loader: prefetches ahead of a slow consumer and stops cleanly on brea
   const set = syntheticImageSet("train", { perClass: 16, imageSize: 32 });
   const loader = createBatchLoader(set, {
     transform: { kind: "train", size: 16 },
+    normalize,
     batchSize: 4,
     rng: createRng(0),
     prefetch: 2,
@@ -176,9 +191,17 @@ Deno.test("loader: prefetches ahead of a slow consumer and stops cleanly on brea
 Deno.test("loader: released batch buffers are reused and fully rewritten", async () => {
   const set = syntheticImageSet("train", { perClass: 8, imageSize: 24 });
   const reference = await collect(
-    createBatchLoader(set, { transform: { kind: "test", size: 16 }, batchSize: 4 }).epoch(),
+    createBatchLoader(set, {
+      transform: { kind: "test", size: 16, resize: 18 },
+      normalize,
+      batchSize: 4,
+    }).epoch(),
   );
-  const loader = createBatchLoader(set, { transform: { kind: "test", size: 16 }, batchSize: 4 });
+  const loader = createBatchLoader(set, {
+    transform: { kind: "test", size: 16, resize: 18 },
+    normalize,
+    batchSize: 4,
+  });
   const buffers = new Set<ArrayBufferLike>();
   let i = 0;
   for await (const batch of loader.epoch()) {

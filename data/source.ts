@@ -59,10 +59,12 @@ export interface ResolveOptions {
   retryDelayMs?: number;
   /** Cap on a zip's declared uncompressed size. */
   maxZipBytes?: number;
+  /** Appended when a download host cannot be reached (the CLI names its flags here). */
+  offlineHint?: string;
 }
 
-const OFFLINE_HINT = "check the network, or pass --data DIR|ZIP with a local copy of the data " +
-  "(a folder with train/<class>/ and test/<class>/, or a .zip of one), or --data synthetic";
+const OFFLINE_HINT = "check the network, or use a local copy of the data " +
+  "(a folder with train/<class>/ and test/<class>/, or a .zip of one), or the synthetic set";
 
 /**
  * Resolves a `--data` value:
@@ -100,11 +102,11 @@ export async function resolveDataSource(
     };
   }
   const fs = options.fs;
-  if (!fs) throw new Error(`--data ${spec}: reading files needs a file system (options.fs)`);
+  if (!fs) throw new Error(`${spec}: reading files needs a file system (options.fs)`);
 
   if (spec === "hotdog" || /^https?:\/\//i.test(spec)) {
     const url = spec === "hotdog" ? HOTDOG.url : spec;
-    if (!options.cacheDir) throw new Error(`--data ${spec}: downloading needs a cache directory`);
+    if (!options.cacheDir) throw new Error(`${spec}: downloading needs a cache directory`);
     const isHotdog = url === HOTDOG.url;
     const file = isHotdog ? "hotdog.zip" : urlFileName(url);
     const zipPath = joinPath(options.cacheDir, file);
@@ -115,7 +117,7 @@ export async function resolveDataSource(
       fetch: options.fetch,
       retries: options.retries,
       retryDelayMs: options.retryDelayMs,
-      offlineHint: OFFLINE_HINT,
+      offlineHint: options.offlineHint ?? OFFLINE_HINT,
     });
     const dir = zipPath.replace(/\.zip$/i, "") +
       (zipPath.toLowerCase().endsWith(".zip") ? "" : ".d");
@@ -137,7 +139,7 @@ export async function resolveDataSource(
   }
 
   const info = await fs.stat(spec);
-  if (!info) throw new Error(`--data ${spec}: no such file or directory`);
+  if (!info) throw new Error(`${spec}: no such file or directory`);
   if (info.isDirectory) {
     return await openDataSource(directorySource(fs, spec), options.decode);
   }

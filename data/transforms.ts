@@ -2,8 +2,10 @@
  * d2l §14.2's image transforms with torchvision's semantics, on {@linkcode RgbImage}s:
  *
  * - train: `RandomResizedCrop(size)` → `RandomHorizontalFlip()` → `ToTensor()` → `Normalize`
- * - test: `Resize([r, r])` → `CenterCrop(size)` → `ToTensor()` → `Normalize`, with r = 256 at
- *   size 224 and `floor(256 * size / 224)` at other sizes (73 at 64).
+ * - test: `Resize([r, r])` → `CenterCrop(size)` → `ToTensor()` → `Normalize`
+ *
+ * The normalisation's mean/std and the test resize `r` are parameters: they belong to the source
+ * model (its pretrained config, e.g. ImageNet's mean and r = 256 at 224), which the caller passes.
  *
  * Geometry and resampling follow torchvision 0.14 on PIL images exactly (Python's half-to-even
  * `round`, integer crop boxes, PIL's antialiased bilinear); only the random numbers come from
@@ -14,10 +16,11 @@
 import type { RgbImage } from "./image.ts";
 import { type Box, resizeBilinear, resizeBilinearInto } from "./resample.ts";
 
-/** ImageNet channel means, as in d2l's `Normalize([0.485, 0.456, 0.406], ...)`. */
-export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
-/** ImageNet channel standard deviations. */
-export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+/** `Normalize(mean, std)`'s per-channel RGB statistics (inputs in [0, 1]). */
+export interface Normalization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
 
 /** A crop rectangle in pixels, named like torchvision's `(i, j, h, w)`. */
 export interface CropBox {
@@ -138,23 +141,19 @@ export function cropRgb(img: RgbImage, box: CropBox): RgbImage {
   return { width, height, data: out };
 }
 
-/** The side of d2l's test-time `Resize([r, r])` for an output of `size`: 256 at 224. */
-export function testResizeSize(size: number): number {
-  return Math.floor((256 * size) / 224);
-}
-
 /**
- * The test transform's geometry: `Resize([r, r])` (PIL bilinear) then `CenterCrop(size)`.
+ * The test transform's geometry: `Resize([resize, resize])` (PIL bilinear) then
+ * `CenterCrop(size)`.
  * Returns the `size` x `size` uint8 image; {@linkcode normalizeInto} finishes the transform.
  *
  * @example
  * ```ts
  * import { rgbImage, testCrop } from "@webtune/data";
- * console.log(testCrop(rgbImage(300, 200), 64).width); // 64
+ * console.log(testCrop(rgbImage(300, 200), 64, 73).width); // 64
  * ```
  */
-export function testCrop(img: RgbImage, size: number): RgbImage {
-  const r = testResizeSize(size);
+export function testCrop(img: RgbImage, size: number, resize: number): RgbImage {
+  const r = resize;
   const resized = resizeBilinear(img, r, r);
   return cropRgb(resized, centerCropBox(r, r, size));
 }
@@ -202,7 +201,7 @@ export function resizedCrop(
 /**
  * {@linkcode resizedCrop} + `RandomHorizontalFlip` + `ToTensor` + `Normalize` in one pass:
  * writes the `size` x `size` normalised crop into `out` at `offset` (NHWC), mirrored if `flip`.
- * Same values as `normalizeInto(resizedCrop(...), out, offset, flip)`, with less work.
+ * Same values as `normalizeInto(resizedCrop(...), out, offset, norm, flip)`, with less work.
  */
 export function resizedCropInto(
   img: RgbImage,
@@ -211,10 +210,11 @@ export function resizedCropInto(
   original: { width: number; height: number },
   out: Float32Array,
   offset: number,
+  norm: Normalization,
   flip: boolean,
 ): void {
   const [src, region] = cropSource(img, box, original);
-  resizeBilinearInto(src, size, size, region, out, offset, normalizationTable(), flip);
+  resizeBilinearInto(src, size, size, region, out, offset, normalizationTable(norm), flip);
 }
 
 /** The image and box to resample for a crop (see {@linkcode resizedCrop}). */
@@ -265,28 +265,31 @@ export function trainCrop(
   return { ...params, image: resizedCrop(img, params.box, options.size, original) };
 }
 
-let lut: Float32Array | undefined;
+const tables = new Map<string, Float32Array>();
 
 /**
- * `ToTensor()` + `Normalize(IMAGENET_MEAN, IMAGENET_STD)` as a table: entry `c * 256 + v` is
- * channel `c`'s value for byte `v`, computed in float32 steps like torch's
- * `(x / 255 - mean) / std`, so looking it up is bit-identical to torch.
+ * `ToTensor()` + `Normalize(mean, std)` as a table: entry `c * 256 + v` is channel `c`'s value
+ * for byte `v`, computed in float32 steps like torch's `(x / 255 - mean) / std`, so looking it up
+ * is bit-identical to torch. Tables are kept per statistics (a run uses one or two).
  */
-export function normalizationTable(): Float32Array {
+export function normalizationTable(norm: Normalization): Float32Array {
+  const key = `${norm.mean.join()}/${norm.std.join()}`;
+  let lut = tables.get(key);
   if (!lut) {
     lut = new Float32Array(768);
     const f = Math.fround;
     for (let c = 0; c < 3; c++) {
       for (let v = 0; v < 256; v++) {
-        lut[c * 256 + v] = f(f(f(v / 255) - f(IMAGENET_MEAN[c])) / f(IMAGENET_STD[c]));
+        lut[c * 256 + v] = f(f(f(v / 255) - f(norm.mean[c])) / f(norm.std[c]));
       }
     }
+    tables.set(key, lut);
   }
   return lut;
 }
 
 /**
- * `ToTensor()` + `Normalize(IMAGENET_MEAN, IMAGENET_STD)` of a uint8 image into `out` at
+ * `ToTensor()` + `Normalize(mean, std)` of a uint8 image into `out` at
  * `offset`, in NHWC order, optionally mirrored left-right. Bit-identical to torch's float32
  * `(x / 255 - mean) / std` (see {@linkcode normalizationTable}).
  *
@@ -294,12 +297,19 @@ export function normalizationTable(): Float32Array {
  * ```ts
  * import { normalizeInto, rgbImage } from "@webtune/data";
  * const out = new Float32Array(3);
- * normalizeInto(rgbImage(1, 1, new Uint8Array([255, 255, 255])), out, 0);
+ * const imagenet = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+ * normalizeInto(rgbImage(1, 1, new Uint8Array([255, 255, 255])), out, 0, imagenet);
  * console.log(out[0].toFixed(4)); // 2.2489
  * ```
  */
-export function normalizeInto(img: RgbImage, out: Float32Array, offset: number, flip = false) {
-  const table = normalizationTable();
+export function normalizeInto(
+  img: RgbImage,
+  out: Float32Array,
+  offset: number,
+  norm: Normalization,
+  flip = false,
+) {
+  const table = normalizationTable(norm);
   const { width, height, data } = img;
   if (!flip) {
     for (let i = 0, n = width * height * 3; i < n; i += 3) {

@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { setupBackend } from "../core/backend.ts";
+import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert } from "@std/assert";
 
 /** `../shared` next to the repository, where the reference fixtures live (never copied in). */
@@ -30,10 +30,29 @@ export function readFixture(relative: string): Promise<Uint8Array> {
   return Deno.readFile(new URL(`fixtures/${relative}`, SHARED));
 }
 
+/**
+ * tfjs-webgpu on a device of our own, with tfjs' stock kernels: the models tests check the
+ * network's semantics, so they need no part of `@webtune/core` (which sits above models; its
+ * own kernels are tested there). tfjs-webgpu's own device setup trips over Deno (tfjs#8518), so
+ * the device is made here, its adapter info read before `requestDevice` (deno#28135).
+ */
+async function registerWebgpu(): Promise<void> {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error("no WebGPU adapter (Debian: apt-get install mesa-vulkan-drivers)");
+  const { vendor, architecture, device: name, description } = adapter.info;
+  const info = { vendor, architecture, device: name, description } as GPUAdapterInfo;
+  const { maxStorageBufferBindingSize, maxBufferSize } = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: { maxStorageBufferBindingSize, maxBufferSize },
+  });
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
+  tf.registerBackend("webgpu", () => new WebGPUBackend(device, info));
+}
+
 let ready: Promise<unknown> | undefined;
 /** Makes webgpu the tfjs backend (once per test module). */
 export function useWebgpu(): Promise<unknown> {
-  ready ??= setupBackend({ backend: "webgpu" });
+  ready ??= registerWebgpu();
   return ready.then(() => tf.setBackend("webgpu"));
 }
 

@@ -1,5 +1,5 @@
 /**
- * A freshly initialised ResNet-18, as `torchvision.models.resnet18(num_classes=n)` makes one.
+ * A freshly initialised ResNet, as `torchvision.models.<arch>(num_classes=n)` makes one.
  *
  * @module
  */
@@ -10,33 +10,48 @@ import {
   linearDefaultWeight,
   type Random,
 } from "./init.ts";
-import { FEATURES, ResNet18, resnet18Spec } from "./resnet18.ts";
+import { type Arch, ARCHITECTURES, ResNet, resnetSpec } from "./resnet.ts";
 import { loadStateDict } from "./state_dict.ts";
 import type { StateDict } from "./types.ts";
 
-/** Options for {@linkcode createResNet18}. */
-export interface CreateResNet18Options {
+/** Options for {@linkcode createResNet}. */
+export interface CreateResNetOptions {
   /** Width of the classification head. */
   numClasses: number;
   /** Uniform [0, 1) generator that drives every random draw (seed it for reproducible runs). */
   random: Random;
 }
 
+/** Options for {@linkcode createResNet18} (the same as {@linkcode CreateResNetOptions}). */
+export type CreateResNet18Options = CreateResNetOptions;
+
 /**
  * The state dict PyTorch's initialisation gives, drawn from `random` in state_dict order:
  * convolutions `kaiming_normal_(mode="fan_out", nonlinearity="relu")` as torchvision's
- * `ResNet.__init__` does, BatchNorm weight 1 / bias 0 / running mean 0 / running var 1, and `fc`
- * with `nn.Linear`'s default U(-1/sqrt(512), 1/sqrt(512)) for weight and bias.
+ * `ResNet.__init__` does, BatchNorm weight 1 / bias 0 / running mean 0 / running var 1 (also the
+ * last BN of each block: torchvision's default `zero_init_residual=False`), and `fc` with
+ * `nn.Linear`'s default U(-1/sqrt(features), 1/sqrt(features)) for weight and bias.
+ *
+ * @example
+ * ```ts
+ * import { initialStateDict } from "@webtune/models";
+ * initialStateDict(2, Math.random, "resnet50").get("fc.weight")?.shape; // [2, 2048]
+ * ```
  */
-export function initialStateDict(numClasses: number, random: Random): StateDict {
+export function initialStateDict(
+  numClasses: number,
+  random: Random,
+  arch: Arch = "resnet18",
+): StateDict {
+  const features = ARCHITECTURES[arch].features;
   const sd: StateDict = new Map();
-  for (const { name, shape, kind } of resnet18Spec(numClasses)) {
+  for (const { name, shape, kind } of resnetSpec(arch, numClasses)) {
     if (kind === "counter") {
       sd.set(name, { dtype: "int64", shape: [], data: new BigInt64Array(1) });
     } else if (name === "fc.weight") {
       sd.set(name, linearDefaultWeight(shape, random));
     } else if (name === "fc.bias") {
-      sd.set(name, linearDefaultBias(shape[0], FEATURES, random));
+      sd.set(name, linearDefaultBias(shape[0], features, random));
     } else if (shape.length === 4) {
       sd.set(name, kaimingNormalFanOut(shape, random));
     } else {
@@ -48,7 +63,24 @@ export function initialStateDict(numClasses: number, random: Random): StateDict 
 }
 
 /**
- * A new ResNet-18 with PyTorch's default initialisation (see {@linkcode initialStateDict}).
+ * A new ResNet of `arch` with PyTorch's default initialisation (see
+ * {@linkcode initialStateDict}).
+ *
+ * @example
+ * ```ts
+ * import { createResNet } from "@webtune/models";
+ * const model = createResNet("resnet50", { numClasses: 2, random: Math.random });
+ * model.parameters().length; // 161
+ * ```
+ */
+export function createResNet(arch: Arch, options: CreateResNetOptions): ResNet {
+  const model = new ResNet(arch, options.numClasses);
+  loadStateDict(model, initialStateDict(options.numClasses, options.random, arch));
+  return model;
+}
+
+/**
+ * A new ResNet-18 (= `createResNet("resnet18", options)`).
  *
  * @example
  * ```ts
@@ -57,8 +89,6 @@ export function initialStateDict(numClasses: number, random: Random): StateDict 
  * model.parameters().length; // 62
  * ```
  */
-export function createResNet18(options: CreateResNet18Options): ResNet18 {
-  const model = new ResNet18(options.numClasses);
-  loadStateDict(model, initialStateDict(options.numClasses, options.random));
-  return model;
+export function createResNet18(options: CreateResNetOptions): ResNet {
+  return createResNet("resnet18", options);
 }

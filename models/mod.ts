@@ -1,6 +1,6 @@
 /**
- * `@webtune/models`: a PyTorch-exact ResNet-18 for tfjs, and the readers and writers that move
- * its weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
+ * `@webtune/models`: PyTorch-exact ResNet-18/34/50 for tfjs, and the readers and writers that
+ * move their weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
  *
  * Nothing here touches the file system or the network: functions take bytes and a file name
  * (for messages), so the package runs unchanged in a browser.
@@ -12,28 +12,45 @@
  * const name = "resnet18-f37072fd.pth";
  * const source = readWeights(await Deno.readFile(name), name);
  * const model = fromSourceModel(source, { numClasses: 2, random: Math.random });
- * const { logits } = model.forward(tf.zeros([1, RESNET18_IMAGENET.inputSize, 224, 3]), "eval");
+ * const size = RESNET18_IMAGENET.inputSize;
+ * const { logits } = model.forward(tf.zeros([1, size, size, 3]), "eval");
  * ```
  *
  * @module
  */
 export type { HostTensor, StateDict } from "./types.ts";
 export {
+  type Arch,
+  type ArchDefinition,
+  ARCHITECTURES,
+  ARCHS,
+  type BlockKind,
   type EntryKind,
   type EntrySpec,
   type ForwardMode,
+  isArch,
+  PRETRAINED_CONFIGS,
   type PretrainedConfig,
-  ResNet18,
-  RESNET18_IMAGENET,
-  resnet18Spec,
-} from "./resnet18.ts";
-export { createResNet18, type CreateResNet18Options, initialStateDict } from "./create.ts";
+  pretrainedConfig,
+  ResNet,
+  resnetSpec,
+} from "./resnet.ts";
+export { FEATURES, ResNet18, RESNET18_IMAGENET, resnet18Spec } from "./resnet18.ts";
+export {
+  createResNet,
+  createResNet18,
+  type CreateResNet18Options,
+  type CreateResNetOptions,
+  initialStateDict,
+} from "./create.ts";
+export { archMismatchError, inferArch, matchArch, resolveArch } from "./infer_arch.ts";
 export { fromSourceModel, type FromSourceModelOptions } from "./from_source.ts";
 export { loadStateDict, type LoadStateDictOptions, stateDictOf } from "./state_dict.ts";
 export { readPth } from "./pth.ts";
 export { readSafetensors, type Safetensors, writeSafetensors } from "./safetensors.ts";
 export { detectWeightsFormat, readWeights, type WeightsFormat } from "./weights.ts";
-export { countParameters, describeClassifier } from "./summary.ts";
+export { countParameters, describeArchitecture, describeClassifier } from "./summary.ts";
 export { torchvisionHashPrefix, verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
+export { largestActivationBytes, testResizeFor } from "./pretrained.ts";

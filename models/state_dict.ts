@@ -1,17 +1,20 @@
 /**
- * Moving weights between a {@linkcode ResNet18} and a PyTorch-layout {@linkcode StateDict}.
+ * Moving weights between a {@linkcode ResNet} and a PyTorch-layout {@linkcode StateDict}.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { tfjsShape, toTfjsLayout, toTorchLayout } from "./layout.ts";
-import { type EntrySpec, type ResNet18, resnet18Spec } from "./resnet18.ts";
+import { archMismatchError, inferArch } from "./infer_arch.ts";
+import { type EntrySpec, type ResNet, resnetSpec } from "./resnet.ts";
 import { formatShape, type HostTensor, numel, type StateDict } from "./types.ts";
 
 /** Options for {@linkcode loadStateDict}. */
 export interface LoadStateDictOptions {
   /** Skip `fc.*` on both sides: keep the model's head whatever the checkpoint's is. */
   ignoreClassifier?: boolean;
+  /** Names the weights (a file name) in the error for another architecture's weights. */
+  source?: string;
 }
 
 /**
@@ -21,7 +24,8 @@ export interface LoadStateDictOptions {
  * written, so a failed load leaves the model as it was.
  *
  * @throws {Error} one line naming the key, e.g.
- * `fc.weight: checkpoint has shape [1000,512], model expects [2,512]`.
+ * `fc.weight: checkpoint has shape [1000,512], model expects [2,512]`, or naming both
+ * architectures when the weights are another torchvision ResNet's.
  *
  * @example
  * ```ts
@@ -32,23 +36,30 @@ export interface LoadStateDictOptions {
  * ```
  */
 export function loadStateDict(
-  model: ResNet18,
+  model: ResNet,
   sd: StateDict,
   options: LoadStateDictOptions = {},
 ): void {
   const skip = (name: string) => options.ignoreClassifier === true && name.startsWith("fc.");
-  const spec = resnet18Spec(model.numClasses).filter((e) => !skip(e.name));
+  const spec = resnetSpec(model.arch, model.numClasses).filter((e) => !skip(e.name));
   const known = new Set(spec.map((e) => e.name));
 
   const unexpected = [...sd.keys()].filter((k) => !known.has(k) && !skip(k));
+  const missing = spec.filter((e) => e.kind !== "counter" && !sd.has(e.name));
+  if (unexpected.length > 0 || missing.length > 0) {
+    // Another ResNet's weights: say so rather than name its first odd key.
+    const other = inferArchOrUndefined(sd);
+    if (other !== undefined && other !== model.arch) {
+      throw archMismatchError(model.arch, other, options.source);
+    }
+  }
   if (unexpected.length > 0) {
     throw new Error(
-      `${unexpected[0]}: unexpected key (not in torchvision's resnet18 state_dict)${
+      `${unexpected[0]}: unexpected key (not in torchvision's ${model.arch} state_dict)${
         more(unexpected)
       }`,
     );
   }
-  const missing = spec.filter((e) => e.kind !== "counter" && !sd.has(e.name));
   if (missing.length > 0) {
     throw new Error(
       `${missing[0].name}: missing from the checkpoint (model expects ${
@@ -97,6 +108,14 @@ function checkEntry(entry: EntrySpec, tensor: HostTensor): void {
   }
 }
 
+function inferArchOrUndefined(sd: StateDict) {
+  try {
+    return inferArch(sd);
+  } catch {
+    return undefined;
+  }
+}
+
 function more(list: unknown[]): string {
   return list.length > 1 ? ` (and ${list.length - 1} more)` : "";
 }
@@ -113,9 +132,9 @@ function more(list: unknown[]): string {
  * const bytes = writeSafetensors(await stateDictOf(model), { format: "pt" });
  * ```
  */
-export async function stateDictOf(model: ResNet18): Promise<StateDict> {
+export async function stateDictOf(model: ResNet): Promise<StateDict> {
   const sd: StateDict = new Map();
-  for (const { name, shape, kind } of resnet18Spec(model.numClasses)) {
+  for (const { name, shape, kind } of resnetSpec(model.arch, model.numClasses)) {
     if (kind === "counter") {
       const count = BigInt(model.numBatchesTracked.get(name) ?? 0);
       sd.set(name, { dtype: "int64", shape: [], data: BigInt64Array.of(count) });

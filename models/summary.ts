@@ -3,7 +3,23 @@
  *
  * @module
  */
+import { matchArch } from "./infer_arch.ts";
 import { numel, type StateDict } from "./types.ts";
+
+/**
+ * Which torchvision ResNet the state dict is, as a report line.
+ *
+ * @example
+ * ```ts
+ * import { describeArchitecture, readWeights } from "@webtune/models";
+ * const name = "resnet50-0676ba61.pth";
+ * describeArchitecture(readWeights(await Deno.readFile(name), name)); // "architecture: resnet50"
+ * ```
+ */
+export function describeArchitecture(sd: StateDict): string {
+  const match = matchArch(sd);
+  return `architecture: ${typeof match === "string" ? match : `unknown, ${match.problem}`}`;
+}
 
 /**
  * The classifier head as PyTorch prints it.
@@ -29,7 +45,7 @@ export function describeClassifier(sd: StateDict): string {
 /**
  * The number of parameters as `sum(p.numel() for p in model.parameters())` counts them: float
  * tensors other than BatchNorm running statistics (and never `num_batches_tracked`).
- * 11,689,512 for torchvision's 1000-class ResNet-18.
+ * 11,689,512 / 21,797,672 / 25,557,032 for torchvision's 1000-class ResNet-18/34/50.
  *
  * @example
  * ```ts

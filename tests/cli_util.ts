@@ -5,11 +5,11 @@
  */
 
 /** The repository root. */
-export const ROOT = new URL("../", import.meta.url).pathname;
+export const ROOT: string = new URL("../", import.meta.url).pathname;
 /** `../shared` beside the repository. */
-export const SHARED = new URL("../../shared/", import.meta.url).pathname;
+export const SHARED: string = new URL("../../shared/", import.meta.url).pathname;
 /** Whether `../shared` is there (tests that need it are ignored, with a printed reason, if not). */
-export const sharedPresent = await Deno.stat(SHARED).then(() => true, () => false);
+export const sharedPresent: boolean = await Deno.stat(SHARED).then(() => true, () => false);
 if (!sharedPresent) console.log(`skipping tests that read ../shared: ${SHARED} is absent`);
 
 /** Output of a finished CLI command. */

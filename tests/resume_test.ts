@@ -3,8 +3,9 @@
  * weights and metrics of an uninterrupted run with the same seed.
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { readSafetensors } from "@webtune/models";
-import { cli, ROOT } from "./cli_util.ts";
+import { setupBackend } from "@webtune/core";
+import { createResNet18, readSafetensors, stateDictOf, writeSafetensors } from "@webtune/models";
+import { cli, ROOT, SHARED, sharedPresent } from "./cli_util.ts";
 
 const FLAGS = [
   "--data",
@@ -24,10 +25,10 @@ const FLAGS = [
   "--json",
 ];
 
-/** Starts `scratch`, sends SIGINT once epoch 1's checkpoint is written, returns its output. */
-async function interruptAfterFirstCheckpoint(out: string) {
+/** Starts a command, sends SIGINT once epoch 1's checkpoint is written, returns its output. */
+async function interruptAfterFirstCheckpoint(command: string, flags: string[], out: string) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/scratch.ts", ...FLAGS, "--out", out],
+    args: ["run", "-A", `cli/${command}.ts`, ...flags, "--out", out],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -45,20 +46,24 @@ async function interruptAfterFirstCheckpoint(out: string) {
   return { code, stdout, stderr: await stderr };
 }
 
-Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted run", async () => {
+/**
+ * Runs `command` with `flags` once whole and once interrupted after epoch 1 then resumed, and
+ * checks that both end with the same metrics and weights.
+ */
+async function resumeEqualsUninterrupted(command: string, flags: string[]) {
   const whole = await Deno.makeTempDir({ prefix: "webtune-whole-" });
   const cut = await Deno.makeTempDir({ prefix: "webtune-cut-" });
-  const uninterrupted = await cli("scratch", [...FLAGS, "--out", whole]);
+  const uninterrupted = await cli(command, [...flags, "--out", whole]);
   assertEquals(uninterrupted.code, 0, uninterrupted.stderr);
 
-  const interrupted = await interruptAfterFirstCheckpoint(cut);
+  const interrupted = await interruptAfterFirstCheckpoint(command, flags, cut);
   assertEquals(interrupted.code, 130, interrupted.stderr);
   assertStringIncludes(interrupted.stderr, `--resume ${cut}`);
   assertStringIncludes(interrupted.stdout, '"type":"stopped"');
   const state = JSON.parse(await Deno.readTextFile(`${cut}/state.json`));
   assertEquals(state.completed_epochs < 3, true);
 
-  const resumed = await cli("scratch", ["--resume", cut, "--json"]);
+  const resumed = await cli(command, ["--resume", cut, "--json"]);
   assertEquals(resumed.code, 0, resumed.stderr);
 
   const a = JSON.parse(await Deno.readTextFile(`${whole}/metrics.json`)).epochs;
@@ -72,4 +77,40 @@ Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted ru
   for (const [name, t] of weightsA) assertEquals(weightsB.get(name)!.data, t.data, name);
   await Deno.remove(whole, { recursive: true });
   await Deno.remove(cut, { recursive: true });
+}
+
+Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted run", async () => {
+  await resumeEqualsUninterrupted("scratch", FLAGS);
+});
+
+Deno.test({
+  name: "finetune --head-init imagenet-hotdog (with momentum) resumes from its own checkpoint",
+  ignore: !sharedPresent,
+  async fn() {
+    // A 1000-class source (ImageNet's shape, random weights): the head init reads its row 934.
+    // Resume used to hand the run's 2-class checkpoint to the head init as a source and crash.
+    await setupBackend({ backend: "cpu" });
+    const source = await Deno.makeTempFile({ prefix: "webtune-source-", suffix: ".safetensors" });
+    let seed = 1;
+    const model = createResNet18({
+      numClasses: 1000,
+      random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
+    });
+    await Deno.writeFile(source, writeSafetensors(await stateDictOf(model)));
+    model.dispose();
+    await resumeEqualsUninterrupted("finetune", [
+      ...FLAGS.filter((f) => f !== "synthetic" && f !== "--data"),
+      "--data",
+      `${SHARED}datasets/hotdog-mini`,
+      "--weights",
+      source,
+      "--head-init",
+      "imagenet-hotdog",
+      "--momentum",
+      "0.9",
+      "--epochs", // the last value wins: 2 epochs keep it short, interrupted after the first
+      "2",
+    ]);
+    await Deno.remove(source);
+  },
 });

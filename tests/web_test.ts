@@ -461,7 +461,7 @@ Deno.test("web: the page's session stops, continues, and exports what the CLI re
     assertEquals(trained.config.image_size, 32);
     const image = await session.data!.test.load(0);
     const [fromPage] = await session.predict([{ name: "a", image }]);
-    const [fromFiles] = await predictProbabilities(trained.model, [image], 32);
+    const [fromFiles] = await predictProbabilities(trained.model, [image], trained.config);
     assertLess(Math.abs(fromPage.probabilities.circles - fromFiles[0]), 1e-6);
   } finally {
     trained.model.dispose();

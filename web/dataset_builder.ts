@@ -9,7 +9,7 @@
  * @module
  */
 import { zipSync } from "fflate";
-import { compareCodePoints, createRng, probeImage } from "@webtune/data";
+import { createRng, probeImage } from "@webtune/data";
 
 /** One image of a class. */
 export interface BuilderImage {
@@ -168,7 +168,7 @@ export class DatasetBuilder {
       }
       // Sorted by name first (unique in a class) so the split does not depend on the order the
       // images were added in.
-      const shuffled = [...cls.images].sort((a, b) => compareCodePoints(a.name, b.name));
+      const shuffled = [...cls.images].sort((a, b) => (a.name < b.name ? -1 : 1));
       // One stream per class, so adding images to one class leaves the others' split alone.
       createRng(split.seed + hashName(cls.name)).shuffle(shuffled);
       const n = shuffled.length;

@@ -12,7 +12,7 @@ import { setupLivePrediction } from "./camera_predict.ts";
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
-import { setupModelView } from "./model_view.ts";
+import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
 import { setupSavedView } from "./saved_view.ts";
 import { Session } from "./session.ts";
@@ -45,7 +45,7 @@ const page: Page = {
     try {
       await action();
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       console.error(e);
       errorBox.textContent = message;
       hook.error = message;

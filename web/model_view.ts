@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { defaultRunConfig, type RunConfig } from "@webtune/core";
+import {
+  defaultRunConfig,
+  paramEntries,
+  ParamError,
+  type ParamName,
+  paramUsedBy,
+  parseValue,
+  type RunConfig,
+} from "@webtune/core";
 import { countParameters, readWeights } from "@webtune/models";
 import { byId, dropZone } from "./dom.ts";
 import { droppedFiles } from "./drop.ts";
@@ -29,14 +37,9 @@ export function setupModelView(page: Page): ModelSettings {
   );
   const weightsInput = byId("weights-file", HTMLInputElement);
   const status = byId("weights-status", HTMLElement);
-  const lr = byId("lr", HTMLInputElement);
-  const headLrMult = byId("head-lr-mult", HTMLInputElement);
-  const batchSize = byId("batch-size", HTMLInputElement);
-  const epochs = byId("epochs", HTMLInputElement);
-  const imageSize = byId("image-size", HTMLInputElement);
-  const freeze = byId("freeze-backbone", HTMLInputElement);
   const task = (): Task =>
     radios.find((r) => r.checked)?.value === "scratch" ? "scratch" : "finetune";
+  const fields = buildFields(byId("hyper-fields", HTMLElement), task());
 
   const loadWeights = (file: File) =>
     page.act(async () => {
@@ -69,7 +72,8 @@ export function setupModelView(page: Page): ModelSettings {
   for (const radio of radios) {
     radio.addEventListener("change", () => {
       // Each task has its own chapter defaults (scratch: η 5e-4, one param group).
-      lr.value = String(defaultRunConfig(task()).lr);
+      const defaults = defaultRunConfig(task());
+      for (const field of fields) field.reset(defaults[field.name as keyof RunConfig]);
       page.refresh();
     });
   }
@@ -78,35 +82,99 @@ export function setupModelView(page: Page): ModelSettings {
     const locked = page.session.training || page.hook.state === "preparing";
     const scratch = task() === "scratch";
     for (const r of radios) r.disabled = locked;
-    for (const input of [lr, batchSize, epochs, imageSize]) input.disabled = locked;
     weightsInput.disabled = locked || scratch;
-    // Scratch trains every layer at η (param_group=False), and has no backbone to freeze.
-    headLrMult.disabled = locked || scratch;
-    freeze.disabled = locked || scratch;
+    // A field whose parameter the task does not use (scratch: head multiplier, freezing) is off.
+    for (const field of fields) field.input.disabled = locked || !paramUsedBy(field.name, task());
   });
 
   const config = (focusInvalid = false): RunConfig => {
     const t = task();
-    const num = (input: HTMLInputElement, what: string, integer: boolean, min: number) => {
-      const v = input.valueAsNumber;
-      if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-        if (focusInvalid) input.focus();
-        throw new Error(`${what} must be ${integer ? "a whole number" : "a number"} ≥ ${min}`);
+    const values: Record<string, unknown> = { ...defaultRunConfig(t) };
+    for (const field of fields) {
+      if (!paramUsedBy(field.name, t)) continue;
+      try {
+        values[field.name] = field.read();
+      } catch (e) {
+        if (focusInvalid) field.input.focus();
+        // The table's problem ("must be at least 1, got 0") after the field's label.
+        throw e instanceof ParamError ? new Error(`${field.label} ${e.problem}`) : e;
       }
-      return v;
-    };
-    const base = defaultRunConfig(t);
-    return {
-      ...base,
-      lr: num(lr, "the learning rate", false, 0),
-      headLrMult: t === "scratch"
-        ? base.headLrMult
-        : num(headLrMult, "the head multiplier", false, 0),
-      batchSize: num(batchSize, "the batch size", true, 1),
-      epochs: num(epochs, "the epoch count", true, 1),
-      imageSize: num(imageSize, "the image size", true, 32),
-      freezeBackbone: t === "finetune" && freeze.checked,
-    };
+    }
+    return values as RunConfig;
   };
   return { config, task };
+}
+
+/**
+ * An error's message for the page: a run parameter's problem (core names the parameter, e.g. a
+ * batch too big for the device) under the form field's label instead of its code name.
+ */
+export function errorMessage(e: unknown): string {
+  const entry = paramEntries("finetune").find((p) => p.name === (e as ParamError).param);
+  if (e instanceof ParamError && entry) return `${entry.spec.page ?? e.param} ${e.problem}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A form field made from one entry of the run-config table. */
+interface Field {
+  name: ParamName;
+  label: string;
+  input: HTMLInputElement | HTMLSelectElement;
+  /** The value, parsed and checked like the CLI's flag; throws `ParamError`. */
+  read(): number | boolean | string;
+  /** Shows a task's default. */
+  reset(value: unknown): void;
+}
+
+/**
+ * The hyper-parameter fields: one per table entry with a page label, its id the CLI flag's name
+ * (`#batch-size`), its limits and default the table's.
+ */
+function buildFields(grid: HTMLElement, task: Task): Field[] {
+  const fields: Field[] = [];
+  for (const { name, flag, spec, default: value } of paramEntries(task)) {
+    if (!spec.page) continue;
+    const label = document.createElement("label");
+    label.title = spec.help;
+    let input: HTMLInputElement | HTMLSelectElement;
+    if (spec.kind === "enum") {
+      input = document.createElement("select");
+      for (const choice of spec.choices) input.add(new Option(choice, choice));
+    } else {
+      input = document.createElement("input");
+      if (spec.kind === "boolean") {
+        input.type = "checkbox";
+        label.className = "check";
+      } else {
+        input.type = "number";
+        input.step = spec.integer ? "1" : "any";
+        if (spec.min !== undefined) input.min = String(spec.min);
+        if (spec.max !== undefined) input.max = String(spec.max);
+        input.required = true;
+      }
+    }
+    input.id = flag;
+    const checkbox = input instanceof HTMLInputElement && input.type === "checkbox";
+    if (checkbox) label.append(input, ` ${spec.page}`);
+    else label.append(`${spec.page} `, input);
+    grid.append(label);
+    const field: Field = {
+      name,
+      label: spec.page,
+      input,
+      read: () =>
+        parseValue(
+          spec.page!,
+          spec,
+          checkbox ? String((input as HTMLInputElement).checked) : input.value,
+        ),
+      reset(value) {
+        if (checkbox) (input as HTMLInputElement).checked = value === true;
+        else input.value = value === undefined ? "" : String(value);
+      },
+    };
+    field.reset(value);
+    fields.push(field);
+  }
+  return fields;
 }

@@ -40,7 +40,7 @@ export function openModel(
       const probs = await predictProbabilities(
         trained.model,
         images.map((i) => i.image),
-        trained.config.image_size,
+        trained.config,
       );
       return images.map(({ name }, i) => {
         const p = Array.from(probs[i]);

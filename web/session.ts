@@ -9,9 +9,11 @@ import {
   type AdapterReport,
   type ClassReport,
   classReport,
+  encodeModelFiles,
   type EpochMetrics,
   evaluate,
   modelConfig,
+  type ModelFiles,
   predictProbabilities,
   type PreparedRun,
   prepareRun,
@@ -21,7 +23,7 @@ import {
   type TrainResult,
 } from "@webtune/core";
 import type { DataSource, RgbImage } from "@webtune/data";
-import { describeClassifier, type StateDict, stateDictOf, writeSafetensors } from "@webtune/models";
+import { describeClassifier, type StateDict } from "@webtune/models";
 
 /** Source weights the user picked. */
 export interface SourceWeights {
@@ -39,11 +41,7 @@ export interface Prediction {
   probabilities: Record<string, number>;
 }
 
-/** The two files of a trained model, byte for byte what the CLI writes into a run directory. */
-export interface ModelFiles {
-  weights: Uint8Array;
-  configJson: string;
-}
+export type { ModelFiles };
 
 /** Makes {@linkcode SourceWeights} from a state dict read with `readWeights`. */
 export function sourceWeights(name: string, weights: StateDict): SourceWeights {
@@ -155,7 +153,7 @@ export class Session {
     const probs = await predictProbabilities(
       run.model,
       images.map((i) => i.image),
-      run.config.imageSize,
+      modelConfig(run.config, run.classes),
     );
     return images.map(({ name }, i) => {
       const p = Array.from(probs[i]);
@@ -175,21 +173,13 @@ export class Session {
   }
 
   /**
-   * `model.safetensors` and `config.json` of the current model, made by the same calls as the
-   * CLI's run directory (`cli/train.ts`), so `deno task predict --model DIR` reads them.
+   * `model.safetensors` and `config.json` of the current model, byte for byte what the CLI
+   * writes into a run directory (core's `encodeModelFiles`), so `deno task predict --model DIR`
+   * reads them.
    */
-  async modelFiles(): Promise<ModelFiles> {
+  modelFiles(): Promise<ModelFiles> {
     const run = this.#requireRun();
-    const weights = writeSafetensors(await stateDictOf(run.model), {
-      format: "pt",
-      task: run.config.task,
-      epoch: String(this.history.length),
-      classes: JSON.stringify(run.classes),
-    });
-    return {
-      weights,
-      configJson: JSON.stringify(modelConfig(run.config, run.classes), null, 2),
-    };
+    return encodeModelFiles(run.model, run.config, run.classes, this.history.length);
   }
 
   #requireRun(): PreparedRun {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, ChecksumError, download, type DownloadProgress } from "@webtune/data";
+import { download, type DownloadProgress } from "@webtune/data";
 import { torchvisionHashPrefix } from "@webtune/models";
 import { memoryFs } from "./memory_fs.ts";
 
@@ -44,7 +44,7 @@ export async function fetchWeights(
   } catch {
     throw new Error(`${url}: not a URL`);
   }
-  const name = basename(parsed.pathname) || "weights.pth";
+  const name = parsed.pathname.split("/").pop() || "weights.pth";
   const prefix = torchvisionHashPrefix(name);
   const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
   // A browser reports a CORS refusal as a bare network error, indistinguishable from an
@@ -72,7 +72,8 @@ export async function fetchWeights(
       retryDelayMs: 200,
     });
   } catch (e) {
-    if (refused && !(e instanceof ChecksumError)) {
+    // The data package's ChecksumError (by name: data exports download, not its errors).
+    if (refused && !(e instanceof Error && e.name === "ChecksumError")) {
       throw new UnreachableError(
         `${parsed.host} does not let web pages download its files (a cross-origin request ` +
           `refused), or cannot be reached: download ${name} yourself and pick it below.`,

@@ -5,14 +5,10 @@
  *
  * @module
  */
-import { formatProgress } from "@webtune/data";
-import { RESNET18_IMAGENET } from "@webtune/models";
+import { PRETRAINED_CONFIGS, RESNET18_IMAGENET } from "@webtune/models";
 import { byId, el } from "./dom.ts";
 import type { Page } from "./page.ts";
 import { fetchWeights } from "./weights_url.ts";
-
-/** The checkpoints offered in the URL field: the architectures the CLI can fine-tune. */
-const PRETRAINED = [RESNET18_IMAGENET];
 
 /** Wires the weights URL field. */
 export function setupWeightsUrl(page: Page): void {
@@ -23,7 +19,10 @@ export function setupWeightsUrl(page: Page): void {
   const status = byId("weights-url-status", HTMLElement);
   const weightsInput = byId("weights-file", HTMLInputElement);
   const options = byId("weights-urls", HTMLDataListElement);
-  options.replaceChildren(...PRETRAINED.map((p) => el("option", "", { value: p.url })));
+  // Offered in the field's list: torchvision's checkpoint of each architecture the CLI knows.
+  options.replaceChildren(
+    ...Object.values(PRETRAINED_CONFIGS).map((p) => el("option", p.name, { value: p.url })),
+  );
   url.value ||= RESNET18_IMAGENET.url;
 
   form.addEventListener("submit", (e) => {
@@ -39,9 +38,8 @@ export function setupWeightsUrl(page: Page): void {
               progress.max = p.total;
               progress.value = p.received;
             }
-            status.textContent = `Downloading ${fileName(p.url)}: ${
-              formatProgress(p.received, p.total)
-            }`;
+            const total = p.total ? ` of ${megabytes(p.total)}` : "";
+            status.textContent = `Downloading ${fileName(p.url)}: ${megabytes(p.received)}${total}`;
           },
         });
         status.textContent = `Downloaded ${name} (${
@@ -68,4 +66,8 @@ export function setupWeightsUrl(page: Page): void {
 
 function fileName(url: string): string {
   return url.split("/").pop() ?? url;
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
 }

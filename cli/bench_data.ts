@@ -3,9 +3,8 @@
  *
  * @module
  */
-import type { ImageSet } from "./image_set.ts";
-import { createBatchLoader, type TransformSpec } from "./loader.ts";
-import { createRng } from "./rng.ts";
+import { createBatchLoader, createRng, type ImageSet, type TransformSpec } from "@webtune/data";
+import { RESNET18_IMAGENET, testResizeFor } from "@webtune/models";
 
 /** Options for {@linkcode benchDataPipeline}. */
 export interface BenchDataOptions {
@@ -50,7 +49,8 @@ export interface BenchDataResult {
  *
  * @example
  * ```ts
- * import { benchDataPipeline, syntheticImageSet } from "@webtune/data";
+ * import { syntheticImageSet } from "@webtune/data";
+ * import { benchDataPipeline } from "./bench_data.ts";
  * const r = await benchDataPipeline(syntheticImageSet("train", { perClass: 8 }), { size: 64, epochs: 2 });
  * console.log(r.images, r.laterEpochs.imagesPerSecond > 0); // 16 true
  * ```
@@ -62,9 +62,14 @@ export async function benchDataPipeline(
   const size = options.size ?? 224;
   const epochs = Math.max(2, options.epochs ?? 3);
   const kind = options.transform ?? "train";
-  const transform: TransformSpec = kind === "train" ? { kind, size } : { kind, size };
+  // The chapter's source model decides the normalisation and the test resize.
+  const pretrained = RESNET18_IMAGENET;
+  const transform: TransformSpec = kind === "train"
+    ? { kind, size }
+    : { kind, size, resize: testResizeFor(pretrained, size) };
   const loader = createBatchLoader(set, {
     transform,
+    normalize: { mean: pretrained.mean, std: pretrained.std },
     batchSize: options.batchSize ?? 64,
     rng: createRng(options.seed ?? 0),
     cacheBytes: options.cacheBytes,

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { formatProgress } from "@webtune/data";
+ * import { formatProgress } from "./format_progress.ts";
  * console.log(formatProgress(5, 10, { width: 10, unit: "items" })); // [#####-----]  50% 5/10
  * ```
  */

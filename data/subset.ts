@@ -1,4 +1,4 @@
-import type { ImageSet } from "@webtune/data";
+import type { ImageSet } from "./image_set.ts";
 
 /**
  * A random subset of `limit` images of `set` (all of them if `limit` ≥ its size), kept in the

@@ -1,0 +1,70 @@
+import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+import { lrFind, type LrFindOptions, type LrFindResult } from "./lr_find.ts";
+import type { TrainableModel } from "./model.ts";
+import type { Optimizer } from "./optimizer.ts";
+import { trainStep } from "./train_step.ts";
+
+/** What {@linkcode lrFindOnModel} trains. */
+export interface LrFindModelOptions extends LrFindOptions {
+  /** A throw-away model: the sweep trains it to divergence (fastai reloads its weights after). */
+  model: TrainableModel;
+  optimizer: Optimizer;
+  /**
+   * The lr the optimizer's groups were built with (`--lr`): each batch sets
+   * `lrFactor = sweep lr / baseLr`, so the sweep's lr is the backbone's and the head keeps its
+   * × head-lr-mult, and the suggestion is a `--lr` as it stands.
+   */
+  baseLr: number;
+  /** The run's training batches of a 1-based epoch; the sweep moves to the next epoch as needed. */
+  trainBatches: (epoch: number) => AsyncIterable<HostBatch>;
+  /** BatchNorm mode, as in training. Default `train`. */
+  mode?: "train" | "frozen";
+}
+
+/**
+ * fastai's `learn.lr_find()` on a model: {@linkcode lrFind} with each step one training batch
+ * (summed loss, optimizer step at the sweep's lr), reporting the batch's mean per-example loss.
+ * Epochs follow one another as in training (fastai fits `num_it // batches + 1` epochs).
+ *
+ * @example
+ * ```ts ignore
+ * const run = await prepareRun(config, data, { source });
+ * const result = await lrFindOnModel({
+ *   model: run.model, optimizer: run.sgd, baseLr: config.lr,
+ *   trainBatches: (epoch) => run.trainBatches(epoch),
+ * });
+ * run.dispose(); // the swept weights are useless now
+ * ```
+ */
+export async function lrFindOnModel(options: LrFindModelOptions): Promise<LrFindResult> {
+  const { model, optimizer, baseLr, mode = "train" } = options;
+  if (!(baseLr > 0)) throw new Error(`lr-find: the base lr must be > 0, got ${baseLr}`);
+  let epoch = 1;
+  let batches = options.trainBatches(epoch)[Symbol.asyncIterator]();
+  const nextBatch = async (): Promise<HostBatch> => {
+    let next = await batches.next();
+    if (next.done) {
+      batches = options.trainBatches(++epoch)[Symbol.asyncIterator]();
+      next = await batches.next();
+      if (next.done) throw new Error(`lr-find: epoch ${epoch} has no training batches`);
+    }
+    return next.value;
+  };
+  try {
+    return await lrFind(async (lr) => {
+      const host = await nextBatch();
+      optimizer.lrFactor = lr / baseLr;
+      const batch = toDevice(host);
+      let step;
+      try {
+        step = await trainStep(model, batch, optimizer, mode);
+      } finally {
+        disposeBatch(batch);
+      }
+      host.release?.();
+      return step.lossSum / step.examples;
+    }, options);
+  } finally {
+    await batches.return?.();
+  }
+}
