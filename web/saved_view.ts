@@ -89,10 +89,12 @@ export function setupSavedView(page: Page): void {
       // The CLI's run-directory files in one zip: unzip into DIR, then `predict --model DIR`.
       download(
         `${fileStem(m.title)}.zip`,
+        // Stored, not deflated: float32 weights barely compress, and deflating 45 MB would
+        // hold up the page for seconds.
         zipSync({
           "model.safetensors": m.weights,
           "config.json": new TextEncoder().encode(m.configJson),
-        }),
+        }, { level: 0 }),
         "application/zip",
       );
       return Promise.resolve();
