@@ -107,6 +107,19 @@ async function tabTo(page: Page, selector: string, max = 60): Promise<void> {
   throw new Error(`${selector} not reached with Tab in ${max} presses`);
 }
 
+/**
+ * Clicks a visible, enabled button without Playwright's checks after the click. While the live
+ * loop predicts on WebGL the page's main thread is busy for seconds at a time (SwiftShader
+ * compiles the shaders of the first prediction synchronously, half a minute on a loaded
+ * machine), and `page.click` times out waiting for the page to answer after its click.
+ */
+async function clickNow(page: Page, selector: string): Promise<void> {
+  const button = page.locator(selector);
+  await button.waitFor({ state: "visible" });
+  assert(await button.isEnabled(), `${selector} is disabled`);
+  await page.evaluate(`document.querySelector(${JSON.stringify(selector)}).click()`);
+}
+
 /** A server on 127.0.0.1 standing in for download.pytorch.org, with and without CORS. */
 function weightsServer(bytes: Uint8Array, name: string) {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
@@ -361,7 +374,7 @@ Deno.test({
         "live camera prediction: label, probability, frame rate; paused when hidden",
         async () => {
           await page.click("#camera-on");
-          await page.click("#live");
+          await clickNow(page, "#live");
           const h = await wait("live frames", "w.live.frames >= 3", 120_000);
           assert(["hotdog", "not-hotdog"].includes(h.live!.label!), h.live!.label);
           assert(h.live!.probability! >= 0.5 && h.live!.probability! <= 1);
@@ -381,9 +394,9 @@ Deno.test({
           assertStringIncludes(await page.locator("#live-fps").innerText(), "hidden");
           await setHidden(false);
           await wait("resumed", "w.live.running && w.live.frames >= 1");
-          await page.click("#live");
+          await clickNow(page, "#live");
           await wait("live off", "!w.live.running");
-          await page.click("#camera-off");
+          await clickNow(page, "#camera-off");
         },
       );
 
