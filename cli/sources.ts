@@ -12,7 +12,13 @@ import {
   resolveDataSource,
 } from "@webtune/data";
 import { denoEnv, denoFs } from "@webtune/data/deno_fs";
-import { PRETRAINED_CONFIGS, readWeights, type StateDict, verifyHashPrefix } from "@webtune/models";
+import {
+  PRETRAINED_CONFIGS,
+  readWeights,
+  type StateDict,
+  torchvisionHashPrefix,
+  verifyHashPrefix,
+} from "@webtune/models";
 import { formatProgress } from "./format_progress.ts";
 
 /** The cache directory: `$WEBTUNE_CACHE`, else `$XDG_CACHE_HOME/webtune`, else `~/.cache/webtune`. */
@@ -95,7 +101,7 @@ export async function openWeights(spec: string, log: (line: string) => void): Pr
     throw new Error(`${path}: cannot read weights (${(e as Error).message})`);
   }
   // torchvision names checkpoints `<name>-<sha256 prefix>.pth` and checks the prefix on load.
-  const hashPrefix = path.match(/-([0-9a-f]{8,})\.pth$/)?.[1];
+  const hashPrefix = torchvisionHashPrefix(path);
   if (hashPrefix) await verifyHashPrefix(bytes, hashPrefix, path);
   return readWeights(bytes, path);
 }

@@ -53,7 +53,7 @@ export { readPth } from "./pth.ts";
 export { readSafetensors, type Safetensors, writeSafetensors } from "./safetensors.ts";
 export { detectWeightsFormat, readWeights, type WeightsFormat } from "./weights.ts";
 export { countParameters, describeArchitecture, describeClassifier } from "./summary.ts";
-export { verifyHashPrefix } from "./hash.ts";
+export { torchvisionHashPrefix, verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
 export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretrained.ts";

@@ -7,14 +7,18 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from "@webtune/core";
+import { setupBuilderView } from "./builder_view.ts";
+import { setupLivePrediction } from "./camera_predict.ts";
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
 import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
+import { setupSavedView } from "./saved_view.ts";
 import { Session } from "./session.ts";
 import { setupTrainView } from "./train_view.ts";
 import { setupUseView } from "./use_view.ts";
+import { setupWeightsUrl } from "./weights_url_view.ts";
 
 const session = new Session();
 const hook: WebtuneHook = {
@@ -58,6 +62,12 @@ const showSkipped = setupDataView(page);
 const settings = setupModelView(page);
 setupTrainView(page, settings, showSkipped);
 setupUseView(page);
+setupBuilderView(page).catch((e) => console.error(e));
+setupWeightsUrl(page);
+setupLivePrediction(page);
+setupSavedView(page);
+// Keeps the page's files for offline use; the page works without it (e.g. on file://).
+navigator.serviceWorker?.register("./sw.js").catch((e) => console.warn("no offline copy:", e));
 
 /** Shows the backend in use and lets training start. */
 function useBackend(report: AdapterReport): void {

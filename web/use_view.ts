@@ -11,6 +11,7 @@ import { byId, download, dropZone, el, percent } from "./dom.ts";
 import { droppedFiles } from "./drop.ts";
 import { fileBytes } from "./files.ts";
 import type { Page } from "./page.ts";
+import { currentPredictor, openedModel, type Predictor } from "./predictor.ts";
 import type { Prediction } from "./session.ts";
 
 /** Wires the "use the model" section. */
@@ -28,6 +29,12 @@ export function setupUseView(page: Page): void {
   const saveWeights = byId("download-weights", HTMLButtonElement);
   const saveConfig = byId("download-config", HTMLButtonElement);
   let camera: Camera | undefined;
+  /** The trained run, or a model reopened from the browser's storage. */
+  const predictor = (): Predictor => {
+    const p = currentPredictor(session);
+    if (!p) throw new Error("train a model first, or open a saved one");
+    return p;
+  };
 
   const show = (predictions: Prediction[]) => {
     hook.predictions = predictions;
@@ -41,7 +48,7 @@ export function setupUseView(page: Page): void {
         name: file.name,
         image: decodeImage(await fileBytes(file), { name: file.name }),
       })));
-      show(await session.predict(images));
+      show(await predictor().predict(images));
     });
 
   input.addEventListener("change", () => {
@@ -68,7 +75,7 @@ export function setupUseView(page: Page): void {
   capture.addEventListener("click", () =>
     page.act(async () => {
       if (!camera) return;
-      show(await session.predict([{ name: "camera frame", image: camera.frame() }]));
+      show(await predictor().predict([{ name: "camera frame", image: camera.frame() }]));
     }));
   evaluate.addEventListener("click", () =>
     page.act(async () => {
@@ -79,22 +86,22 @@ export function setupUseView(page: Page): void {
     }));
   saveWeights.addEventListener("click", () =>
     page.act(async () => {
-      const { weights } = await session.modelFiles();
+      const { weights } = await predictor().files();
       download("model.safetensors", weights, "application/octet-stream");
     }));
   saveConfig.addEventListener("click", () =>
     page.act(async () => {
-      const { configJson } = await session.modelFiles();
+      const { configJson } = await predictor().files();
       download("config.json", configJson, "application/json");
     }));
 
   page.onRefresh(() => {
     // Using the model while it trains would read weights between two updates.
-    const off = !session.run || session.training || !page.backendReady();
-    for (const c of [input, cameraOn, capture, evaluate, saveWeights, saveConfig]) {
-      c.disabled = off;
-    }
-    if (!session.run) {
+    const off = !currentPredictor(session) || !page.backendReady();
+    for (const c of [input, cameraOn, capture, saveWeights, saveConfig]) c.disabled = off;
+    // A reopened model has no test split to evaluate on.
+    evaluate.disabled = off || !session.run || openedModel() !== undefined;
+    if (!currentPredictor(session)) {
       list.replaceChildren();
       confusion.replaceChildren();
     }
