@@ -13,6 +13,7 @@ import { folderImageSet } from "./image_set.ts";
 import { type Batch, createBatchLoader, describeSkipped } from "./loader.ts";
 import { encodeRgbPng } from "./png.ts";
 import { createRng } from "./rng.ts";
+import { limitImageSet } from "./subset.ts";
 import { syntheticImageSet } from "./synthetic.ts";
 // ImageNet's statistics (the pretrained config's; data does not import models).
 const IMAGENET_MEAN = [0.485, 0.456, 0.406], IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -249,4 +250,21 @@ Deno.test("loader: released batch buffers are reused and fully rewritten", async
   }
   assertEquals(i, 4);
   assert(buffers.size < 4, `expected reuse, got ${buffers.size} distinct buffers for 4 batches`);
+});
+
+Deno.test("loader: a subset holding no file of a class is not a decoding error", async () => {
+  await using dir = await tempDir();
+  const png = encodeRgbPng({ width: 8, height: 6, data: new Uint8Array(144).fill(90) });
+  await writeTree(dir.path, { "test/hotdog/1.png": png, "test/not-hotdog/1.png": png });
+  const source = directorySource(denoFs, dir.path);
+  const whole = folderImageSet(source, await scanImageFolder(source, "test"));
+  // A --limit-test 1 subset: one image, so one of the two classes has no file at all.
+  const subset = limitImageSet(whole, 1, () => 0.5);
+  const loader = createBatchLoader(subset, {
+    transform: { kind: "test", size: 4, resize: 4 },
+    normalize,
+    batchSize: 2,
+  });
+  const [batch] = await collect(loader.epoch());
+  assertEquals(batch.labels.length, 1);
 });
