@@ -91,9 +91,9 @@ export function setupUseView(page: Page): void {
   page.onRefresh(() => {
     // Using the model while it trains would read weights between two updates.
     const off = !session.run || session.training || !page.backendReady();
-    for (const c of [input, cameraOn, capture, evaluate, saveWeights, saveConfig]) {
-      c.disabled = off;
-    }
+    for (const c of [input, cameraOn, capture, evaluate]) c.disabled = off;
+    // After a lost device the last epoch's model is still there to download.
+    for (const c of [saveWeights, saveConfig]) c.disabled = !session.hasModel || session.training;
     if (!session.run) {
       list.replaceChildren();
       confusion.replaceChildren();
