@@ -166,3 +166,38 @@ Deno.test("--out must be empty or a run of the same task unless --overwrite; not
   assertStringIncludes(oneLine(other.stderr), `${out}: a scratch run; choose another --out`);
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test("--resume refuses a hand-edited state.json on one line, before touching anything", async () => {
+  const out = await Deno.makeTempDir({ prefix: "webtune-state-" });
+  const { defaultRunConfig } = await import("@webtune/core");
+  const state = {
+    version: 1,
+    task: "scratch",
+    config: { ...defaultRunConfig("scratch"), epochs: 2 },
+    data: "synthetic",
+    completed_epochs: 0,
+    history: [],
+  };
+  for (
+    const [bad, message] of [
+      [
+        { ...state, config: { ...state.config, imageSize: 7 } },
+        "config.imageSize must be at least 32",
+      ],
+      [{ ...state, completed_epochs: 5 }, "completed_epochs 5 is more than config.epochs 2"],
+      [{ ...state, config: { ...state.config, lr: "abc" } }, "config.lr expects a number"],
+      [{}, "version must be 1, got nothing"],
+      [null, "not a run state"],
+    ] as const
+  ) {
+    await Deno.writeTextFile(`${out}/state.json`, JSON.stringify(bad));
+    const before = await snapshot(out);
+    const r = await cli("scratch", ["--resume", out]);
+    assertEquals(r.code, 1, r.stderr);
+    const line = oneLine(r.stderr);
+    assertEquals(line.startsWith(`webtune scratch: ${out}/state.json: `), true, line);
+    assertStringIncludes(line, message);
+    await assertUnchanged(out, before);
+  }
+  await Deno.remove(out, { recursive: true });
+});
