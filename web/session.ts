@@ -155,7 +155,7 @@ export class Session {
       if (device && !lost) {
         lost = await Promise.race([
           device.lost,
-          new Promise<undefined>((resolve) => setTimeout(resolve, 200)),
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200)),
         ]);
       }
       if (!lost) throw e;
