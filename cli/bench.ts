@@ -1,27 +1,34 @@
 /**
- * `deno task bench [--json]`: where webtune's speed is tracked (tests never time anything).
- * Prints the adapter, ResNet-18 training and inference images/s, time from launch to the first
- * finished training step, peak tensor memory, and the data pipeline's images/s.
+ * `deno task bench [--json] [--compare-stock]`: where webtune's speed is tracked (tests never
+ * time anything). Prints the adapter, ResNet training and inference images/s per image size
+ * (webtune's kernels and, with `--compare-stock`, tfjs-webgpu's own in the same process), peak
+ * tensor memory, GPU dispatches per training step, the time from launch to the first finished
+ * training step with a cold and a warm shader cache (fresh processes), and the data pipeline's
+ * images/s.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
-  type BackendName,
   buildParamGroups,
   describeAdapter,
   disposeBatch,
-  setupBackend,
+  type KernelChoice,
   Sgd,
   toDevice,
   trainStep,
 } from "@webtune/core";
-import { unregisterFastKernels } from "@webtune/core/kernels";
+import {
+  FAST_KERNEL_NAMES,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "@webtune/core/kernels";
 import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
-import { createResNet18 } from "@webtune/models";
+import { type Arch, ARCHS, createResNet } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
+import { BACKEND_FLAG, KERNELS_FLAG, setupCommandBackend } from "./flags.ts";
 import { defineCommand, type Flags, main, type Values } from "./shell.ts";
-import { BACKEND_FLAG } from "./flags.ts";
 
 const FLAGS = {
   sizes: {
@@ -45,40 +52,92 @@ const FLAGS = {
     default: 3,
     help: "timed steps per size, after one warm-up step",
   },
+  arch: { kind: "enum", choices: ARCHS, default: "resnet18", help: "the network to time" },
   data: {
     kind: "string",
     default: "../shared/datasets/hotdog-mini",
     help: "folder for the data-pipeline benchmark (synthetic if missing)",
   },
-  "stock-kernels": { kind: "boolean", help: "use tfjs-webgpu's own kernels only" },
+  kernels: KERNELS_FLAG,
+  "compare-stock": {
+    kind: "boolean",
+    help: "also time tfjs-webgpu's stock kernels, in the same process",
+  },
+  "skip-first-step": {
+    kind: "boolean",
+    help: "skip timing launch → first finished step (fresh processes, cold and warm cache)",
+  },
+  "skip-data": { kind: "boolean", help: "skip the data pipeline" },
+  "first-step-only": {
+    kind: "boolean",
+    help: "(internal) train one step at the first size, print its finish time as JSON, exit",
+  },
   backend: BACKEND_FLAG,
   json: { kind: "boolean", help: "print one JSON object" },
 } as const satisfies Flags;
 
 interface TrainingBench {
+  kernels: "fast" | "stock";
   size: number;
   batch: number;
   train_images_per_sec: number;
   infer_images_per_sec: number;
   peak_megabytes: number;
-  /** performance.now() (ms since launch) when the warm-up step finished. */
-  first_step_done_ms: number;
+  /** GPU programs run by one training step (forward, backward, update). */
+  dispatches_per_step: number;
 }
 
-async function benchSize(size: number, batch: number, steps: number): Promise<TrainingBench> {
+/** A model, optimizer and one random batch on the device. */
+function setupStep(arch: Arch, size: number, batch: number) {
   const rng = createRng(0);
-  const model = createResNet18({ numClasses: 2, random: () => rng.float() });
+  const model = createResNet(arch, { numClasses: 2, random: () => rng.float() });
   const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e-5 }), { weightDecay: 1e-3 });
-  const host = {
+  const device = toDevice({
     x: Float32Array.from({ length: batch * size * size * 3 }, () => rng.float() * 2 - 1),
     shape: [batch, size, size, 3] as [number, number, number, number],
     labels: Int32Array.from({ length: batch }, (_, i) => i % 2),
+  });
+  const dispose = () => {
+    disposeBatch(device);
+    sgd.dispose();
+    model.dispose();
   };
-  const device = toDevice(host);
+  return { model, sgd, device, dispose };
+}
+
+/** Counts the GPU programs `f` runs (webgpu only; 0 elsewhere). */
+async function countDispatches(f: () => Promise<unknown>): Promise<number> {
+  if (tf.getBackend() !== "webgpu") {
+    await f();
+    return 0;
+  }
+  const backend = tf.backend() as WebGPUBackend;
+  const original = backend.runWebGPUProgram;
+  let count = 0;
+  backend.runWebGPUProgram = function (this: WebGPUBackend, ...args) {
+    count++;
+    return original.apply(this, args);
+  };
+  try {
+    await f();
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
+  return count;
+}
+
+async function benchSize(
+  arch: Arch,
+  kernels: "fast" | "stock",
+  size: number,
+  batch: number,
+  steps: number,
+): Promise<TrainingBench> {
+  const { model, sgd, device, dispose } = setupStep(arch, size, batch);
   try {
     // Warm-up: compiles the step's pipelines. tf.profile also records the step's peak bytes.
     const profile = await tf.profile(async () => ({ ...await trainStep(model, device, sgd) }));
-    const firstStepDone = performance.now();
+    const dispatches = await countDispatches(() => trainStep(model, device, sgd));
     let t0 = performance.now();
     for (let i = 0; i < steps; i++) await trainStep(model, device, sgd);
     const trainSec = (performance.now() - t0) / 1000;
@@ -92,81 +151,147 @@ async function benchSize(size: number, batch: number, steps: number): Promise<Tr
     for (let i = 0; i < steps; i++) await infer();
     const inferSec = (performance.now() - t0) / 1000;
     return {
+      kernels,
       size,
       batch,
       train_images_per_sec: (steps * batch) / trainSec,
       infer_images_per_sec: (steps * batch) / inferSec,
       peak_megabytes: profile.peakBytes / 2 ** 20,
-      first_step_done_ms: firstStepDone,
+      dispatches_per_step: dispatches,
     };
   } finally {
-    disposeBatch(device);
-    sgd.dispose();
-    model.dispose();
+    dispose();
   }
+}
+
+/** The child process of {@linkcode firstStepSeconds}: one step, then its finish time. */
+async function firstStepOnly(arch: Arch, size: number, batch: number): Promise<void> {
+  const { model, sgd, device } = setupStep(arch, size, batch);
+  await trainStep(model, device, sgd);
+  // performance.now() counts from process start: launch → first finished training step.
+  console.log(JSON.stringify({ first_step_seconds: performance.now() / 1000 }));
+}
+
+/**
+ * Launch → first finished training step of a fresh `bench --first-step-only` process. `cold`
+ * disables Mesa's on-disk shader cache (MESA_SHADER_CACHE_DISABLE), as on a first run.
+ */
+async function firstStepSeconds(
+  arch: Arch,
+  size: number,
+  batch: number,
+  kernels: KernelChoice,
+  cold: boolean,
+): Promise<number> {
+  const args = [
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--first-step-only",
+    "--sizes",
+    String(size),
+    "--batch-size",
+    String(batch),
+    "--kernels",
+    kernels,
+    "--arch",
+    arch,
+  ];
+  const env: Record<string, string> = cold ? { MESA_SHADER_CACHE_DISABLE: "true" } : {};
+  const out = await new Deno.Command(Deno.execPath(), { args, env, stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (!out.success) {
+    throw new Error(`first-step child failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return (JSON.parse(text) as { first_step_seconds: number }).first_step_seconds;
 }
 
 /** The `bench` command. */
 export const benchCommand = defineCommand({
   name: "bench",
-  synopsis: "[--json]",
+  synopsis: "[--json] [--compare-stock]",
   description: "Measure training, inference and data-pipeline speed.",
   flags: FLAGS,
   run: ({ values }) => bench(values),
 });
 
 async function bench(values: Values<typeof FLAGS>): Promise<void> {
-  const say = values.json ? () => {} : (line: string) => console.log(line);
-  const adapter = await setupBackend({ backend: String(values.backend) as BackendName });
-  if (values["stock-kernels"]) unregisterFastKernels();
-  say(
-    `device: ${describeAdapter(adapter)}${values["stock-kernels"] ? " (stock tfjs kernels)" : ""}`,
-  );
+  const kernels = values.kernels as KernelChoice;
   const batch = values["batch-size"], steps = values.steps;
   const sizes = values.sizes;
+  const arch = values.arch as Arch;
+  const adapter = await setupCommandBackend(values.backend, kernels);
+  if (values["first-step-only"]) return await firstStepOnly(arch, sizes[0] ?? 64, batch);
+
+  const say = values.json ? () => {} : (line: string) => console.log(line);
+  say(`device: ${describeAdapter(adapter)}, ${arch}, kernels ${kernels}`);
+  const mainChoice = adapter.fastKernels ? "fast" : "stock";
+  const variants: ("fast" | "stock")[] = values["compare-stock"] && adapter.backend === "webgpu"
+    ? ["fast", "stock"]
+    : [mainChoice];
   const training: TrainingBench[] = [];
-  let firstStepSeconds: number | undefined;
-  for (const size of sizes) {
-    const r = await benchSize(size, batch, steps);
-    // performance.now() counts from process start: launch → first finished training step.
-    firstStepSeconds ??= r.first_step_done_ms / 1000;
-    training.push(r);
+  for (const variant of variants) {
+    if (variant === "stock") unregisterFastKernels();
+    else registerFastKernels();
+    for (const size of sizes) {
+      const r = await benchSize(arch, variant, size, batch, steps);
+      training.push(r);
+      say(
+        `${variant} kernels, train ${size}px batch ${batch}: ` +
+          `${r.train_images_per_sec.toFixed(2)} images/s; inference ` +
+          `${r.infer_images_per_sec.toFixed(2)} images/s; peak ${
+            r.peak_megabytes.toFixed(0)
+          } MiB; ` +
+          `${r.dispatches_per_step} dispatches per step`,
+      );
+    }
+  }
+  if (mainChoice === "fast") registerFastKernels();
+  else unregisterFastKernels();
+
+  let firstStep: { size: number; cold_seconds: number; warm_seconds: number } | undefined;
+  if (!values["skip-first-step"] && sizes.length > 0) {
+    const size = Math.min(...sizes);
+    const cold = await firstStepSeconds(arch, size, batch, kernels, true);
+    await firstStepSeconds(arch, size, batch, kernels, false); // fills the shader cache
+    const warm = await firstStepSeconds(arch, size, batch, kernels, false);
+    firstStep = { size, cold_seconds: cold, warm_seconds: warm };
     say(
-      `train ${size}px batch ${batch}: ${r.train_images_per_sec.toFixed(2)} images/s; ` +
-        `inference ${r.infer_images_per_sec.toFixed(2)} images/s; peak ${
-          r.peak_megabytes.toFixed(0)
-        } MiB`,
+      `launch to first finished training step (${size}px, fresh process): ` +
+        `${cold.toFixed(1)} s cold shader cache, ${warm.toFixed(1)} s warm`,
     );
   }
-  if (firstStepSeconds !== undefined) {
-    say(`launch to first finished training step: ${firstStepSeconds.toFixed(1)} s`);
-  }
-  const dataDir = String(values.data);
-  const set = (await denoFs.stat(dataDir))?.isDirectory
-    ? (await resolveDataSource(dataDir, { fs: denoFs })).train
-    : syntheticImageSet("train", { seed: 0 });
+
   const pipeline = [];
-  for (const size of [64, 224]) {
-    const r = await benchDataPipeline(set, { size, epochs: 3 });
-    pipeline.push({
-      size,
-      images: r.images,
-      first_epoch_images_per_sec: r.firstEpoch.imagesPerSecond,
-      later_epochs_images_per_sec: r.laterEpochs.imagesPerSecond,
-    });
-    say(
-      `data pipeline ${size}px (${set.name}, ${r.images} images): first epoch ` +
-        `${r.firstEpoch.imagesPerSecond.toFixed(0)} images/s, later epochs ` +
-        `${r.laterEpochs.imagesPerSecond.toFixed(0)} images/s`,
-    );
+  if (!values["skip-data"]) {
+    const dataDir = String(values.data);
+    const set = (await denoFs.stat(dataDir))?.isDirectory
+      ? (await resolveDataSource(dataDir, { fs: denoFs })).train
+      : syntheticImageSet("train", { seed: 0 });
+    for (const size of [64, 224]) {
+      const r = await benchDataPipeline(set, { size, epochs: 3 });
+      pipeline.push({
+        size,
+        images: r.images,
+        first_epoch_images_per_sec: r.firstEpoch.imagesPerSecond,
+        later_epochs_images_per_sec: r.laterEpochs.imagesPerSecond,
+      });
+      say(
+        `data pipeline ${size}px (${set.name}, ${r.images} images): first epoch ` +
+          `${r.firstEpoch.imagesPerSecond.toFixed(0)} images/s, later epochs ` +
+          `${r.laterEpochs.imagesPerSecond.toFixed(0)} images/s`,
+      );
+    }
   }
+  const kernelChoices = { asked: kernels, used: mainChoice, fast_kernels: FAST_KERNEL_NAMES };
+  say(`kernel choices: ${mainChoice} (${adapter.fastKernels ? FAST_KERNEL_NAMES.join(", ") : ""})`);
   if (values.json) {
     console.log(JSON.stringify(
       {
         adapter,
-        stock_kernels: Boolean(values["stock-kernels"]),
+        kernel_choices: kernelChoices,
         training,
-        launch_to_first_step_seconds: firstStepSeconds,
+        first_step: firstStep,
         data_pipeline: pipeline,
       },
       null,

@@ -13,6 +13,8 @@ import {
 } from "@webtune/core";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, EXIT_INTERRUPTED, type Flags, main, runConfigFromFlags } from "./shell.ts";
+import type { KernelChoice } from "@webtune/core";
+import { sourceWeights } from "./flags.ts";
 import { runTrain, timestamp, trainFlags } from "./train.ts";
 
 const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"];
@@ -62,9 +64,10 @@ export const compareCommand = defineCommand({
         task,
         config,
         data: String(values.data),
-        weights: task === "finetune" ? String(values.weights) : undefined,
+        weights: task === "finetune" ? sourceWeights(values.weights, config.arch) : undefined,
         out: dir,
         backend: values.backend as "webgpu" | "cpu",
+        kernels: values.kernels as KernelChoice,
         json: Boolean(values.json),
       });
       results.push({ name, dir, epochs: r.epochs });

@@ -4,19 +4,12 @@
  * transform and normalisation the run's `config.json` records.
  * @module
  */
-import {
-  type BackendName,
-  classReport,
-  describeAdapter,
-  evaluate,
-  RunDir,
-  setupBackend,
-} from "@webtune/core";
+import { classReport, describeAdapter, evaluate, RunDir } from "@webtune/core";
 import { createBatchLoader, describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main } from "./shell.ts";
 import { openData } from "./sources.ts";
-import { BACKEND_FLAG, MODEL_FLAG } from "./flags.ts";
+import { BACKEND_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
 
 /** The `eval` command. */
 export const evalCommand = defineCommand({
@@ -37,7 +30,7 @@ export const evalCommand = defineCommand({
   },
   async run({ values, out, err }) {
     const log = values.json ? err : out;
-    const adapter = await setupBackend({ backend: values.backend as BackendName });
+    const adapter = await setupCommandBackend(values.backend);
     log(`device: ${describeAdapter(adapter)}`);
     const { model, config } = await new RunDir(denoFs, values.model).readModel();
     try {

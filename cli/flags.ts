@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { RESNET18_IMAGENET } from "@webtune/models";
+import { type Arch, pretrainedConfig } from "@webtune/models";
+import { type BackendName, KERNEL_CHOICES, type KernelChoice, setupBackend } from "@webtune/core";
 
 /** `--backend`, shared by every command that computes. */
 export const BACKEND_FLAG = {
@@ -11,6 +12,15 @@ export const BACKEND_FLAG = {
   choices: ["webgpu", "cpu"],
   default: "webgpu",
   help: "where to compute (cpu is slow and never chosen silently)",
+} as const;
+
+/** `--kernels`, of every command that computes on webgpu. */
+export const KERNELS_FLAG = {
+  kind: "enum",
+  choices: KERNEL_CHOICES,
+  default: "auto",
+  help:
+    "webgpu kernels: auto (webtune's where they are faster) | fast (webtune's) | stock (tfjs's)",
 } as const;
 
 /** `--data` of the training commands. */
@@ -21,13 +31,30 @@ export const DATA_FLAG = {
   help: "DIR | ZIP | URL | synthetic | hotdog (d2l's hotdog.zip, downloaded and cached)",
 } as const;
 
-/** `--weights` of `finetune` (and `compare`). */
+/** `--weights` of `finetune` (and `compare`); see {@linkcode sourceWeights} for the default. */
 export const WEIGHTS_FLAG = {
   kind: "string",
-  default: RESNET18_IMAGENET.url,
   placeholder: "FILE|URL",
-  help: "source model: .pth or .safetensors file, or URL (downloaded into the cache)",
+  help: "source model: .pth or .safetensors file, or URL (downloaded into the cache); " +
+    "default: torchvision's ImageNet weights of --arch (resnet18)",
 } as const;
+
+/** `--weights` as given, else torchvision's ImageNet checkpoint of `arch` (ResNet-18 default). */
+export function sourceWeights(weights: unknown, arch: Arch | undefined): string {
+  return weights === undefined ? pretrainedConfig(arch ?? "resnet18").url : String(weights);
+}
+
+/**
+ * The backend for a command. The process environment goes along so that a headless Mesa stays
+ * quiet (see core's `quietMesaDeviceSelect`).
+ */
+export function setupCommandBackend(backend: unknown, kernels?: unknown) {
+  return setupBackend({
+    backend: backend as BackendName,
+    kernels: kernels as KernelChoice | undefined,
+    env: Deno.env,
+  });
+}
 
 /** `--model` of `predict` and `eval`: a finished run directory. */
 export const MODEL_FLAG = {

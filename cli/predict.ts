@@ -3,17 +3,11 @@
  * test transform and normalisation the run's `config.json` records.
  * @module
  */
-import {
-  type BackendName,
-  describeAdapter,
-  predictProbabilities,
-  RunDir,
-  setupBackend,
-} from "@webtune/core";
+import { describeAdapter, predictProbabilities, RunDir } from "@webtune/core";
 import { decodeImage } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main, UsageError } from "./shell.ts";
-import { BACKEND_FLAG, MODEL_FLAG } from "./flags.ts";
+import { BACKEND_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
 
 /** One image's prediction, as `--json` prints it. */
 export interface Prediction {
@@ -35,7 +29,7 @@ export const predictCommand = defineCommand({
   },
   async run({ values, positionals, out }) {
     if (positionals.length === 0) throw new UsageError("give at least one IMAGE (see --help)");
-    const adapter = await setupBackend({ backend: values.backend as BackendName });
+    const adapter = await setupCommandBackend(values.backend);
     if (!values.json) out(`device: ${describeAdapter(adapter)}`);
     const { model, config } = await new RunDir(denoFs, values.model).readModel();
     try {

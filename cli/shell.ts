@@ -27,7 +27,14 @@
  * @module
  */
 import { parseArgs as nodeParseArgs } from "node:util";
-import { paramEntries, ParamError, parseValue, type RunConfig, type Task } from "@webtune/core";
+import {
+  NoWebGPUError,
+  paramEntries,
+  ParamError,
+  parseValue,
+  type RunConfig,
+  type Task,
+} from "@webtune/core";
 
 /** Exit code after Ctrl-C, as shells report a process ended by SIGINT. */
 export const EXIT_INTERRUPTED = 130;
@@ -308,8 +315,11 @@ export async function runCommand<F extends Flags>(
     return (await command.run({ values, given, positionals, out, err })) ?? 0;
   } catch (e) {
     if (e instanceof ExitCode) return e.code;
+    // core names problems; the shell says which flag helps.
     const message = e instanceof ParamError
       ? flagMessage(e)
+      : e instanceof NoWebGPUError
+      ? `${e.message} (--backend cpu)`
       : e instanceof Error
       ? e.message
       : String(e);

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { defaultRunConfig, ParamError } from "@webtune/core";
+import { defaultRunConfig, NoWebGPUError, ParamError } from "@webtune/core";
 import {
   defineCommand,
   EXIT_INTERRUPTED,
@@ -153,17 +153,35 @@ Deno.test("shell: the run-config table's flags, per task, with the task's defaul
   assertStringIncludes(err[0], "--seed expects an integer");
 });
 
-Deno.test("shell: a run parameter's error from core is told as its flag (exit 1)", async () => {
+/** What the shell prints, and the code it returns, for a command that throws `error`. */
+async function failWith(error: Error) {
   const command = defineCommand({
     name: "t",
     synopsis: "",
     description: "",
     flags: {},
     run() {
-      throw new ParamError("batchSize", "128 at 224 px needs 392 MiB: use 32 or less");
+      throw error;
     },
   });
   const err: string[] = [];
-  assertEquals(await runCommand(command, [], () => {}, (l) => err.push(l)), 1);
-  assertEquals(err, ["webtune t: --batch-size 128 at 224 px needs 392 MiB: use 32 or less"]);
+  const code = await runCommand(command, [], () => {}, (l) => err.push(l));
+  return { code, err };
+}
+
+Deno.test("shell: core's errors are told with the flag that helps (exit 1)", async () => {
+  const tooBig = await failWith(
+    new ParamError("batchSize", "128 at 224 px needs 392 MiB: use 32 or less"),
+  );
+  assertEquals(tooBig, {
+    code: 1,
+    err: ["webtune t: --batch-size 128 at 224 px needs 392 MiB: use 32 or less"],
+  });
+  const noGpu = await failWith(
+    new NoWebGPUError("no WebGPU adapter found: ... or use the (slow) cpu backend"),
+  );
+  assertEquals(noGpu, {
+    code: 1,
+    err: ["webtune t: no WebGPU adapter found: ... or use the (slow) cpu backend (--backend cpu)"],
+  });
 });

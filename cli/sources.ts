@@ -12,7 +12,13 @@ import {
   resolveDataSource,
 } from "@webtune/data";
 import { denoEnv, denoFs } from "@webtune/data/deno_fs";
-import { readWeights, RESNET18_IMAGENET, type StateDict, verifyHashPrefix } from "@webtune/models";
+import {
+  PRETRAINED_CONFIGS,
+  readWeights,
+  type StateDict,
+  torchvisionHashPrefix,
+  verifyHashPrefix,
+} from "@webtune/models";
 import { formatProgress } from "./format_progress.ts";
 
 /** The cache directory: `$WEBTUNE_CACHE`, else `$XDG_CACHE_HOME/webtune`, else `~/.cache/webtune`. */
@@ -68,19 +74,18 @@ export async function openData(
 
 /**
  * Reads `--weights`: a local `.pth`/`.safetensors`, or a URL downloaded into the cache. The
- * default torchvision URL is checked against its SHA-256 prefix, as torchvision does.
+ * torchvision URLs of the pretrained configs are checked against their SHA-256 prefix, as
+ * torchvision does.
  */
 export async function openWeights(spec: string, log: (line: string) => void): Promise<StateDict> {
   let path = spec;
   if (/^https?:\/\//i.test(spec)) {
     const fileName = new URL(spec).pathname.split("/").pop() || "weights.pth";
     path = `${cacheDir()}/${fileName}`;
-    const isTorchvision = spec === RESNET18_IMAGENET.url;
+    const known = Object.values(PRETRAINED_CONFIGS).find((c) => c.url === spec);
     const result = await download(spec, path, {
       fs: denoFs,
-      checksum: isTorchvision
-        ? { algorithm: "sha256", hex: RESNET18_IMAGENET.hashPrefix }
-        : undefined,
+      checksum: known ? { algorithm: "sha256", hex: known.hashPrefix } : undefined,
       onProgress: downloadBar(),
       offlineHint: "check the network, or pass --weights FILE with a local .pth or .safetensors " +
         "(e.g. ../shared/fixtures/food101-resnet18/food101-64-resnet18.pth)",
@@ -96,7 +101,7 @@ export async function openWeights(spec: string, log: (line: string) => void): Pr
     throw new Error(`${path}: cannot read weights (${(e as Error).message})`);
   }
   // torchvision names checkpoints `<name>-<sha256 prefix>.pth` and checks the prefix on load.
-  const hashPrefix = path.match(/-([0-9a-f]{8,})\.pth$/)?.[1];
+  const hashPrefix = torchvisionHashPrefix(path);
   if (hashPrefix) await verifyHashPrefix(bytes, hashPrefix, path);
   return readWeights(bytes, path);
 }

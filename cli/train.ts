@@ -13,6 +13,7 @@ import {
   encodeModelFiles,
   encodeWeights,
   type EpochMetrics,
+  type KernelChoice,
   paramEntries,
   type PreparedRun,
   prepareRun,
@@ -22,14 +23,20 @@ import {
   type RunTakeover,
   runTraining,
   savedEpoch,
-  setupBackend,
   type Task,
   trainingCurvesSvg,
 } from "@webtune/core";
 import { describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { describeClassifier } from "@webtune/models";
-import { BACKEND_FLAG, DATA_FLAG, WEIGHTS_FLAG } from "./flags.ts";
+import {
+  BACKEND_FLAG,
+  DATA_FLAG,
+  KERNELS_FLAG,
+  setupCommandBackend,
+  sourceWeights,
+  WEIGHTS_FLAG,
+} from "./flags.ts";
 import { jsonRenderer, textRenderer } from "./progress.ts";
 import {
   type Command,
@@ -59,6 +66,7 @@ export function trainFlags(task: Task): Flags {
       help: "continue the interrupted run in DIR from its last complete epoch",
     },
     backend: BACKEND_FLAG,
+    kernels: KERNELS_FLAG,
     json: {
       kind: "boolean",
       help: "print one JSON object per event instead of a progress bar",
@@ -74,6 +82,7 @@ export interface TrainIo {
   weights?: string;
   out: string;
   backend: BackendName;
+  kernels?: KernelChoice;
   json: boolean;
   resume?: RunState;
   /** Let a new run replace the run files of a directory that holds something else. */
@@ -86,7 +95,7 @@ export function timestamp(): string {
 }
 
 /** Flags `--resume` honours besides itself: the run's record decides everything else. */
-const RESUME_FLAGS = new Set(["resume", "epochs", "backend", "json"]);
+const RESUME_FLAGS = new Set(["resume", "epochs", "backend", "kernels", "json"]);
 
 /**
  * The run config a `--resume` continues with: the recorded one, with `--epochs N` extending (or
@@ -112,7 +121,9 @@ export function resumeConfig(
   if (changed.length > 0) {
     throw new UsageError(
       `--resume ${dir} continues the run as recorded in its state.json and cannot change ` +
-        `${changed.join(", ")}; only --epochs (to extend it), --backend and --json may be given`,
+        `${
+          changed.join(", ")
+        }; only --epochs (to extend it), --backend, --kernels and --json may be given`,
     );
   }
   if (!given.has("epochs")) return state.config;
@@ -143,6 +154,7 @@ export function trainCommand(task: Task): Command<Flags> {
     },
     async run({ values, given, out: print }) {
       const backend = values.backend as BackendName;
+      const kernels = values.kernels as KernelChoice;
       const json = Boolean(values.json);
       let io: TrainIo;
       if (values.resume !== undefined) {
@@ -163,15 +175,17 @@ export function trainCommand(task: Task): Command<Flags> {
           );
           return 0;
         }
-        io = { ...state, config, out: dir, backend, json, resume: state };
+        io = { ...state, config, out: dir, backend, kernels, json, resume: state };
       } else {
+        const config = runConfigFromFlags(task, defaultRunConfig(task), values);
         io = {
           task,
-          config: runConfigFromFlags(task, defaultRunConfig(task), values),
+          config,
           data: String(values.data),
-          weights: task === "finetune" ? String(values.weights) : undefined,
+          weights: task === "finetune" ? sourceWeights(values.weights, config.arch) : undefined,
           out: String(values.out ?? `runs/${timestamp()}-${task}`),
           backend,
+          kernels,
           json,
           overwrite: Boolean(values.overwrite),
         };
@@ -212,7 +226,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   }
   // Human-readable lines go to stderr under --json so stdout stays machine-readable.
   const log = io.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-  const adapter = await setupBackend({ backend: io.backend });
+  const adapter = await setupCommandBackend(io.backend, io.kernels);
   log(`device: ${describeAdapter(adapter)}`);
 
   const data = await openData(io.data, config.seed, log);

@@ -22,6 +22,15 @@ import { registerFastKernels } from "./kernels/mod.ts";
 /** The tfjs backends webtune can train on. */
 export type BackendName = "webgpu" | "cpu" | "webgl";
 
+/**
+ * Which webgpu kernels run: webtune's (`fast`, core/kernels), tfjs-webgpu's own (`stock`), or
+ * `auto` (today: webtune's on every adapter; a per-shape choice by measurement is not built).
+ */
+export type KernelChoice = "auto" | "fast" | "stock";
+
+/** The values of {@linkcode KernelChoice}, for flag validation. */
+export const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "fast", "stock"];
+
 /** What a run prints and records about the device it computes on. */
 export interface AdapterReport {
   /** The tfjs backend in use. */
@@ -36,6 +45,8 @@ export interface AdapterReport {
   limits?: Record<string, number>;
   /** Whether webtune's own kernels replace tfjs-webgpu's (webgpu only). */
   fastKernels?: boolean;
+  /** The kernel choice asked for (webgpu only). */
+  kernels?: KernelChoice;
 }
 
 /** Options for {@linkcode setupBackend}. */
@@ -46,15 +57,20 @@ export interface SetupBackendOptions {
   gpu?: GPU;
   /**
    * Replace tfjs-webgpu's naive kernels with webtune's faster ones (`core/kernels`). Default: yes,
-   * except on SwiftShader (Chromium's software adapter), where their first training step makes
-   * Chromium's GPU process exit (device lost) and their shaders take minutes to compile, while
-   * the stock kernels train. false measures stock tfjs.
+   * on every adapter (SwiftShader included). false measures stock tfjs.
    */
   fastKernels?: boolean;
+  /** Which kernels to use (see {@linkcode KernelChoice}); overrides `fastKernels`. */
+  kernels?: KernelChoice;
   /** Ignore a backend set up earlier in this process and make a new one (tests). */
   fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
   registerWebgl?: () => Promise<void>;
+  /**
+   * The process environment (`Deno.env` in the CLI), so that headless runs can be kept quiet;
+   * see {@linkcode quietMesaDeviceSelect}. Absent in a browser.
+   */
+  env?: EnvironmentVariables;
 }
 
 /** Thrown when WebGPU was asked for and no adapter exists. */
@@ -78,7 +94,7 @@ const LIMITS_TO_MAXIMISE = [
 const NO_ADAPTER_HELP =
   "no WebGPU adapter found: install a GPU driver or Mesa's software Vulkan driver " +
   "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers), use a browser with WebGPU enabled, " +
-  "or pass --backend cpu to train on the (slow) CPU backend";
+  "or use the (slow) cpu backend";
 
 /**
  * Finds an adapter, creates the device and makes tfjs use it. Returns what it found so the
@@ -107,6 +123,7 @@ async function createBackend(
 ): Promise<AdapterReport> {
   if (backend === "cpu") {
     await activate("cpu");
+    skipNodeBanner();
     return {
       backend,
       description: "cpu",
@@ -128,6 +145,7 @@ async function createBackend(
     };
   }
 
+  if (options.env) quietMesaDeviceSelect(options.env);
   const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new NoWebGPUError(`${NO_ADAPTER_HELP} (navigator.gpu is missing)`);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -155,15 +173,20 @@ async function createBackend(
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  destroyOnUnload(device);
 
   // Replace the factory tfjs-webgpu registers on import with one that uses our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
-  const isSwiftShader = /swiftshader/i.test(
-    `${adapterInfo.architecture} ${adapterInfo.description}`,
-  );
-  const fastKernels = options.fastKernels ?? !isSwiftShader;
+  const kernels: KernelChoice = options.kernels ??
+    (options.fastKernels === undefined ? "auto" : options.fastKernels ? "fast" : "stock");
+  if (!KERNEL_CHOICES.includes(kernels)) {
+    throw new Error(`unknown kernel choice "${kernels}" (expected ${KERNEL_CHOICES.join(", ")})`);
+  }
+  // auto: webtune's kernels on every adapter, SwiftShader included (its device loss came from
+  // short-circuit && in our WGSL, see kernel_util.ts's allOf).
+  const fastKernels = kernels !== "stock";
   if (fastKernels) registerFastKernels();
 
   return {
@@ -176,7 +199,62 @@ async function createBackend(
     isFallbackAdapter,
     limits: requiredLimits,
     fastKernels,
+    kernels,
   };
+}
+
+/** Reading and setting environment variables, as `Deno.env` does (core itself uses no Deno API). */
+export interface EnvironmentVariables {
+  /** The variable's value, or undefined. */
+  get(key: string): string | undefined;
+  /** Sets the variable for this process (and its children). */
+  set(key: string, value: string): void;
+}
+
+/**
+ * Keeps Mesa's Vulkan device-selection layer from printing
+ * `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` (twice) on headless
+ * machines. That implicit layer (`VK_LAYER_MESA_device_select`, installed with
+ * mesa-vulkan-drivers) connects to the Wayland compositor while the adapters are enumerated, to
+ * prefer the GPU driving the display; without `XDG_RUNTIME_DIR` there is no session and
+ * libwayland prints that line. With no session there is no display GPU to prefer, so the layer
+ * is switched off through its documented opt-out, `NODEVICE_SELECT=1`, before the first
+ * adapter request (the Vulkan loader reads it then). Desktop sessions (`XDG_RUNTIME_DIR` set)
+ * and an explicit `MESA_VK_DEVICE_SELECT` or `NODEVICE_SELECT` are left alone.
+ *
+ * @example
+ * ```ts ignore
+ * import { quietMesaDeviceSelect } from "@webtune/core";
+ * quietMesaDeviceSelect(Deno.env);
+ * ```
+ */
+export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
+  if (env.get("XDG_RUNTIME_DIR") || env.get("MESA_VK_DEVICE_SELECT")) return;
+  if (env.get("NODEVICE_SELECT") === undefined) env.set("NODEVICE_SELECT", "1");
+}
+
+/**
+ * tfjs-backend-cpu prints a "looks like you are running TensorFlow.js in Node.js ... install
+ * tfjs-node" banner on its first tensor when tfjs detects Node, which Deno's npm compatibility
+ * looks like. `--backend cpu` is a deliberate choice here (tfjs-node is a native addon webtune
+ * does not use), so the banner is noise; its own show-once flag is cleared as if it had shown.
+ */
+function skipNodeBanner(): void {
+  const cpu = tf.backend() as unknown as { firstUse?: boolean };
+  if (cpu.firstUse === true) cpu.firstUse = false;
+}
+
+/**
+ * Destroys the device when the page or Deno module unloads, so it is torn down while the runtime
+ * is still whole instead of being dropped with its buffers in whatever order the runtime's exit
+ * chooses. Why: a `deno test` run of several WebGPU test modules (each makes its own device and
+ * never destroyed it) sometimes aborted after its summary with glibc's "corrupted size vs.
+ * prev_size in fastbins" (2 of 65 runs of core/{loss,sgd,head_init}_test.ts together on
+ * lavapipe; 0 of 26 with this). Harmless where that never happens: nothing runs after unload.
+ */
+function destroyOnUnload(device: GPUDevice): void {
+  const target = globalThis as { addEventListener?: typeof addEventListener };
+  target.addEventListener?.("unload", () => device.destroy(), { once: true });
 }
 
 async function activate(name: BackendName): Promise<void> {

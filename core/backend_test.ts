@@ -21,12 +21,12 @@ Deno.test("setupBackend finds a WebGPU adapter, creates the device, and says whi
   sum.dispose();
 });
 
-Deno.test("no adapter: a clear error that says what to install and offers --backend cpu", async () => {
+Deno.test("no adapter: a clear error that says what to install and offers the cpu backend", async () => {
   const noAdapter = { requestAdapter: () => Promise.resolve(null) } as unknown as GPU;
   const error = await assertRejects(
     () => setupBackend({ backend: "webgpu", gpu: noAdapter, fresh: true }),
     NoWebGPUError,
   );
   assertStringIncludes(error.message, "mesa-vulkan-drivers");
-  assertStringIncludes(error.message, "--backend cpu");
+  assertStringIncludes(error.message, "cpu backend");
 });

@@ -18,6 +18,8 @@ export {
   type AdapterReport,
   type BackendName,
   describeAdapter,
+  KERNEL_CHOICES,
+  type KernelChoice,
   NoWebGPUError,
   setupBackend,
 } from "./backend.ts";

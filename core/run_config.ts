@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { ARCHS } from "@webtune/models";
+import { ARCHS, RESNET18_IMAGENET } from "@webtune/models";
 import { SAVE_POLICIES } from "./best_epoch.ts";
 import { OPTIMIZER_KINDS } from "./optimizer.ts";
 import { SCHEDULE_KINDS } from "./schedule.ts";
@@ -76,7 +76,8 @@ export const RUN_PARAMS = {
     integer: true,
     min: 32,
     default: 224,
-    help: "train crop size (test: resize ×256/224, crop)",
+    help:
+      `train crop size (test: resize ×${RESNET18_IMAGENET.testResize}/${RESNET18_IMAGENET.inputSize}, crop)`,
     page: "Image size (px)",
   },
   batchSize: {
@@ -293,12 +294,16 @@ export function flagName(name: string): string {
 
 /**
  * What is wrong with `value` for a number, boolean or enum spec, as words without the
- * parameter's name ("expects an integer, got 1.5"), or undefined if it is fine. The CLI and the
+ * parameter's name ("expects an integer, got 1.5"), or undefined if it is fine; `got` is how the
+ * value is shown (the text the user typed, where there is one). The CLI and the
  * page put the flag or the field's label in front. Integers must be safe integers, so a seed of
  * `1e300` is refused rather than rounded.
  */
-export function valueProblem(spec: ParamSpec, value: unknown): string | undefined {
-  const got = typeof value === "string" ? value : JSON.stringify(value);
+export function valueProblem(
+  spec: ParamSpec,
+  value: unknown,
+  got: string = typeof value === "string" ? value : JSON.stringify(value),
+): string | undefined {
   switch (spec.kind) {
     case "number": {
       if (typeof value !== "number" || !Number.isFinite(value)) {
@@ -348,7 +353,7 @@ export function parseValue(param: string, spec: ParamSpec, raw: string): number 
   } else if (spec.kind === "boolean") {
     value = raw === "true" ? true : raw === "false" ? false : raw;
   }
-  const problem = valueProblem(spec, value);
+  const problem = valueProblem(spec, value, raw);
   if (problem) throw new ParamError(param, problem);
   return value as number | boolean | string;
 }

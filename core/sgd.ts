@@ -2,6 +2,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { StateDict } from "@webtune/models";
 import { GroupedOptimizer, toHost, toVariable } from "./optimizer.ts";
 import type { ParamGroup } from "./param_groups.ts";
+import { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./kernels/mod.ts";
+
+/** Whether the active backend has webtune's one-dispatch update for this gradient. */
+function fusedUpdate(grad: tf.Tensor): boolean {
+  return tf.getKernel(SGD_UPDATE_KERNEL, tf.getBackend()) !== undefined &&
+    sgdUpdateSupports(grad, grad);
+}
 
 /** `torch.optim.SGD` settings shared by all groups. */
 export interface SgdOptions {
@@ -59,6 +66,15 @@ export class Sgd extends GroupedOptimizer {
   protected update(name: string, param: tf.Variable, grad: tf.Tensor, lr: number): void {
     const { weightDecay, dampening, nesterov } = this.options;
     const momentum = this.momentum;
+    if (momentum === 0 && fusedUpdate(grad)) {
+      // One dispatch instead of four (core/kernels/sgd_update.ts), same arithmetic.
+      const updated = tf.engine().runKernel(SGD_UPDATE_KERNEL, { param, grad }, {
+        lr,
+        weightDecay,
+      });
+      param.assign(updated as tf.Tensor);
+      return;
+    }
     let d: tf.Tensor = weightDecay !== 0 ? tf.add(grad, tf.mul(param, weightDecay)) : grad;
     if (momentum !== 0) {
       const buf = this.momentumBuffers.get(name);

@@ -26,6 +26,6 @@ export function defaultCacheDir(env: (name: string) => string | undefined): stri
   const home = env("HOME") ?? env("USERPROFILE");
   if (home) return `${home.replace(/\/+$/, "")}/.cache/webtune`;
   throw new Error(
-    "no cache directory: set WEBTUNE_CACHE (or XDG_CACHE_HOME or HOME), or pass --cache DIR",
+    "no cache directory: set WEBTUNE_CACHE (or XDG_CACHE_HOME or HOME)",
   );
 }

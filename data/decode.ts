@@ -6,11 +6,19 @@
 import { decode as decodeWithImageJs, type Image } from "image-js";
 import type { RgbImage } from "./image.ts";
 import { decodeJpeg, UnsupportedJpegError } from "./jpeg.ts";
+import { oneLine } from "./one_line.ts";
 
-/** A file that is not an image we can decode, or is too big to. The message names the file. */
+/**
+ * A file that is not an image we can decode, or is too big to. The message names the file and is
+ * one line (control characters escaped).
+ */
 export class DecodeError extends Error {
   /** The error's name. */
   override name = "DecodeError";
+  /** `message` is made one line with {@linkcode oneLine}. */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** Image formats {@linkcode probeImage} recognises. */
@@ -128,6 +136,13 @@ export function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Rgb
         `(possible decompression bomb); not decoding it`,
     );
   }
+  const capacity = header.format === "png" ? pngCapacity(bytes) : jpegCapacity(bytes);
+  if (header.width * header.height > capacity) {
+    throw new DecodeError(
+      `${name}: ${header.width}x${header.height} pixels cannot fit in its ${bytes.length} bytes ` +
+        `(truncated or corrupt); not decoding it`,
+    );
+  }
   let exactError: Error | undefined;
   if (header.format === "jpeg") {
     try {
@@ -156,6 +171,34 @@ export function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Rgb
     if (typeof orientation === "number") rgb = orient(rgb, orientation);
   }
   return rgb;
+}
+
+/** Deflate's best case: 258 bytes from one length/distance pair of at least 2 bits. */
+const MAX_DEFLATE_RATIO = 1032;
+
+/**
+ * The most pixels a PNG's image data (its IDAT chunks) can inflate to, at its bit depth and
+ * colour type. Checked before decoding so that a header declaring a huge image in a few bytes
+ * (a fuzzed or hostile file) is refused before the decoder allocates for it.
+ */
+function pngCapacity(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const channels = [1, 0, 3, 1, 2, 0, 4][bytes[25]] || 1;
+  const bitsPerPixel = Math.max(1, bytes[24]) * channels;
+  let data = 0;
+  for (let p = 8; p + 8 <= bytes.length;) {
+    const length = view.getUint32(p);
+    const type = view.getUint32(p + 4);
+    if (type === 0x49444154 /* IDAT */) data += Math.min(length, bytes.length - p - 8);
+    if (type === 0x49454e44 /* IEND */) break;
+    p += 12 + length;
+  }
+  return Math.floor((data * MAX_DEFLATE_RATIO * 8) / bitsPerPixel);
+}
+
+/** The most pixels a JPEG of this many bytes can code: each 8x8 block takes at least 1 bit. */
+function jpegCapacity(bytes: Uint8Array): number {
+  return bytes.length * 8 * 64;
 }
 
 function toRgb(image: Image, name: string): RgbImage {

@@ -67,6 +67,41 @@ Deno.test("decode: corrupt, truncated and non-image bytes throw one-line DecodeE
   }
 });
 
+Deno.test("decode: a header declaring more pixels than the file's bytes can hold is refused before decoding", () => {
+  // Found by png_fuzz_test: one byte of an RGBA PNG's width set to 1 made it 16777222x4
+  // (under the pixel cap); fast-png then allocated and filtered 268 MB from 100 bytes of data.
+  const png = encodePng(new Image(6, 4, { colorModel: "RGBA" }));
+  const wide = png.slice();
+  wide[16] = 1;
+  assertThrows(
+    () => decodeImage(wide, { name: "wide.png" }),
+    DecodeError,
+    `wide.png: 16777222x4 pixels cannot fit in its ${png.length} bytes (truncated or corrupt)`,
+  );
+  // The same for a JPEG: every 8x8 block takes at least one bit.
+  const jpeg = encodeJpeg(new Image(40, 30, { colorModel: "RGBA" }));
+  const sof = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xc0);
+  const tall = jpeg.slice();
+  tall.set([0x7f, 0xff, 0x7f, 0xff], sof + 5); // 32767x32767, with the pixel cap raised
+  assertThrows(
+    () => decodeImage(tall, { name: "tall.jpg", maxPixels: 2 ** 31 }),
+    DecodeError,
+    "cannot fit in",
+  );
+});
+
+Deno.test("decode: names with control characters still give one-line messages", () => {
+  const e = assertThrows(
+    () => decodeImage(new Uint8Array(3), { name: "evil\nname.jpg" }),
+    DecodeError,
+  );
+  assertEquals(
+    e.message.startsWith("evil\\u000aname.jpg: not a JPEG or PNG file"),
+    true,
+    e.message,
+  );
+});
+
 Deno.test("decode: EXIF orientations rotate/flip like PIL's exif_transpose", () => {
   // 3x2 image, pixel value = index.
   const img = rgbImage(3, 2, Uint8Array.from({ length: 18 }, (_, i) => Math.floor(i / 3)));

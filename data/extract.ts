@@ -16,7 +16,9 @@ export interface ExtractOptions extends ReadZipOptions {
  * Extracts `zip` (bytes, or an archive from {@linkcode readZip}) into the new directory `dest`.
  *
  * Every entry is checked by {@linkcode readZip} before anything is written (no `..`, absolute
- * paths or symlinks; a capped declared size; each entry stops inflating past its declared size).
+ * paths or symlinks; capped sizes per entry and in total, and a capped compression ratio; each
+ * entry stops inflating as soon as it passes its declared size, so the caps hold for what is
+ * really inflated).
  * Files go to a temporary directory beside `dest` that is renamed to `dest` only when all of
  * them are written, so `dest` exists only complete; on any error the temporary directory is
  * removed. Fails if `dest` already exists. Returns the number of files written.

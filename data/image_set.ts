@@ -8,6 +8,7 @@ import { DecodeError, decodeImage, type DecodeOptions, probeImage } from "./deco
 import type { FileSource } from "./fs.ts";
 import type { RgbImage } from "./image.ts";
 import type { ImageFolderListing } from "./image_folder.ts";
+import { ZipError } from "./zip.ts";
 
 /** A file left out of a data set, and why. */
 export interface SkippedFile {
@@ -58,6 +59,9 @@ export function folderImageSet(
     try {
       return await source.readFile(paths[index]);
     } catch (e) {
+      // A hostile or corrupt archive (zip bomb, CRC mismatch) stops the run instead of being
+      // skipped like one unreadable file: nothing in it can be trusted.
+      if (e instanceof ZipError) throw e;
       throw new DecodeError(`${paths[index]}: cannot read (${(e as Error).message})`);
     }
   };

@@ -293,6 +293,7 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
     if (marker >= 0xd0 && marker <= 0xd7) continue; // stray RSTn
     const length = u16(pos);
     const end = pos + length;
+    if (length < 2) throw new CorruptJpegError("bad segment length");
     if (end > data.length) throw new CorruptJpegError("truncated segment");
     const seg = pos + 2;
     switch (marker) {
@@ -301,6 +302,7 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
         while (p < end) {
           const pq = data[p] >> 4, tq = data[p] & 15;
           p++;
+          if (p + (pq ? 128 : 64) > end) throw new CorruptJpegError("truncated quantisation table");
           const table = new Int32Array(64);
           for (let i = 0; i < 64; i++) {
             table[ZIGZAG[i]] = pq ? view.getUint16(p + 2 * i) : data[p + i];
@@ -314,9 +316,11 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
         let p = seg;
         while (p < end) {
           const tc = data[p] >> 4, th = data[p] & 15;
+          if (p + 17 > end) throw new CorruptJpegError("truncated Huffman table");
           const counts = data.subarray(p + 1, p + 17);
           let total = 0;
           for (let i = 0; i < 16; i++) total += counts[i];
+          if (p + 17 + total > end) throw new CorruptJpegError("truncated Huffman table");
           const values = data.slice(p + 17, p + 17 + total);
           (tc === 0 ? dcTables : acTables)[th] = buildHuffman(counts, values);
           p += 17 + total;
@@ -328,8 +332,10 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
       case 0xc2: { // SOF0 baseline, SOF1 extended, SOF2 progressive (Huffman)
         if (frame) throw new UnsupportedJpegError("more than one frame");
         if (data[seg] !== 8) throw new UnsupportedJpegError(`${data[seg]}-bit samples`);
+        if (seg + 6 > end) throw new CorruptJpegError("truncated frame header");
         const height = u16(seg + 1), width = u16(seg + 3), n = data[seg + 5];
         if (n !== 1 && n !== 3) throw new UnsupportedJpegError(`${n} components`);
+        if (seg + 6 + 3 * n > end) throw new CorruptJpegError("truncated frame header");
         if (width === 0 || height === 0) {
           throw new UnsupportedJpegError("size given by a DNL marker");
         }
@@ -358,6 +364,19 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
         const maxV = Math.max(...components.map((c) => c.v));
         const mcusPerLine = Math.ceil(width / (8 * maxH));
         const mcusPerColumn = Math.ceil(height / (8 * maxV));
+        // Every 8x8 block takes at least one bit (its DC code), so a file too short for the
+        // blocks its header declares is refused before their memory is allocated.
+        let blocks = 0;
+        for (const c of components) {
+          blocks += Math.ceil(Math.ceil((width * c.h) / maxH) / 8) *
+            Math.ceil(Math.ceil((height * c.v) / maxV) / 8);
+        }
+        if (blocks > 8 * data.length) {
+          throw new CorruptJpegError(
+            `${width}x${height} needs ${blocks} blocks, more than ${data.length} bytes can hold ` +
+              `(truncated or corrupt)`,
+          );
+        }
         for (const c of components) {
           c.width = Math.ceil((width * c.h) / maxH);
           c.height = Math.ceil((height * c.v) / maxV);
@@ -417,6 +436,21 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
       case 0xda: { // SOS
         if (!frame) throw new CorruptJpegError("scan before frame");
         const ns = data[seg];
+        if (ns < 1 || ns > frame.components.length) {
+          throw new CorruptJpegError(`scan of ${ns} components`);
+        }
+        if (seg + 4 + ns * 2 > end) throw new CorruptJpegError("truncated scan header");
+        const p = seg + 1 + ns * 2;
+        const ss = data[p], se = data[p + 1], ah = data[p + 2] >> 4, al = data[p + 2] & 15;
+        if (
+          frame.progressive &&
+          (se > 63 || ss > se || (ss === 0) !== (se === 0) || al > 13 || (ss > 0 && ns !== 1))
+        ) {
+          throw new CorruptJpegError("bad progressive scan parameters");
+        }
+        // Which tables the scan decodes with: DC in a first DC pass, AC in any AC pass.
+        const needsDc = !frame.progressive || (ss === 0 && ah === 0);
+        const needsAc = !frame.progressive || ss > 0;
         const scan: Component[] = [];
         for (let i = 0; i < ns; i++) {
           const id = data[seg + 1 + i * 2], tables = data[seg + 2 + i * 2];
@@ -424,10 +458,11 @@ export function decodeJpeg(data: Uint8Array): DecodedJpeg {
           if (!c) throw new CorruptJpegError("scan names an unknown component");
           c.dcTable = dcTables[tables >> 4];
           c.acTable = acTables[tables & 15];
+          if ((needsDc && !c.dcTable) || (needsAc && !c.acTable)) {
+            throw new CorruptJpegError("scan uses an undefined Huffman table");
+          }
           scan.push(c);
         }
-        const p = seg + 1 + ns * 2;
-        const ss = data[p], se = data[p + 1], ah = data[p + 2] >> 4, al = data[p + 2] & 15;
         const reader = new BitReader(data, end);
         eobrun = 0;
         decodeScan(

@@ -28,6 +28,27 @@ Deno.test("jpeg: EXIF orientation is applied only when asked", () => {
   assertEquals(upright.data.subarray(0, 3), stored.data.subarray(15 * 24 * 3, 15 * 24 * 3 + 3));
 });
 
+Deno.test("jpeg: malformed tables, scans and segments are CorruptJpegErrors, not TypeErrors", () => {
+  const baseline = bytes(VECTORS.vectors[0].jpeg);
+  const marker = (m: number) => baseline.findIndex((b, i) => b === 0xff && baseline[i + 1] === m);
+  // Found by jpeg_fuzz_test: a scan naming a Huffman table that was never defined.
+  const noTable = baseline.slice();
+  const sos = marker(0xda);
+  noTable[sos + 6] = 0x33; // component 1 uses DC table 3 and AC table 3
+  assertThrows(() => decodeJpeg(noTable), CorruptJpegError, "scan uses an undefined Huffman table");
+  // A segment length below 2, and a quantisation table cut short by its segment length.
+  const zeroLength = baseline.slice();
+  zeroLength.set([0, 0], marker(0xdb) + 2);
+  assertThrows(() => decodeJpeg(zeroLength), CorruptJpegError, "bad segment length");
+  const shortDqt = baseline.slice();
+  shortDqt.set([0, 10], marker(0xdb) + 2);
+  assertThrows(() => decodeJpeg(shortDqt), CorruptJpegError, "truncated quantisation table");
+  // A frame declaring far more blocks than the file holds is refused before allocating them.
+  const huge = baseline.slice();
+  huge.set([0x7f, 0xff, 0x7f, 0xff], marker(0xc0) + 5);
+  assertThrows(() => decodeJpeg(huge), CorruptJpegError, "32767x32767 needs");
+});
+
 Deno.test("jpeg: unsupported coding is reported as such; truncation as corruption", () => {
   const baseline = bytes(VECTORS.vectors[0].jpeg);
   const arithmetic = baseline.slice();

@@ -4,7 +4,9 @@
  * @module
  */
 import { DecodeError } from "./decode.ts";
+import { joinPath } from "./fs.ts";
 import type { RgbImage } from "./image.ts";
+import { LayoutError } from "./image_folder.ts";
 import type { ImageSet, SkippedFile } from "./image_set.ts";
 import { resizeBilinear } from "./resample.ts";
 import type { Rng } from "./rng.ts";
@@ -128,11 +130,34 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /**
+ * Throws {@linkcode LayoutError} for a class none of whose files decoded: like an empty class
+ * folder (which the listing refuses), it would train a classifier that never sees the class.
+ */
+function checkEveryClassHasImages(
+  set: ImageSet,
+  kept: readonly Entry[],
+  skipped: readonly SkippedFile[],
+): void {
+  const perClass = new Int32Array(set.classes.length);
+  for (const entry of kept) perClass[set.labels[entry.index]]++;
+  const label = perClass.indexOf(0);
+  if (label < 0) return;
+  const labelOf = new Map(set.paths.map((path, i) => [path, set.labels[i]]));
+  const failed = skipped.filter((s) => labelOf.get(s.path) === label);
+  const example = failed.length > 0 ? `, e.g. ${failed[0].path}: ${failed[0].reason}` : "";
+  throw new LayoutError(
+    `${joinPath(set.name, set.classes[label])}: class folder has no usable images ` +
+      `(all ${failed.length} image file${failed.length === 1 ? "" : "s"} skipped${example})`,
+  );
+}
+
+/**
  * Makes batches from an {@linkcode ImageSet}.
  *
  * `prepare()` (called by the first `epoch()` if not before) reads every image's header and
  * decodes every image once. Undecodable files are left out and reported, so the sample list is
- * fixed before the first batch. Decoded images are kept in a memory cache bounded by
+ * fixed before the first batch; a class left with no images is an error
+ * ({@linkcode LayoutError}), as an empty class folder is. Decoded images are kept in a memory cache bounded by
  * `cacheBytes`: for the test transform the final crop is kept (the transform is deterministic);
  * for the train transform `RandomResizedCrop` needs the whole image, so the original is kept if
  * all originals fit, otherwise a copy downscaled to `cacheMaxSide` (crops are then drawn on the
@@ -268,7 +293,8 @@ export class BatchLoader {
       options.onProgress?.(k + 1, entries.length);
       if (k % YIELD_EVERY === YIELD_EVERY - 1) await yieldToEventLoop();
     }
-    if (kept.length === 0) throw new Error(`${set.name}: no decodable images`);
+    if (kept.length === 0) throw new LayoutError(`${set.name}: no decodable images`);
+    checkEveryClassHasImages(set, kept, skipped);
     this.#entries = kept;
     this.#report = {
       images: kept.length,

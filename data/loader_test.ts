@@ -1,8 +1,14 @@
-import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 import { encodeJpeg, Image } from "image-js";
 import { denoFs } from "./deno_fs.ts";
 import { directorySource } from "./fs.ts";
-import { scanImageFolder } from "./image_folder.ts";
+import { LayoutError, scanImageFolder } from "./image_folder.ts";
 import { folderImageSet } from "./image_set.ts";
 import { type Batch, createBatchLoader, describeSkipped } from "./loader.ts";
 import { encodeRgbPng } from "./png.ts";
@@ -135,6 +141,37 @@ Deno.test("loader: non-image and undecodable files are skipped and reported", as
   assertStringIncludes(line, "and 1 more");
   const [batch] = await collect(loader.epoch());
   assertEquals(Array.from(batch.labels), [0, 0, 1]);
+});
+
+Deno.test("loader: a class whose files all fail to decode is an error before the first batch", async () => {
+  await using dir = await tempDir();
+  const png = encodeRgbPng({ width: 8, height: 6, data: new Uint8Array(144).fill(90) });
+  const webp = new TextEncoder().encode("RIFF\0\0\0\0WEBPVP8 ");
+  await writeTree(dir.path, {
+    "train/hotdog/1.png": png,
+    "train/hotdog/2.png": png,
+    "train/not-hotdog/1.webp": webp,
+    "train/not-hotdog/2.webp": webp,
+    "train/not-hotdog/3.webp": webp,
+    "train/not-hotdog/4.webp": webp,
+  });
+  const source = directorySource(denoFs, dir.path);
+  const set = folderImageSet(source, await scanImageFolder(source, "train"));
+  const loader = createBatchLoader(set, {
+    transform: { kind: "train", size: 4 },
+    normalize,
+    batchSize: 2,
+    rng: createRng(0),
+  });
+  const e = await assertRejects(() => loader.prepare(), LayoutError);
+  assertStringIncludes(
+    e.message,
+    `${dir.path}/train/not-hotdog: class folder has no usable images (all 4 image files skipped, ` +
+      "e.g. train/not-hotdog/1.webp: not a JPEG or PNG file",
+  );
+  assert(!e.message.includes("\n"));
+  // The first epoch runs prepare, so no batch is ever made.
+  await assertRejects(() => collect(loader.epoch()), LayoutError, "no usable images");
 });
 
 Deno.test("loader: bounded cache (downscaled copies, or none) still yields full batches", async () => {

@@ -53,6 +53,7 @@ export { createRng, type Rng } from "./rng.ts";
 export { samplesGrid, samplesGridPng } from "./samples.ts";
 export { type DataSource, openDataSource, resolveDataSource } from "./source.ts";
 export { limitImageSet } from "./subset.ts";
+export { oneLine } from "./one_line.ts";
 export { syntheticImageSet } from "./synthetic.ts";
 export { type TestTransform, testTransformBatch } from "./test_batch.ts";
 export {

@@ -4,7 +4,7 @@ import { denoFs } from "./deno_fs.ts";
 import { DownloadError } from "./download.ts";
 import { LayoutError } from "./image_folder.ts";
 import { encodeRgbPng } from "./png.ts";
-import { readZip } from "./zip.ts";
+import { readZip, ZipError } from "./zip.ts";
 import { openDataSource, resolveDataSource } from "./source.ts";
 import { HAVE_SHARED, HOTDOG_MINI, tempDir, writeTree } from "./test_util.ts";
 
@@ -48,6 +48,30 @@ Deno.test("source: zips read in memory, with or without one top folder (and __MA
   const zip = readZip(zipSync(layout("hotdog/")), { name: "dropped.zip" });
   const data = await openDataSource(zip);
   assertEquals([data.kind, data.description], ["zip", "dropped.zip/hotdog"]);
+});
+
+Deno.test("source: a zip-bomb entry stops the data set with an error instead of being skipped", async () => {
+  await using dir = await tempDir();
+  // 4 MiB of zeros deflate about 1000:1; declared honestly, the archive is refused on opening.
+  const bomb = zipSync({ ...layout(), "train/hotdog/z.jpg": new Uint8Array(4 * 1024 * 1024) });
+  await Deno.writeFile(`${dir.path}/bomb.zip`, bomb);
+  await assertRejects(
+    () => resolveDataSource(`${dir.path}/bomb.zip`, { fs: denoFs }),
+    ZipError,
+    `${dir.path}/bomb.zip: entry train/hotdog/z.jpg inflates`,
+  );
+  // Declared as 100 KiB, it passes the up-front checks and fails when read, loudly.
+  const view = new DataView(bomb.buffer, bomb.byteOffset);
+  for (let p = 0; p + 4 <= bomb.length; p++) {
+    if (
+      view.getUint32(p, true) === 0x02014b50 && view.getUint32(p + 24, true) === 4 * 1024 * 1024
+    ) {
+      view.setUint32(p + 24, 100 * 1024, true);
+    }
+  }
+  const data = await openDataSource(readZip(bomb, { name: "liar.zip" }));
+  const z = data.train.paths.indexOf("train/hotdog/z.jpg");
+  await assertRejects(() => data.train.load(z), ZipError, "liar.zip: entry train/hotdog/z.jpg");
 });
 
 Deno.test("source: a URL is downloaded to the cache, extracted once, then reused offline", async () => {

@@ -1,20 +1,30 @@
 /**
  * Reading zip archives safely, in memory.
  *
- * fflate does the inflating. The central directory is parsed here because fflate's `unzip`
- * does not expose what the safety checks need: the entries' external attributes (a symlink is
- * only visible there) and a way to stop inflating an entry the moment it outgrows its declared
- * size (fflate inflates a whole entry into memory first, which a zip bomb exploits).
+ * fflate does the inflating, through its streaming `Inflate`. The central directory is parsed
+ * here because fflate's `unzip`/`Unzip` do not expose what the safety checks need: the entries'
+ * external attributes (a symlink is only visible there), every entry's sizes before anything is
+ * inflated (so limits are checked up front), and a way to stop inflating an entry the moment it
+ * outgrows its declared size (`unzip` inflates a whole entry into memory first, which a zip bomb
+ * exploits).
  *
  * @module
  */
 import { Inflate } from "fflate";
 import type { DirEntry, FileSource } from "./fs.ts";
+import { oneLine } from "./one_line.ts";
 
-/** A zip that is malformed, truncated, unsafe or too big. The message names the archive. */
+/**
+ * A zip that is malformed, truncated, unsafe or too big. The message names the archive and is
+ * one line (control characters in entry names are escaped).
+ */
 export class ZipError extends Error {
   /** The error's name. */
   override name = "ZipError";
+  /** `message` is made one line with {@linkcode oneLine}. */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** One file or directory of an archive. */
@@ -41,6 +51,14 @@ export interface ReadZipOptions {
   name?: string;
   /** Refuse archives whose entries declare more than this many bytes in all. Default 4 GiB. */
   maxTotalBytes?: number;
+  /** Refuse an entry that declares more than this many bytes. Default 512 MiB. */
+  maxEntryBytes?: number;
+  /**
+   * Refuse an entry larger than {@linkcode RATIO_GRACE_BYTES} that is more than this many times
+   * its compressed size. Default 100 (as Apache POI's zip-bomb guard): JPEG and PNG files barely
+   * compress, while a deflated run of zeros reaches 1000:1.
+   */
+  maxRatio?: number;
 }
 
 /** An archive checked by {@linkcode readZip}; also a {@linkcode FileSource} over its files. */
@@ -49,10 +67,18 @@ export interface ZipArchive extends FileSource {
   readonly entries: readonly ZipEntry[];
   /** Sum of the entries' declared sizes. */
   readonly totalBytes: number;
+  /** Bytes inflated by `readFile` so far (all calls together); shows where a refused entry stopped. */
+  readonly inflatedBytes: number;
 }
 
 /** Default cap on the declared uncompressed size of an archive. */
 export const DEFAULT_MAX_ZIP_BYTES = 4 * 1024 ** 3;
+/** Default cap on one entry's uncompressed size. */
+export const DEFAULT_MAX_ENTRY_BYTES = 512 * 1024 ** 2;
+/** Default cap on an entry's compression ratio (uncompressed / compressed). */
+export const DEFAULT_MAX_RATIO = 100;
+/** Entries up to this size are exempt from the ratio check (a small text file may compress well). */
+export const RATIO_GRACE_BYTES = 1024 ** 2;
 
 const EOCD = 0x06054b50;
 const EOCD64 = 0x06064b50;
@@ -62,15 +88,22 @@ const LOCAL = 0x04034b50;
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 const S_IFDIR = 0o040000;
-/** The largest deflate input slice inflated at a time; bounds memory for a lying entry. */
-const INFLATE_SLICE = 16 * 1024;
+/**
+ * The deflate input fed to fflate at a time. fflate inflates all of a pushed slice before its
+ * callback sees the output, and deflate expands at most about 1032:1, so an entry whose data
+ * outgrows its declared size is stopped within about 4 MiB of output.
+ */
+const INFLATE_SLICE = 4 * 1024;
 
 /**
  * Parses and checks a zip archive held in memory. Every entry is vetted before anything is read:
  * paths that would escape the extraction directory (`..`, absolute paths, drive letters),
- * symlinks, encryption, unknown compression, entries past the end of the data, and a declared
+ * symlinks, encryption, unknown compression, entries past the end of the data, an entry
+ * declaring more than `maxEntryBytes` or a compression ratio above `maxRatio`, and a declared
  * total above `maxTotalBytes` are refused with a {@linkcode ZipError}. Files are inflated on
- * `readFile`, which stops as soon as an entry outgrows its declared size and checks its CRC-32.
+ * `readFile`, streaming, into a buffer of the declared size: inflating stops as soon as an entry
+ * outgrows its declared size (so the limits above hold for what is really inflated, whatever the
+ * header says), and the CRC-32 is checked.
  *
  * @example
  * ```ts
@@ -85,6 +118,8 @@ const INFLATE_SLICE = 16 * 1024;
 export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArchive {
   const name = options.name ?? "zip";
   const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_ZIP_BYTES;
+  const maxEntry = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  const maxRatio = options.maxRatio ?? DEFAULT_MAX_RATIO;
   const fail = (what: string): never => {
     throw new ZipError(`${name}: ${what}`);
   };
@@ -142,6 +177,9 @@ export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArc
     const commentLen = u16(p + 32);
     const external = u32(p + 38);
     let offset = u32(p + 42);
+    if (p + 46 + nameLen + extraLen + commentLen > bytes.length) {
+      fail(`central directory entry ${i} is truncated`);
+    }
     const rawName = bytes.subarray(p + 46, p + 46 + nameLen);
     const entryName = (flags & 0x800 ? utf8 : latin1).decode(rawName);
     // Zip64 sizes live in extra field 0x0001, in this order, only for the fields that overflowed.
@@ -149,19 +187,20 @@ export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArc
     const extraEnd = e + extraLen;
     while (e + 4 <= extraEnd) {
       const id = u16(e), len = u16(e + 2);
+      const fieldEnd = e + 4 + len;
+      if (fieldEnd > extraEnd) fail(`entry ${entryName} has a corrupt extra field`);
       if (id === 0x0001) {
         let q = e + 4;
-        if (size === 0xffffffff) {
-          size = u64(q);
+        const next = (): number => {
+          if (q + 8 > fieldEnd) fail(`entry ${entryName} has a truncated zip64 extra field`);
           q += 8;
-        }
-        if (compressedSize === 0xffffffff) {
-          compressedSize = u64(q);
-          q += 8;
-        }
-        if (offset === 0xffffffff) offset = u64(q);
+          return u64(q - 8);
+        };
+        if (size === 0xffffffff) size = next();
+        if (compressedSize === 0xffffffff) compressedSize = next();
+        if (offset === 0xffffffff) offset = next();
       }
-      e += 4 + len;
+      e = fieldEnd;
     }
     p = extraEnd + commentLen;
 
@@ -181,6 +220,19 @@ export function readZip(bytes: Uint8Array, options: ReadZipOptions = {}): ZipArc
       );
     }
     if (offset + 30 > cdOffset) fail(`entry ${entryName} starts past the file data (truncated?)`);
+    if (!isDirectory && size > maxEntry) {
+      fail(
+        `entry ${entryName} declares ${size} bytes uncompressed, more than the ${maxEntry} ` +
+          `allowed per entry; refusing it as a possible zip bomb`,
+      );
+    }
+    if (!isDirectory && size > RATIO_GRACE_BYTES && size > maxRatio * compressedSize) {
+      fail(
+        `entry ${entryName} inflates ${compressedSize} bytes to ${size} (ratio ` +
+          `${Math.round(size / Math.max(1, compressedSize))}:1, more than the ${maxRatio}:1 ` +
+          `allowed); refusing it as a possible zip bomb`,
+      );
+    }
     totalBytes += size;
     if (totalBytes > maxTotal) {
       fail(
@@ -247,10 +299,17 @@ function makeArchive(
     files.set(entry.path, entry);
   }
   const norm = (path: string) => path.split("/").filter((s) => s !== "" && s !== ".").join("/");
+  let inflatedBytes = 0;
+  const count = (n: number) => {
+    inflatedBytes += n;
+  };
   return {
     name,
     entries,
     totalBytes,
+    get inflatedBytes() {
+      return inflatedBytes;
+    },
     readDir(path: string): Promise<DirEntry[]> {
       const children = dirs.get(norm(path));
       if (!children) return Promise.reject(new ZipError(`${name}: no folder ${path}`));
@@ -260,7 +319,7 @@ function makeArchive(
       const entry = files.get(norm(path));
       if (!entry) return Promise.reject(new ZipError(`${name}: no file ${path}`));
       try {
-        return Promise.resolve(readEntry(name, bytes, entry, dataEnd));
+        return Promise.resolve(readEntry(name, bytes, entry, dataEnd, count));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -268,7 +327,13 @@ function makeArchive(
   };
 }
 
-function readEntry(name: string, bytes: Uint8Array, entry: ZipEntry, dataEnd: number): Uint8Array {
+function readEntry(
+  name: string,
+  bytes: Uint8Array,
+  entry: ZipEntry,
+  dataEnd: number,
+  onInflated: (bytes: number) => void,
+): Uint8Array {
   const where = `${name}: entry ${entry.path}`;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(entry.offset, true) !== LOCAL) {
@@ -285,16 +350,17 @@ function readEntry(name: string, bytes: Uint8Array, entry: ZipEntry, dataEnd: nu
     if (entry.compressedSize !== entry.size) throw new ZipError(`${where}: stored sizes disagree`);
     out = data.slice();
   } else {
-    // Chunks are kept as they come rather than preallocating the declared size, so memory
-    // follows what the data really inflates to.
-    const chunks: Uint8Array[] = [];
+    // The declared size is safe to allocate: readZip capped it per entry and by the compression
+    // ratio against the compressed bytes really present. Output past it stops inflating.
+    out = new Uint8Array(entry.size);
     let pos = 0;
     let ended = false;
     const inflater = new Inflate((chunk, final) => {
+      onInflated(chunk.length);
       if (pos + chunk.length > entry.size) {
         throw new ZipError(`${where} inflates past its declared ${entry.size} bytes (zip bomb?)`);
       }
-      chunks.push(chunk);
+      out.set(chunk, pos);
       pos += chunk.length;
       if (final) ended = true;
     });
@@ -312,14 +378,6 @@ function readEntry(name: string, bytes: Uint8Array, entry: ZipEntry, dataEnd: nu
       throw new ZipError(
         `${where}: inflated ${pos} bytes, expected ${entry.size} (corrupt archive)`,
       );
-    }
-    out = chunks.length === 1 ? chunks[0] : new Uint8Array(entry.size);
-    if (chunks.length !== 1) {
-      let at = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, at);
-        at += chunk.length;
-      }
     }
   }
   if (crc32(out) !== entry.crc32) throw new ZipError(`${where}: CRC-32 mismatch (corrupt archive)`);

@@ -92,6 +92,48 @@ Deno.test("zip: a bomb is refused by declared size, and by actual size when the 
   );
 });
 
+Deno.test("zip: a bomb entry is refused by ratio and per-entry size, and inflation stops early when the header lies", async () => {
+  // 32 MiB of zeros deflate to about 32 KiB (1000:1), in train/hotdog/z.jpg as in the report.
+  const zeros = new Uint8Array(32 * 1024 * 1024);
+  const bytes = zipSync({ "train/hotdog/z.jpg": zeros, "train/hotdog/a.jpg": text("ok") }, {
+    level: 1,
+  });
+  assert(bytes.length < 1024 * 1024, `compressed to ${bytes.length}`);
+  // The honest header is refused before anything is inflated: by ratio, and by entry size.
+  assertThrows(
+    () => readZip(bytes, { name: "bomb.zip" }),
+    ZipError,
+    "bomb.zip: entry train/hotdog/z.jpg inflates",
+  );
+  const e = assertThrows(() => readZip(bytes, { name: "bomb.zip" }), ZipError);
+  assert(/ratio \d+:1, more than the 100:1 allowed/.test(e.message), e.message);
+  assertThrows(
+    () => readZip(bytes, { name: "big.zip", maxRatio: 10_000, maxEntryBytes: 1024 ** 2 }),
+    ZipError,
+    "big.zip: entry train/hotdog/z.jpg declares 33554432 bytes uncompressed, more than the " +
+      "1048576 allowed per entry",
+  );
+  // A header declaring a plausible 512 KiB passes the up-front checks; inflating stops within a
+  // few MiB of output instead of producing all 32 MiB.
+  const liar = bytes.slice();
+  const view = new DataView(liar.buffer);
+  for (const p of centralRecords(liar)) {
+    if (view.getUint32(p + 24, true) === zeros.length) view.setUint32(p + 24, 512 * 1024, true);
+  }
+  const zip = readZip(liar, { name: "liar.zip" });
+  await assertRejects(
+    () => zip.readFile("train/hotdog/z.jpg"),
+    ZipError,
+    "liar.zip: entry train/hotdog/z.jpg inflates past its declared 524288 bytes",
+  );
+  assert(zip.inflatedBytes > 0, "inflating started");
+  assert(
+    zip.inflatedBytes <= 8 * 1024 * 1024,
+    `inflated ${zip.inflatedBytes} bytes before stopping`,
+  );
+  assertEquals(new TextDecoder().decode(await zip.readFile("train/hotdog/a.jpg")), "ok");
+});
+
 Deno.test("zip: truncated or corrupt archives give one-line errors naming the file", async () => {
   const bytes = zipSync({ "a.txt": text("hello ".repeat(500)) });
   assertThrows(
@@ -109,6 +151,25 @@ Deno.test("zip: truncated or corrupt archives give one-line errors naming the fi
   );
   assertStringIncludes(e.message, "bad.zip: entry a.txt");
   assert(!e.message.includes("\n"));
+});
+
+Deno.test("zip: fields past the end and control characters in names give one-line ZipErrors", () => {
+  // Found by zip_fuzz_test: a central-directory record whose extra field runs past the data
+  // (DataView RangeError), and an entry name with a newline (a two-line message).
+  const bytes = zipSync({ "a.txt": text("hello") });
+  const cut = bytes.slice();
+  const view = new DataView(cut.buffer);
+  const [rec] = centralRecords(cut);
+  view.setUint16(rec + 30, 0xffff, true); // extra field length
+  assertThrows(
+    () => readZip(cut, { name: "cut.zip" }),
+    ZipError,
+    "cut.zip: central directory entry 0 is truncated",
+  );
+  const evil = zipSync({ "a\nb": [text("/etc/passwd"), { os: 3, attrs: 0o120777 << 16 }] });
+  const e = assertThrows(() => readZip(evil, { name: "evil.zip" }), ZipError);
+  assertEquals(e.message.includes("\n"), false, e.message);
+  assertStringIncludes(e.message, "evil.zip: entry a\\u000ab is a symlink");
 });
 
 Deno.test("extract: writes through a temp dir then renames; refuses and cleans up on errors", async () => {
@@ -136,4 +197,14 @@ Deno.test("extract: writes through a temp dir then renames; refuses and cleans u
   const left = [];
   for await (const e of Deno.readDir(dir.path)) left.push(e.name);
   assertEquals(left, ["out"]);
+  // A bomb entry is refused before anything is written.
+  const bomb = zipSync({ "a.txt": text("a"), "z.jpg": new Uint8Array(4 * 1024 * 1024) });
+  await assertRejects(
+    () => extractZip(denoFs, bomb, `${dir.path}/bomb`, { name: "bomb.zip" }),
+    ZipError,
+    "bomb.zip: entry z.jpg inflates",
+  );
+  const after = [];
+  for await (const e of Deno.readDir(dir.path)) after.push(e.name);
+  assertEquals(after, ["out"]);
 });

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert } from "@std/assert";
+import { zipSync } from "fflate";
 
 /** `../shared` next to the repository, where the reference fixtures live (never copied in). */
 const SHARED = new URL("../../shared/", import.meta.url);
@@ -154,4 +155,30 @@ export class PickleBuilder {
 
 function u32(n: number): number[] {
   return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
+}
+
+/** A torch.save-style zip: `<top>/data.pkl`, `<top>/data/<key>`, `<top>/version`. */
+export function torchZip(
+  top: string,
+  pkl: Uint8Array,
+  storages: Record<string, Uint8Array> = {},
+  level: 0 | 6 = 0,
+): Uint8Array {
+  const files: Record<string, Uint8Array> = {
+    [`${top}/data.pkl`]: pkl,
+    [`${top}/version`]: new TextEncoder().encode("3\n"),
+  };
+  for (const [key, bytes] of Object.entries(storages)) files[`${top}/data/${key}`] = bytes;
+  return zipSync(files, { level });
+}
+
+/** An OrderedDict of the given tensors, as torch.save pickles a state_dict. */
+export function stateDictPickle(entries: [string, (p: PickleBuilder) => void][]): Uint8Array {
+  const p = new PickleBuilder().proto(2).global("collections", "OrderedDict").op(0x29).reduce();
+  p.mark();
+  for (const [name, tensor] of entries) {
+    p.str(name);
+    tensor(p);
+  }
+  return p.op(0x75).stop(); // SETITEMS
 }

@@ -29,11 +29,20 @@ export interface BatchNormVariables {
   runningVar: tf.Variable;
 }
 
+/** What {@linkcode batchNorm} applies after normalising (ResNet's BN → (+ shortcut) → ReLU). */
+export interface BatchNormEpilogue {
+  /** Added to the normalised output before the ReLU (a residual block's shortcut). */
+  residual?: tf.Tensor4D;
+  /** Apply ReLU last. */
+  relu?: boolean;
+}
+
 /**
- * Normalises `x` [N,H,W,C] per channel. In `train` mode it also moves the running statistics
- * toward the batch's by `Variable.assign` (allowed inside `tf.variableGrads`: the assigned data
- * lives on by reference count after the surrounding tidy disposes the tensor object). The caller
- * counts the batch in `num_batches_tracked`.
+ * Normalises `x` [N,H,W,C] per channel, then adds `residual` and applies ReLU if asked. In
+ * `train` mode it also moves the running statistics toward the batch's by `Variable.assign`
+ * (allowed inside `tf.variableGrads`: the assigned data lives on by reference count after the
+ * surrounding tidy disposes the tensor object). The caller counts the batch in
+ * `num_batches_tracked`.
  *
  * @example
  * ```ts
@@ -44,17 +53,24 @@ export interface BatchNormVariables {
  *   weight: tf.variable(tf.ones([c])), bias: tf.variable(tf.zeros([c])),
  *   runningMean: tf.variable(tf.zeros([c]), false), runningVar: tf.variable(tf.ones([c]), false),
  * };
- * const y = batchNorm(tf.randomNormal([2, 3, 3, c]), bn, "train"); // running stats updated
+ * const y = batchNorm(tf.randomNormal([2, 3, 3, c]), bn, "train", { relu: true }); // stats updated
  * ```
  */
-export function batchNorm(x: tf.Tensor4D, bn: BatchNormVariables, mode: ForwardMode): tf.Tensor4D {
+export function batchNorm(
+  x: tf.Tensor4D,
+  bn: BatchNormVariables,
+  mode: ForwardMode,
+  epilogue: BatchNormEpilogue = {},
+): tf.Tensor4D {
   if (mode !== "train") {
     // y = x * scale + shift with scale = gamma / sqrt(var + eps), shift = beta - mean * scale:
     // two full-size ops, and differentiable with the gradients models/gradients.ts registers
     // (tf.batchNorm's FusedBatchNorm kernel has no gradient registered in Deno).
     const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.runningVar, BN_EPS)));
     const shift = tf.sub(bn.bias, tf.mul(bn.runningMean, scale));
-    return tf.add(tf.mul(x, scale), shift);
+    let y: tf.Tensor4D = tf.add(tf.mul(x, scale), shift);
+    if (epilogue.residual) y = tf.add(y, epilogue.residual);
+    return epilogue.relu ? tf.relu(y) : y;
   }
 
   const [n, h, w, c] = x.shape;
@@ -66,21 +82,134 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormVariables, mode: ForwardM
         `[${n},${c},${h},${w}] (NCHW)`,
     );
   }
-  // The statistics are ordinary ops on x, so autodiff differentiates through them exactly as
-  // PyTorch does. This is tf.moments spelled out, reusing x - mean for the output.
-  const mean = tf.mean(x, [0, 1, 2]);
-  const centered = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centered), [0, 1, 2]); // biased, as used to normalise
-  const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(variance, BN_EPS)));
-  const y = tf.add(tf.mul(centered, scale), bn.bias) as tf.Tensor4D;
-
-  tf.tidy(() => {
-    // running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
-    const m = BN_MOMENTUM;
-    bn.runningMean.assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
-    bn.runningVar.assign(
-      tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
-    );
+  const inputs: tf.Tensor[] = [x, bn.weight, bn.bias];
+  if (epilogue.residual) inputs.push(epilogue.residual);
+  const relu = Boolean(epilogue.relu);
+  const trainOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, weight, bias, residual] = args as tf.Tensor[];
+    const mean = tf.mean(xIn, [0, 1, 2]);
+    const variance = centeredSquareMean(xIn, mean); // biased, as used to normalise
+    const invStd = tf.rsqrt(tf.add(variance, BN_EPS));
+    const out = apply(xIn, mean, invStd, weight, bias, residual, relu);
+    tf.tidy(() => {
+      // running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
+      const m = BN_MOMENTUM;
+      bn.runningMean.assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
+      bn.runningVar.assign(
+        tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
+      );
+    });
+    save([xIn, mean, invStd, weight, out]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xS, meanS, invStdS, weightS, outS] = saved;
+        const bundle = { dy, x: xS, mean: meanS, invStd: invStdS, out: relu ? outS : undefined };
+        return trainBackward(bundle, weightS, count, residual !== undefined);
+      },
+    };
   });
-  return y;
+  return trainOp(...inputs) as tf.Tensor4D;
+}
+
+/**
+ * Names of the kernels a backend may register to run training-mode BatchNorm in fewer passes
+ * (webtune's core registers them for webgpu). Without them, the same arithmetic runs as tfjs ops.
+ * Every [C] input is per channel (the last axis); every full-size input has x's shape.
+ *
+ * - `variance`: inputs {x, mean} → [C], mean over N·H·W of (x − mean)².
+ * - `apply`: inputs {x, mean, invStd, weight, bias, residual?}, attrs {relu} →
+ *   act(((x − mean)·invStd)·weight + bias (+ residual)).
+ * - `gradSums`: inputs {dy, x, mean, invStd, y?}, attrs {relu} → [2, C]: Σg and Σg·x̂, with
+ *   g = dy, masked by y > 0 (the forward's output) when relu, and x̂ = (x − mean)·invStd.
+ * - `gradInput`: inputs {dy, x, mean, invStd, weight, sums, y?}, attrs {relu, count} →
+ *   (g − Σg/count − x̂·(Σg·x̂/count))·(weight·invStd).
+ */
+export const BATCH_NORM_KERNELS = {
+  variance: "WebtuneBatchNormVariance",
+  apply: "WebtuneBatchNormApply",
+  gradSums: "WebtuneBatchNormGradSums",
+  gradInput: "WebtuneBatchNormGradInput",
+} as const;
+
+/** Whether the active backend registered `name` (else we use tfjs ops). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+function centeredSquareMean(x: tf.Tensor, mean: tf.Tensor): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.variance)) {
+    return tf.engine().runKernel(BATCH_NORM_KERNELS.variance, { x, mean }, {}) as tf.Tensor;
+  }
+  return tf.mean(tf.square(tf.sub(x, mean)), [0, 1, 2]);
+}
+
+function apply(
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  invStd: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor,
+  residual: tf.Tensor | undefined,
+  relu: boolean,
+): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.apply)) {
+    const inputs: tf.NamedTensorMap = { x, mean, invStd, weight, bias };
+    if (residual) inputs.residual = residual;
+    return tf.engine().runKernel(BATCH_NORM_KERNELS.apply, inputs, { relu }) as tf.Tensor;
+  }
+  let y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), weight), bias);
+  if (residual) y = tf.add(y, residual);
+  return relu ? tf.relu(y) : y;
+}
+
+/** What the backward pass of one BatchNorm needs; `out` only after a ReLU (its mask). */
+interface BackwardInputs {
+  dy: tf.Tensor;
+  x: tf.Tensor;
+  mean: tf.Tensor;
+  invStd: tf.Tensor;
+  out?: tf.Tensor;
+}
+
+/**
+ * The gradient of batch-statistics BatchNorm (+ residual, + ReLU) in closed form, as PyTorch's
+ * `batch_norm_backward` computes it. Autodiff through the statistics gave the same numbers with
+ * three times the full-size ops and a full-size host array uploaded per Mean gradient.
+ *
+ * With g = dy (masked by out > 0 after a ReLU): dβ = Σg, dγ = Σg·x̂, and
+ * dx = γ/σ · (g − Σg/M − x̂·Σ(g·x̂)/M); the residual's gradient is g.
+ */
+function trainBackward(
+  b: BackwardInputs,
+  weight: tf.Tensor,
+  count: number,
+  residual: boolean,
+): tf.Tensor[] {
+  const relu = b.out !== undefined;
+  // tf.relu's own gradient is dy · step(x); out > 0 exactly where its input is.
+  const masked = () => relu ? tf.mul(b.dy, tf.step(b.out!)) : b.dy;
+  if (hasKernel(BATCH_NORM_KERNELS.gradSums) && hasKernel(BATCH_NORM_KERNELS.gradInput)) {
+    const inputs: tf.NamedTensorMap = { dy: b.dy, x: b.x, mean: b.mean, invStd: b.invStd };
+    if (b.out) inputs.y = b.out;
+    const sums = tf.engine().runKernel(BATCH_NORM_KERNELS.gradSums, inputs, { relu }) as tf.Tensor;
+    const dx = tf.engine().runKernel(
+      BATCH_NORM_KERNELS.gradInput,
+      { ...inputs, weight, sums },
+      { relu, count },
+    ) as tf.Tensor;
+    const [sumG, sumGXHat] = tf.unstack(sums);
+    return residual ? [dx, sumGXHat, sumG, masked()] : [dx, sumGXHat, sumG];
+  }
+  const g = masked();
+  const xHat = tf.mul(tf.sub(b.x, b.mean), b.invStd);
+  const sumG = tf.sum(g, [0, 1, 2]);
+  const sumGXHat = tf.sum(tf.mul(g, xHat), [0, 1, 2]);
+  const k = tf.mul(weight, b.invStd);
+  const dx = tf.mul(
+    tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xHat, tf.div(sumGXHat, count))),
+    k,
+  );
+  return residual ? [dx, sumGXHat, sumG, g] : [dx, sumGXHat, sumG];
 }

@@ -128,3 +128,55 @@ Deno.test("batchNorm gradients (train and frozen) match finite differences", asy
     dispose(bn);
   }
 });
+
+Deno.test("batchNorm + residual + ReLU (train): output and gradients match finite differences", async () => {
+  await useWebgpu();
+  const shape = [2, 3, 3, 4] as [number, number, number, number];
+  const size = 72;
+  const random = seeded(11);
+  const x = Array.from({ length: size }, () => random() * 4 - 1);
+  const res = Array.from({ length: size }, () => random() * 2 - 1);
+  const r = Array.from({ length: size }, () => random() * 2 - 1); // loss = sum(out * r)
+  const [w, b, rm, rv] = [[1.3, 0.7, -0.4, 1], [0.2, -0.1, 0.3, 0], [0, 0, 0, 0], [1, 1, 1, 1]];
+  const forward = (xs: number[], ws: number[], bs: number[], rs: number[]) =>
+    reference(xs, shape, ws, bs).y.map((y, i) => Math.max(0, y + rs[i]));
+  const loss = (xs: number[], ws: number[], bs: number[], rs: number[]) =>
+    forward(xs, ws, bs, rs).reduce((s, o, i) => s + o * r[i], 0);
+  const h = 1e-5;
+  const numeric = (vec: number[], f: (v: number[]) => number) =>
+    vec.map((_, i) => {
+      const up = vec.slice(), down = vec.slice();
+      up[i] += h;
+      down[i] -= h;
+      return (f(up) - f(down)) / (2 * h);
+    });
+  const want = [
+    numeric(x, (v) => loss(v, w, b, res)),
+    numeric(w, (v) => loss(x, v, b, res)),
+    numeric(b, (v) => loss(x, w, v, res)),
+    numeric(res, (v) => loss(x, w, b, v)),
+  ];
+
+  const bn = layer(w, b, rm, rv);
+  const xv = tf.variable(tf.tensor4d(x, shape));
+  const resv = tf.variable(tf.tensor4d(res, shape));
+  const rt = tf.tensor4d(r, shape);
+  let out: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const y = batchNorm(xv, bn, "train", { residual: resv, relu: true });
+    out = tf.keep(y);
+    return tf.sum(tf.mul(y, rt)) as tf.Scalar;
+  }, [xv, bn.weight, bn.bias, resv]);
+  assertLess(maxErrors(await out!.data(), forward(x, w, b, res)).abs, 1e-5);
+  const got = [grads[xv.name], grads[bn.weight.name], grads[bn.bias.name], grads[resv.name]];
+  for (let i = 0; i < got.length; i++) {
+    const { abs, scale } = maxErrors(await got[i].data(), want[i]);
+    assertLess(
+      abs,
+      1e-4 * Math.max(1, scale),
+      `gradient ${["x", "weight", "bias", "residual"][i]}`,
+    );
+  }
+  tf.dispose([value, xv, resv, rt, out!, ...Object.values(grads)]);
+  dispose(bn);
+});

@@ -30,3 +30,17 @@ export async function verifyHashPrefix(
     );
   }
 }
+
+/**
+ * The SHA-256 prefix a torchvision-style file name carries (`<name>-<8+ hex digits>.pth`), or
+ * `undefined` for other names: what {@linkcode verifyHashPrefix} checks against.
+ *
+ * @example
+ * ```ts
+ * import { torchvisionHashPrefix } from "@webtune/models";
+ * console.log(torchvisionHashPrefix("resnet18-f37072fd.pth")); // f37072fd
+ * ```
+ */
+export function torchvisionHashPrefix(fileName: string): string | undefined {
+  return fileName.match(/-([0-9a-f]{8,})\.pth$/)?.[1];
+}

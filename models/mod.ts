@@ -1,6 +1,8 @@
 /**
- * `@webtune/models`: PyTorch-exact ResNet-18/34/50 for tfjs, and the readers and writers that
- * move their weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
+ * `@webtune/models`: PyTorch-exact ResNet-18/34/50 for tfjs, each with its pretrained config
+ * beside its definition (timm's habit: URL, hash, mean/std, input size, test resize, classifier —
+ * `pretrainedConfig(arch)`, the one home of those facts), and the readers and writers that move
+ * their weights to and from PyTorch (`.pth` zip checkpoints, safetensors).
  *
  * Nothing here touches the file system or the network: functions take bytes and a file name
  * (for messages), so the package runs unchanged in a browser.
@@ -19,6 +21,7 @@
  * @module
  */
 export type { HostTensor, StateDict } from "./types.ts";
+export { WeightsError } from "./types.ts";
 export {
   type Arch,
   type ArchDefinition,
@@ -50,7 +53,8 @@ export { readPth } from "./pth.ts";
 export { readSafetensors, type Safetensors, writeSafetensors } from "./safetensors.ts";
 export { detectWeightsFormat, readWeights, type WeightsFormat } from "./weights.ts";
 export { countParameters, describeArchitecture, describeClassifier } from "./summary.ts";
-export { verifyHashPrefix } from "./hash.ts";
+export { torchvisionHashPrefix, verifyHashPrefix } from "./hash.ts";
 import "./gradients.ts";
 export type { Random } from "./init.ts";
 export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretrained.ts";
+export { BATCH_NORM_KERNELS, batchNorm } from "./batch_norm.ts";

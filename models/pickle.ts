@@ -19,6 +19,8 @@
  * @module
  */
 
+import { oneLine } from "./types.ts";
+
 /** A callable that a pickle may REDUCE (or NEWOBJ); only `findClass` can hand these out. */
 export class PickleFunction {
   constructor(
@@ -27,6 +29,16 @@ export class PickleFunction {
     /** Receives the positional arguments tuple. */
     readonly call: (args: unknown[]) => unknown,
   ) {}
+}
+
+/** A pickle that is malformed or that the hooks refuse. */
+export class PickleError extends Error {
+  /** The error's name. */
+  override name = "PickleError";
+  /** `message` is made one line with {@linkcode oneLine} (pickled strings may hold newlines). */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** How the unpickler resolves names and persistent ids; it has no defaults of its own. */
@@ -43,7 +55,7 @@ const latin1 = new TextDecoder("latin1");
 /**
  * Runs the pickle in `bytes` and returns the object it builds.
  *
- * @throws {Error} on an unknown opcode, truncated data, a malformed stack, or whatever the hooks
+ * @throws {PickleError} on an unknown opcode, truncated data, a malformed stack, or whatever the hooks
  * throw (e.g. a refused global).
  *
  * @example
@@ -63,7 +75,7 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks): unknown {
   let opStart = 0;
 
   const fail = (what: string): never => {
-    throw new Error(`corrupt pickle: ${what} at byte ${opStart}`);
+    throw new PickleError(`corrupt pickle: ${what} at byte ${opStart}`);
   };
   const need = (n: number) => {
     if (pos + n > bytes.length) fail(`data ends (${bytes.length} bytes) inside an opcode`);

@@ -11,8 +11,11 @@
  */
 import { unzipSync } from "fflate";
 import { bf16ToFloat, halfToFloat } from "./float16.ts";
-import { describe, PickleFunction, unpickle } from "./pickle.ts";
-import { formatShape, type HostTensor, numel, type StateDict } from "./types.ts";
+import { describe, PickleError, PickleFunction, unpickle } from "./pickle.ts";
+import { formatShape, type HostTensor, numel, type StateDict, WeightsError } from "./types.ts";
+
+/** Deflate's best case, 258 bytes from a 2-bit length/distance pair, rounded up. */
+const MAX_DEFLATE_RATIO = 1032;
 
 /** Element types of torch's legacy typed storages, as named in checkpoints. */
 const STORAGES = {
@@ -57,7 +60,12 @@ function findClass(module: string, name: string): unknown {
     return new PickleFunction(full, (args) => {
       const d = new Map<unknown, unknown>();
       if (Array.isArray(args[0])) {
-        for (const [k, v] of args[0] as [unknown, unknown][]) d.set(k, v);
+        for (const item of args[0]) {
+          if (!Array.isArray(item) || item.length !== 2) {
+            throw new PickleError(`${full} called with an item that is not a (key, value) pair`);
+          }
+          d.set(item[0], item[1]);
+        }
       }
       return d;
     });
@@ -67,10 +75,10 @@ function findClass(module: string, name: string): unknown {
     return new PickleFunction(full, ([storage, offset, size, stride]) => {
       const ints = (v: unknown) => Array.isArray(v) && v.every(Number.isSafeInteger);
       if (!(storage instanceof StorageRef) || !Number.isSafeInteger(offset) || !ints(size)) {
-        throw new Error(`${full} called with unexpected arguments`);
+        throw new PickleError(`${full} called with unexpected arguments`);
       }
       if (!ints(stride) || (stride as number[]).length !== (size as number[]).length) {
-        throw new Error(`${full} called with a stride that does not match the size`);
+        throw new PickleError(`${full} called with a stride that does not match the size`);
       }
       return new TensorRef(storage, offset as number, size as number[], stride as number[]);
     });
@@ -85,17 +93,17 @@ function findClass(module: string, name: string): unknown {
   if (module === "torch" && Object.hasOwn(STORAGES, name)) {
     return new StorageType(name as StorageName);
   }
-  throw new Error(`refused pickle global ${full} (not a state_dict type)`);
+  throw new PickleError(`refused pickle global ${full} (not a state_dict type)`);
 }
 
 function persistentLoad(pid: unknown): StorageRef {
   // ('storage', storage_type, key, location, numel)
   if (!Array.isArray(pid) || pid[0] !== "storage" || !(pid[1] instanceof StorageType)) {
-    throw new Error(`unexpected persistent id (${describe(pid)}), not a torch storage`);
+    throw new PickleError(`unexpected persistent id (${describe(pid)}), not a torch storage`);
   }
   const [, type, key, , count] = pid;
   if (typeof key !== "string" || !Number.isSafeInteger(count) || count < 0) {
-    throw new Error("malformed torch storage reference in the pickle");
+    throw new PickleError("malformed torch storage reference in the pickle");
   }
   return new StorageRef(type, key, count);
 }
@@ -108,7 +116,7 @@ function persistentLoad(pid: unknown): StorageRef {
  *
  * @param bytes the whole file
  * @param fileName used in error messages only
- * @throws {Error} one line naming the file: a truncated or corrupt zip, a refused pickle global
+ * @throws {WeightsError} one line naming the file: a truncated or corrupt zip, a refused pickle global
  * (`resnet.pth: refused pickle global os.system (not a state_dict type)`), missing storage data.
  *
  * @example
@@ -120,16 +128,32 @@ function persistentLoad(pid: unknown): StorageRef {
  */
 export function readPth(bytes: Uint8Array, fileName: string): StateDict {
   const fail = (message: string): never => {
-    throw new Error(`${fileName}: ${message}`);
+    throw new WeightsError(`${fileName}: ${message}`);
   };
 
   let files: Record<string, Uint8Array>;
   try {
     files = unzipSync(bytes, {
-      filter: (f) =>
-        f.name.endsWith("data.pkl") || f.name.includes("/data/") || f.name.endsWith("byteorder"),
+      filter: (f) => {
+        const wanted = f.name.endsWith("data.pkl") || f.name.includes("/data/") ||
+          f.name.endsWith("byteorder");
+        // fflate allocates an entry's declared size before inflating it: refuse sizes its
+        // bytes cannot hold (stored: exactly; deflate: at most about 1032:1).
+        if (
+          wanted && f.originalSize > (f.compression === 0 ? f.size : MAX_DEFLATE_RATIO * f.size)
+        ) {
+          fail(
+            `zip entry ${f.name} declares ${f.originalSize} bytes from ${f.size} stored bytes ` +
+              `(corrupt or hostile archive)`,
+          );
+        }
+        return wanted;
+      },
     });
   } catch (e) {
+    if (e instanceof WeightsError) throw e;
+    // fflate's own errors carry a numeric code; anything else is a bug, not a bad file.
+    if (typeof (e as { code?: unknown }).code !== "number") throw e;
     return fail(`not a readable zip archive, truncated or corrupt? (${(e as Error).message})`);
   }
   const pkl = Object.keys(files).filter((n) => n === "data.pkl" || n.endsWith("/data.pkl"))
@@ -147,7 +171,8 @@ export function readPth(bytes: Uint8Array, fileName: string): StateDict {
   try {
     root = unpickle(files[pkl], { findClass, persistentLoad });
   } catch (e) {
-    return fail((e as Error).message);
+    if (!(e instanceof PickleError)) throw e;
+    return fail(e.message);
   }
   const entries = stateDictEntries(root) ??
     fail(`data.pkl holds a ${describe(root)}, not a state_dict`);

@@ -1,30 +1,17 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { zipSync } from "fflate";
 import { readPth } from "./pth.ts";
+import { WeightsError } from "./types.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { resnet18Spec } from "./resnet18.ts";
-import { noFixtures, PickleBuilder, readFixture, sameBytes } from "./_test_util.ts";
-
-/** A torch.save-style zip: `<top>/data.pkl`, `<top>/data/<key>`, `<top>/version`. */
-function torchZip(top: string, pkl: Uint8Array, storages: Record<string, Uint8Array> = {}) {
-  const files: Record<string, Uint8Array> = {
-    [`${top}/data.pkl`]: pkl,
-    [`${top}/version`]: new TextEncoder().encode("3\n"),
-  };
-  for (const [key, bytes] of Object.entries(storages)) files[`${top}/data/${key}`] = bytes;
-  return zipSync(files, { level: 0 });
-}
-
-/** An OrderedDict of the given tensors, as torch.save pickles a state_dict. */
-function stateDictPickle(entries: [string, (p: PickleBuilder) => void][]): Uint8Array {
-  const p = new PickleBuilder().proto(2).global("collections", "OrderedDict").op(0x29).reduce();
-  p.mark();
-  for (const [name, tensor] of entries) {
-    p.str(name);
-    tensor(p);
-  }
-  return p.op(0x75).stop(); // SETITEMS
-}
+import {
+  noFixtures,
+  PickleBuilder,
+  readFixture,
+  sameBytes,
+  stateDictPickle,
+  torchZip,
+} from "./_test_util.ts";
 
 const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
 const u16 = (...v: number[]) => new Uint8Array(new Uint16Array(v).buffer);
@@ -78,6 +65,32 @@ Deno.test("readPth: refuses a pickle that names os.system, without calling it", 
     () => readPth(torchZip("archive", evil4), "evil4.pth"),
     Error,
     "evil4.pth: refused pickle global builtins.eval (not a state_dict type)",
+  );
+});
+
+Deno.test("readPth: a zip entry declaring more bytes than its data can hold is refused before inflating", () => {
+  const pkl = stateDictPickle([["w", (p) => p.tensor("FloatStorage", "0", 2, 0, [2], [1])]]);
+  for (const level of [0, 6] as const) {
+    const zip = torchZip("archive", pkl, { "0": f32(1, 2) }, level);
+    const view = new DataView(zip.buffer);
+    for (let p = 0; p + 4 <= zip.length; p++) {
+      if (view.getUint32(p, true) === 0x02014b50) view.setUint32(p + 24, 0xfffffff0, true);
+    }
+    assertThrows(
+      () => readPth(zip, "huge.pth"),
+      WeightsError,
+      "huge.pth: zip entry archive/data.pkl declares 4294967280 bytes from",
+    );
+  }
+});
+
+Deno.test("readPth: an OrderedDict built from non-pairs is a WeightsError, not a TypeError", () => {
+  const p = new PickleBuilder().proto(2).global("collections", "OrderedDict").mark().mark();
+  p.int(1).op(0x6c).tuple().reduce(); // OrderedDict([1]): an item that is a number
+  assertThrows(
+    () => readPth(torchZip("archive", p.stop()), "pairs.pth"),
+    WeightsError,
+    "pairs.pth: collections.OrderedDict called with an item that is not a (key, value) pair",
   );
 });
 

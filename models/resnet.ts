@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { batchNorm, type ForwardMode } from "./batch_norm.ts";
+import { batchNorm, type BatchNormEpilogue, type ForwardMode } from "./batch_norm.ts";
 import "./gradients.ts";
 import { tfjsShape } from "./layout.ts";
 
@@ -301,7 +301,7 @@ export class ResNet {
     return tf.tidy(() => {
       // Stem: 7×7/2 conv, BN, ReLU, 3×3/2 max pool (224 px -> 56 px).
       let h = this.conv(x, "conv1", 2, 3);
-      h = tf.relu(this.bn(h, "bn1", mode));
+      h = this.bn(h, "bn1", mode, { relu: true });
       h = tf.maxPool(h, 3, 2, 1);
 
       // layer1..layer4; the first block of layer2-4 halves the resolution.
@@ -317,9 +317,11 @@ export class ResNet {
   /** BasicBlock: conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, ReLU. */
   private basicBlock(x: tf.Tensor4D, plan: BlockPlan, mode: ForwardMode): tf.Tensor4D {
     const p = plan.prefix;
-    let out = tf.relu(this.bn(this.conv(x, `${p}.conv1`, plan.stride, 1), `${p}.bn1`, mode));
-    out = this.bn(this.conv(out, `${p}.conv2`, 1, 1), `${p}.bn2`, mode);
-    return tf.relu(tf.add(out, this.shortcut(x, plan, mode)));
+    const relu = { relu: true };
+    const out = this.bn(this.conv(x, `${p}.conv1`, plan.stride, 1), `${p}.bn1`, mode, relu);
+    // The last BN, the shortcut and the ReLU in one op (one closed-form gradient, batch_norm.ts).
+    const residual = this.shortcut(x, plan, mode);
+    return this.bn(this.conv(out, `${p}.conv2`, 1, 1), `${p}.bn2`, mode, { residual, relu: true });
   }
 
   /**
@@ -328,10 +330,11 @@ export class ResNet {
    */
   private bottleneck(x: tf.Tensor4D, plan: BlockPlan, mode: ForwardMode): tf.Tensor4D {
     const p = plan.prefix;
-    let out = tf.relu(this.bn(this.conv(x, `${p}.conv1`, 1, 0), `${p}.bn1`, mode));
-    out = tf.relu(this.bn(this.conv(out, `${p}.conv2`, plan.stride, 1), `${p}.bn2`, mode));
-    out = this.bn(this.conv(out, `${p}.conv3`, 1, 0), `${p}.bn3`, mode);
-    return tf.relu(tf.add(out, this.shortcut(x, plan, mode)));
+    const relu = { relu: true };
+    let out = this.bn(this.conv(x, `${p}.conv1`, 1, 0), `${p}.bn1`, mode, relu);
+    out = this.bn(this.conv(out, `${p}.conv2`, plan.stride, 1), `${p}.bn2`, mode, relu);
+    const residual = this.shortcut(x, plan, mode);
+    return this.bn(this.conv(out, `${p}.conv3`, 1, 0), `${p}.bn3`, mode, { residual, relu: true });
   }
 
   /** The identity, or a strided 1×1 conv + BN where the block changes the shape. */
@@ -351,13 +354,23 @@ export class ResNet {
     return tf.conv2d(x, this.v(`${name}.weight`) as tf.Tensor4D, stride, pad);
   }
 
-  private bn(x: tf.Tensor4D, name: string, mode: ForwardMode): tf.Tensor4D {
-    const y = batchNorm(x, {
-      weight: this.v(`${name}.weight`),
-      bias: this.v(`${name}.bias`),
-      runningMean: this.v(`${name}.running_mean`),
-      runningVar: this.v(`${name}.running_var`),
-    }, mode);
+  private bn(
+    x: tf.Tensor4D,
+    name: string,
+    mode: ForwardMode,
+    epilogue?: BatchNormEpilogue,
+  ): tf.Tensor4D {
+    const y = batchNorm(
+      x,
+      {
+        weight: this.v(`${name}.weight`),
+        bias: this.v(`${name}.bias`),
+        runningMean: this.v(`${name}.running_mean`),
+        runningVar: this.v(`${name}.running_var`),
+      },
+      mode,
+      epilogue,
+    );
     if (mode === "train") {
       const key = `${name}.num_batches_tracked`;
       this.numBatchesTracked.set(key, (this.numBatchesTracked.get(key) ?? 0) + 1);

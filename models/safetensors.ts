@@ -7,7 +7,7 @@
  * @module
  */
 import { halfToFloat } from "./float16.ts";
-import { formatShape, type HostTensor, numel, type StateDict } from "./types.ts";
+import { formatShape, type HostTensor, numel, type StateDict, WeightsError } from "./types.ts";
 
 /** A safetensors file's tensors and its free-form string metadata. */
 export interface Safetensors {
@@ -20,9 +20,11 @@ const ITEM_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I6
 
 /**
  * Parses a safetensors file. F32, F16, BF16 and F64 tensors become float32; I64 and I32 become
- * int64. The header and every tensor's byte range are checked against the file size first.
+ * int64. The header and every tensor's byte range are checked first: in bounds, begin ≤ end, and
+ * together tiling the data exactly (no overlap, no gap, no trailing bytes), as the safetensors
+ * library checks.
  *
- * @throws {Error} one line naming the file, e.g.
+ * @throws {WeightsError} one line naming the file, e.g.
  * `w.safetensors: header length 4096 points past the end of the file (100 bytes)`.
  *
  * @example
@@ -33,7 +35,7 @@ const ITEM_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I6
  */
 export function readSafetensors(bytes: Uint8Array, fileName: string): Safetensors {
   const fail = (message: string): never => {
-    throw new Error(`${fileName}: ${message}`);
+    throw new WeightsError(`${fileName}: ${message}`);
   };
   if (bytes.length < 8) fail(`too short for safetensors (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -75,7 +77,8 @@ export function readSafetensors(bytes: Uint8Array, fileName: string): Safetensor
     }
     const [begin, end] = offsets as number[];
     if (!(dtype as string in ITEM_BYTES)) fail(`${name}: unsupported dtype ${dtype}`);
-    if (begin > end || dataStart + end > bytes.length) {
+    if (begin > end) fail(`${name}: data_offsets [${begin}, ${end}] are reversed (begin > end)`);
+    if (dataStart + end > bytes.length) {
       fail(
         `${name}: data [${begin}, ${end}) points past the end of the file (${bytes.length} bytes)`,
       );
@@ -91,7 +94,34 @@ export function readSafetensors(bytes: Uint8Array, fileName: string): Safetensor
     entries.push({ name, dtype: dtype as string, shape: shape as number[], begin, end });
   }
 
-  entries.sort((a, b) => a.begin - b.begin);
+  // As the safetensors library requires: the tensors tile the data exactly, so no two tensors
+  // share bytes (one would silently read another's weights) and no bytes are unaccounted for.
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let covered = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.begin < covered) {
+      const prev = entries[i - 1];
+      fail(
+        `${e.name}: data [${e.begin}, ${e.end}) overlaps ${prev.name}'s [${prev.begin}, ` +
+          `${prev.end}); tensors must not share bytes`,
+      );
+    }
+    if (e.begin > covered) {
+      fail(
+        `${e.name}: data starts at ${e.begin}, leaving bytes [${covered}, ${e.begin}) unused; ` +
+          `tensors must tile the data with no gap`,
+      );
+    }
+    covered = e.end;
+  }
+  const dataLength = bytes.length - dataStart;
+  if (covered !== dataLength) {
+    fail(
+      `${dataLength - covered} bytes after the last tensor's data belong to no tensor ` +
+        `(the header covers ${covered} of ${dataLength} data bytes)`,
+    );
+  }
   const tensors: StateDict = new Map();
   for (const e of entries) {
     tensors.set(

@@ -115,6 +115,50 @@ Deno.test("readSafetensors checks the header and offsets against the file size",
   );
 });
 
+Deno.test("readSafetensors requires the offsets to tile the data: no overlap, gap or reversal", () => {
+  const f32 = (data_offsets: number[]) => ({ dtype: "F32", shape: [1], data_offsets });
+  const cases: [string, Record<string, unknown>, number, string][] = [
+    [
+      "overlap",
+      { "conv1.weight": f32([0, 4]), "bn1.weight": f32([0, 4]), "bn1.bias": f32([4, 8]) },
+      8,
+      "overlap.safetensors: bn1.weight: data [0, 4) overlaps conv1.weight's [0, 4); " +
+      "tensors must not share bytes",
+    ],
+    [
+      "reversed",
+      { w: { dtype: "F32", shape: [0], data_offsets: [8, 4] } },
+      8,
+      "reversed.safetensors: w: data_offsets [8, 4] are reversed (begin > end)",
+    ],
+    [
+      "gap",
+      { a: f32([0, 4]), b: f32([8, 12]) },
+      12,
+      "gap.safetensors: b: data starts at 8, leaving bytes [4, 8) unused",
+    ],
+    [
+      "trailing",
+      { a: f32([0, 4]) },
+      12,
+      "trailing.safetensors: 8 bytes after the last tensor's data belong to no tensor",
+    ],
+  ];
+  for (const [name, header, dataBytes, message] of cases) {
+    assertThrows(
+      () => readSafetensors(file(header, new Uint8Array(dataBytes)), `${name}.safetensors`),
+      Error,
+      message,
+    );
+  }
+  // Zero-sized tensors may share an offset with their neighbour.
+  const ok = file(
+    { e: { dtype: "F32", shape: [0], data_offsets: [4, 4] }, a: f32([0, 4]) },
+    new Uint8Array(4),
+  );
+  assertEquals([...readSafetensors(ok, "ok.safetensors").tensors.keys()], ["a", "e"]);
+});
+
 Deno.test({
   name: "writeSafetensors of the .pth's state dict matches what PyTorch wrote",
   ignore: noFixtures !== undefined,

@@ -25,6 +25,32 @@ export interface HostTensor {
  */
 export type StateDict = Map<string, HostTensor>;
 
+/**
+ * A weights file that cannot be read: damaged, truncated, hostile or of an unsupported kind.
+ * The message is one line naming the file.
+ */
+export class WeightsError extends Error {
+  /** The error's name. */
+  override name = "WeightsError";
+  /** `message` is made one line with {@linkcode oneLine} (names in a file may hold newlines). */
+  constructor(message: string) {
+    super(oneLine(message));
+  }
+}
+
+/**
+ * `text` with control characters (newlines included) written as `\uXXXX` escapes, so that a
+ * message quoting a name from a file stays one printable line whatever bytes the file holds.
+ * (`@webtune/data` has its own copy: the two packages do not import each other.)
+ */
+export function oneLine(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Number of elements of a tensor of this shape (1 for a scalar). */
 export function numel(shape: readonly number[]): number {
   let n = 1;

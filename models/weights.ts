@@ -5,7 +5,7 @@
  */
 import { readPth } from "./pth.ts";
 import { readSafetensors } from "./safetensors.ts";
-import type { StateDict } from "./types.ts";
+import { type StateDict, WeightsError } from "./types.ts";
 
 /** The weight file formats {@linkcode readWeights} understands. */
 export type WeightsFormat = "pth" | "safetensors";
@@ -36,7 +36,7 @@ export function detectWeightsFormat(bytes: Uint8Array): WeightsFormat | undefine
  * Reads a state dict from a `.pth` (torch.save zip) or `.safetensors` file, chosen by the file's
  * magic bytes, not its name.
  *
- * @throws {Error} one line naming the file when it is neither, or is damaged.
+ * @throws {WeightsError} one line naming the file when it is neither, or is damaged.
  *
  * @example
  * ```ts
@@ -54,10 +54,10 @@ export function readWeights(bytes: Uint8Array, fileName: string): StateDict {
   }
   if (bytes[0] === 0x80) {
     // A bare pickle: torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False).
-    throw new Error(
+    throw new WeightsError(
       `${fileName}: legacy (pre-1.6, non-zip) torch.save format is not supported; ` +
         "re-save it with torch.save(state_dict, path) from a current PyTorch",
     );
   }
-  throw new Error(`${fileName}: not a PyTorch .pth (zip) or .safetensors file`);
+  throw new WeightsError(`${fileName}: not a PyTorch .pth (zip) or .safetensors file`);
 }

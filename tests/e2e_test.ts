@@ -54,6 +54,7 @@ Deno.test({
             "epoch",
             "examples_per_sec",
             "loss",
+            "lrs",
             "seconds",
             "test_acc",
             "train_acc",
@@ -191,5 +192,37 @@ Deno.test({
     const svg = await Deno.readTextFile(`${out}/compare.svg`);
     assertEquals(svg.match(/<polyline/g)?.length, 3);
     await Deno.remove(out, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "the README's defaults (224 px, batch 128) run on a software adapter as micro-batches",
+  ignore: !sharedPresent,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "webtune-defaults-" });
+    // Only the data and the (offline) source model differ from the README's main command; 42
+    // training images make one batch of the chapter's 128, as micro-batches where it must.
+    const run = await cli("finetune", [
+      "--data",
+      HOTDOG,
+      "--weights",
+      FOOD101,
+      "--epochs",
+      "1",
+      "--limit-train",
+      "42",
+      "--limit-test",
+      "2",
+      "--out",
+      out,
+    ]);
+    assertEquals(run.code, 0, run.stderr);
+    const metrics = JSON.parse(await Deno.readTextFile(`${out}/metrics.json`));
+    assertEquals([metrics.config.imageSize, metrics.config.batchSize], [224, 128]);
+    assertEquals(metrics.epochs.length, 1);
+    assert(Number.isFinite(metrics.epochs[0].loss));
+    const limit = metrics.adapter.limits?.maxStorageBufferBindingSize ?? Infinity;
+    // 112·112·64 floats per image in the stem's output: more than 41 images overflow 128 MiB.
+    if (limit < 128 * 112 * 112 * 64 * 4) assertStringIncludes(run.stdout, "batch 128 as ");
   },
 });

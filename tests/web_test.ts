@@ -31,6 +31,7 @@ import {
   rgbImage,
 } from "@webtune/data";
 import { buildWeb } from "@webtune/web/build";
+import { CHROMIUM, CHROMIUM_ARGS } from "@webtune/web/chromium";
 import { filesSource } from "@webtune/web/files";
 import { Session } from "@webtune/web/session";
 import { staticHandler } from "@webtune/web/static";
@@ -39,28 +40,8 @@ const ROOT = new URL("../", import.meta.url);
 const SHARED = new URL("../../shared/", import.meta.url);
 const HOTDOG_MINI = new URL("datasets/hotdog-mini/", SHARED);
 const SOURCE_PTH = new URL("fixtures/food101-resnet18/food101-64-resnet18.pth", SHARED);
-const CHROMIUM = "/usr/bin/chromium";
 /** A folder to keep the page's screenshots in (to look at them), from the environment. */
 const SCREENSHOTS = Deno.env.get("WEBTUNE_WEB_SCREENSHOTS");
-
-/**
- * Chromium flags that give a WebGPU adapter without a GPU: SwiftShader's Vulkan behind Dawn
- * (`--enable-unsafe-webgpu`, since Linux WebGPU is still behind a flag), no sandbox (root, no
- * user namespaces in containers), and nothing that reaches the network.
- */
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu",
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--headless=new",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-  "--use-angle=swiftshader",
-  "--enable-features=Vulkan",
-];
 
 function exists(path: string | URL): boolean {
   try {
@@ -86,6 +67,7 @@ interface Hook {
   error?: string;
   busy: number;
   backend?: { backend: string; description: string; isFallbackAdapter: boolean };
+  fastKernels?: boolean;
   data?: { classes: string[]; train: number[]; test: number[] };
   source?: { name: string; fc: string };
   history: { epoch: number; loss: number; train_acc: number; test_acc: number }[];
@@ -190,6 +172,9 @@ Deno.test({
         const h = await waitFor("backend", 'w.state !== "starting"', 60_000);
         assertEquals(h.state, "idle", "no WebGPU adapter in Chromium");
         assertEquals(h.backend?.backend, "webgpu");
+        // webtune's own kernels on every adapter, SwiftShader included (their WGSL once made
+        // SwiftShader's compiler exhaust memory: see allOf in core/kernels/kernel_util.ts).
+        assertEquals(h.fastKernels, true, "the page does not use webtune's kernels");
         const text = await page.locator("#adapter").textContent();
         console.log(`  adapter: ${text}`);
         assert(text?.includes("webgpu"), `adapter line: ${text}`);

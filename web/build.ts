@@ -36,7 +36,8 @@ export interface BuildWebOptions {
 
 /**
  * Builds the page: `index.html`, `style.css`, `main.js` and its chunks (the webgl fallback is a
- * separate chunk, loaded only when asked for). All URLs are relative, so the folder works from
+ * separate chunk, loaded only when asked for), and the service worker `sw.js` that keeps them
+ * for offline use. All URLs are relative, so the folder works from
  * any static host.
  *
  * @returns the output directory.
@@ -72,14 +73,53 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<string> {
       // Nothing in the page needs a file to be named the same between builds.
       chunkNames: "chunks/[name]-[hash]",
     });
+    for (const file of STATIC_FILES) {
+      await Deno.copyFile(new URL(file, WEB), `${outDir}/${file}`);
+    }
+    await buildServiceWorker(outDir, options.minify ?? true);
   } finally {
     await esbuild.stop();
     await Deno.remove(deps, { recursive: true }).catch(() => {});
   }
-  for (const file of STATIC_FILES) {
-    await Deno.copyFile(new URL(file, WEB), `${outDir}/${file}`);
-  }
   return outDir;
+}
+
+/**
+ * Bundles `sw.ts` as `sw.js` with the list of the bundle's files to keep offline and a digest
+ * of their contents (a rebuild with any change gets a fresh cache). Source maps are left out:
+ * only developer tools ask for them.
+ */
+async function buildServiceWorker(outDir: string, minify: boolean): Promise<void> {
+  const files: string[] = [];
+  const walk = async (dir: string, prefix: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(`${dir}/${e.name}`, `${prefix}${e.name}/`);
+      else if (!e.name.endsWith(".map")) files.push(`${prefix}${e.name}`);
+    }
+  };
+  await walk(outDir, "");
+  files.sort();
+  const hash = new Uint8Array(files.length * 32);
+  for (const [i, file] of files.entries()) {
+    const bytes = await Deno.readFile(`${outDir}/${file}`);
+    hash.set(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), i * 32);
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", hash));
+  const version = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  await esbuild.build({
+    entryPoints: { sw: new URL("sw.ts", WEB).pathname },
+    outdir: outDir,
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    target: "es2022",
+    minify,
+    define: {
+      WEBTUNE_PRECACHE: JSON.stringify(["./", ...files.map((f) => `./${f}`)]),
+      WEBTUNE_VERSION: JSON.stringify(version),
+    },
+    logLevel: "error",
+  });
 }
 
 /**

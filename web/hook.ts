@@ -5,6 +5,9 @@
  * @module
  */
 import type { AdapterReport, ClassReport, EpochMetrics } from "@webtune/core";
+import type { BuilderHook } from "./builder_view.ts";
+import type { LiveHook } from "./camera_predict.ts";
+import type { SavedHook } from "./saved_view.ts";
 import type { Prediction } from "./session.ts";
 
 /** Where the page is in its life. */
@@ -42,6 +45,12 @@ export interface WebtuneHook {
   predictions: Prediction[];
   /** The last confusion matrix shown. */
   report?: ClassReport;
+  /** The data set being built in the page. */
+  builder?: BuilderHook;
+  /** Saved models, storage use, and whether a reload's restore is done. */
+  saved?: SavedHook;
+  /** Live camera prediction. */
+  live?: LiveHook;
   /** `tf.memory().numTensors`: must not grow from one training to the next. */
   numTensors(): number;
 }

@@ -7,14 +7,18 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from "@webtune/core";
+import { setupBuilderView } from "./builder_view.ts";
+import { setupLivePrediction } from "./camera_predict.ts";
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
 import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
+import { setupSavedView } from "./saved_view.ts";
 import { Session } from "./session.ts";
 import { setupTrainView } from "./train_view.ts";
 import { setupUseView } from "./use_view.ts";
+import { setupWeightsUrl } from "./weights_url_view.ts";
 
 const session = new Session();
 const hook: WebtuneHook = {
@@ -58,6 +62,12 @@ const showSkipped = setupDataView(page);
 const settings = setupModelView(page);
 setupTrainView(page, settings, showSkipped);
 setupUseView(page);
+setupBuilderView(page).catch((e) => console.error(e));
+setupWeightsUrl(page);
+setupLivePrediction(page);
+setupSavedView(page);
+// Keeps the page's files for offline use; the page works without it (e.g. on file://).
+navigator.serviceWorker?.register("./sw.js").catch((e) => console.warn("no offline copy:", e));
 
 /** Shows the backend in use and lets training start. */
 function useBackend(report: AdapterReport): void {
@@ -90,46 +100,58 @@ function watchDeviceLoss(): void {
   });
 }
 
-byId("use-webgl", HTMLButtonElement).addEventListener("click", () =>
+/** Switches to tfjs' webgl backend (loaded only on request: a chunk of its own). */
+const useWebgl = () =>
   page.act(async () => {
     useBackend(
       await setupBackend({
         backend: "webgl",
-        // Loaded only on request: a chunk of its own, not part of the WebGPU page.
         registerWebgl: async () => {
           await import("@tensorflow/tfjs-backend-webgl");
         },
       }),
     );
-  }));
+  });
+byId("use-webgl", HTMLButtonElement).addEventListener("click", useWebgl);
 
 /**
- * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (by default webtune's
- * own, except on SwiftShader: see `SetupBackendOptions.fastKernels`).
+ * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (webtune's own by
+ * default; stock tfjs kernels to compare, as `web/bench_browser.ts` does).
  */
 function askedKernels(): boolean | undefined {
   const asked = new URLSearchParams(location.search).get("kernels");
   return asked === "stock" || asked === "fast" ? asked === "fast" : undefined;
 }
 
-try {
-  const report = await setupBackend({
-    backend: "webgpu",
-    gpu: navigator.gpu,
-    fastKernels: askedKernels(),
-  });
-  useBackend(report);
-  hook.fastKernels = report.fastKernels;
-} catch (e) {
-  hook.state = "no-webgpu";
-  // Core's message speaks to the terminal (apt-get, --backend cpu); say it for a browser.
-  const why = !(e instanceof NoWebGPUError)
-    ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
-    : navigator.gpu
-    ? "The browser has WebGPU but offers no adapter (its GPU or driver may be blocklisted)."
-    : "navigator.gpu is missing: this browser has no WebGPU, or it is turned off.";
-  byId("adapter", HTMLElement).textContent = "No WebGPU in this browser.";
-  byId("no-webgpu-why", HTMLElement).textContent = why;
-  byId("no-webgpu", HTMLElement).hidden = false;
-  page.refresh();
+/** `?backend=webgl` starts on tfjs' webgl backend (to compare speed: `web/bench_browser.ts`). */
+const askedWebgl = new URLSearchParams(location.search).get("backend") === "webgl";
+
+if (askedWebgl) {
+  await useWebgl();
+} else {
+  await startWebgpu();
+}
+
+async function startWebgpu(): Promise<void> {
+  try {
+    const report = await setupBackend({
+      backend: "webgpu",
+      gpu: navigator.gpu,
+      fastKernels: askedKernels(),
+    });
+    useBackend(report);
+    hook.fastKernels = report.fastKernels;
+  } catch (e) {
+    hook.state = "no-webgpu";
+    // Core's message speaks to the terminal (apt-get); say it for a browser.
+    const why = !(e instanceof NoWebGPUError)
+      ? `WebGPU failed to start: ${e instanceof Error ? e.message : e}`
+      : navigator.gpu
+      ? "The browser has WebGPU but offers no adapter (its GPU or driver may be blocklisted)."
+      : "navigator.gpu is missing: this browser has no WebGPU, or it is turned off.";
+    byId("adapter", HTMLElement).textContent = "No WebGPU in this browser.";
+    byId("no-webgpu-why", HTMLElement).textContent = why;
+    byId("no-webgpu", HTMLElement).hidden = false;
+    page.refresh();
+  }
 }

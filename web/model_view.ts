@@ -13,7 +13,7 @@ import {
   parseValue,
   type RunConfig,
 } from "@webtune/core";
-import { countParameters, readWeights } from "@webtune/models";
+import { countParameters, describeArchitecture, readWeights } from "@webtune/models";
 import { byId, dropZone } from "./dom.ts";
 import { droppedFiles } from "./drop.ts";
 import { fileBytes } from "./files.ts";
@@ -53,7 +53,9 @@ export function setupModelView(page: Page): ModelSettings {
         page.session.setSource(source);
         page.hook.source = { name: source.name, fc: source.fc };
         const millions = (countParameters(weights) / 1e6).toFixed(2);
-        status.textContent = `${file.name}: ${source.fc} (${millions} M parameters)`;
+        // The architecture is read from the weights' keys and shapes, as the CLI does.
+        const arch = describeArchitecture(weights).replace("architecture: ", "");
+        status.textContent = `${file.name}: ${source.fc} (${arch}, ${millions} M parameters)`;
       } catch (e) {
         status.textContent = "";
         throw e;

@@ -11,6 +11,7 @@ import { byId, download, dropZone, el, percent } from "./dom.ts";
 import { droppedFiles } from "./drop.ts";
 import { fileBytes } from "./files.ts";
 import type { Page } from "./page.ts";
+import { currentPredictor, openedModel, type Predictor } from "./predictor.ts";
 import type { Prediction } from "./session.ts";
 
 /** Wires the "use the model" section. */
@@ -28,6 +29,15 @@ export function setupUseView(page: Page): void {
   const saveWeights = byId("download-weights", HTMLButtonElement);
   const saveConfig = byId("download-config", HTMLButtonElement);
   let camera: Camera | undefined;
+  /** The trained run, or a model reopened from the browser's storage. */
+  const predictor = (): Predictor => {
+    const p = currentPredictor(session);
+    if (!p) throw new Error("train a model first, or open a saved one");
+    return p;
+  };
+
+  /** The current model's files, or after a lost device the last complete epoch's. */
+  const modelFiles = () => currentPredictor(session) ? predictor().files() : session.modelFiles();
 
   const show = (predictions: Prediction[]) => {
     hook.predictions = predictions;
@@ -41,7 +51,7 @@ export function setupUseView(page: Page): void {
         name: file.name,
         image: decodeImage(await fileBytes(file), { name: file.name }),
       })));
-      show(await session.predict(images));
+      show(await predictor().predict(images));
     });
 
   input.addEventListener("change", () => {
@@ -68,7 +78,7 @@ export function setupUseView(page: Page): void {
   capture.addEventListener("click", () =>
     page.act(async () => {
       if (!camera) return;
-      show(await session.predict([{ name: "camera frame", image: camera.frame() }]));
+      show(await predictor().predict([{ name: "camera frame", image: camera.frame() }]));
     }));
   evaluate.addEventListener("click", () =>
     page.act(async () => {
@@ -79,22 +89,25 @@ export function setupUseView(page: Page): void {
     }));
   saveWeights.addEventListener("click", () =>
     page.act(async () => {
-      const { weights } = await session.modelFiles();
+      const { weights } = await modelFiles();
       download("model.safetensors", weights, "application/octet-stream");
     }));
   saveConfig.addEventListener("click", () =>
     page.act(async () => {
-      const { configJson } = await session.modelFiles();
+      const { configJson } = await modelFiles();
       download("config.json", configJson, "application/json");
     }));
 
   page.onRefresh(() => {
     // Using the model while it trains would read weights between two updates.
-    const off = !session.run || session.training || !page.backendReady();
-    for (const c of [input, cameraOn, capture, evaluate]) c.disabled = off;
-    // After a lost device the last epoch's model is still there to download.
-    for (const c of [saveWeights, saveConfig]) c.disabled = !session.hasModel || session.training;
-    if (!session.run) {
+    const off = !currentPredictor(session) || !page.backendReady();
+    for (const c of [input, cameraOn, capture]) c.disabled = off;
+    // After a lost GPU device the last complete epoch's model is still there to download.
+    const saved = session.lastEpochFiles !== undefined && !session.training;
+    for (const c of [saveWeights, saveConfig]) c.disabled = off && !saved;
+    // A reopened model has no test split to evaluate on.
+    evaluate.disabled = off || !session.run || openedModel() !== undefined;
+    if (!currentPredictor(session)) {
       list.replaceChildren();
       confusion.replaceChildren();
     }

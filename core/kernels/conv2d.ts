@@ -17,14 +17,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
+  allOf,
   dispatch2D,
   disposeAll,
   LINEAR_GROUP_WGSL,
   padAxis,
   runKernel,
-  type Uniforms,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
 } from "./kernel_util.ts";
 
 /** Register tile of one invocation: output positions × vec4s of output channels. */
@@ -33,26 +36,29 @@ export interface ConvTile {
   tc: number;
 }
 
-/** Tile measured fastest on llvmpipe for ResNet-18's shapes (see bench_kernels.ts). */
+/** Tile measured fastest on llvmpipe for ResNet-18's shapes (see cli/bench_kernels.ts). */
 export const CONV2D_TILE: ConvTile = { tm: 12, tc: 2 };
 
-/** Invocations per workgroup, along Cout: one llvmpipe SIMD group on AVX2. */
-const WG = 8;
+const UNIFORMS = uniformBlock({
+  cin4: "i32",
+  cout4: "i32",
+  inH: "i32",
+  inW: "i32",
+  outH: "i32",
+  outW: "i32",
+  kh: "i32",
+  kw: "i32",
+  strides: "vec2<i32>",
+  pads: "vec2<i32>",
+  mTotal: "i32",
+  groupsCo: "i32",
+  groups: "i32",
+});
 
-/** The implicit-GEMM forward conv; one instance per call (tfjs overwrites shaderKey). */
-class Conv2DGemmProgram implements WebGPUProgram {
+/** The implicit-GEMM forward conv; the WG invocations of a group split Cout. */
+class Conv2DGemmProgram extends WebtuneProgram {
   variableNames = ["x", "w"];
-  variableComponents = [4, 4];
-  outputComponent = 4;
-  outputShape: number[];
-  // Not flat, so the prelude calls `main()`; we find our tile from the linear workgroup id.
-  dispatchLayout = { x: [3], y: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = "cin4 : i32, cout4 : i32, inH : i32, inW : i32, outH : i32, outW : i32, " +
-    "kh : i32, kw : i32, strides : vec2<i32>, pads : vec2<i32>, mTotal : i32, groupsCo : i32, " +
-    "groups : i32,";
-  shaderKey: string;
+  uniforms = UNIFORMS.wgsl;
 
   /**
    * @param padded x was zero-padded beforehand (the stem): no bounds checks, and the taps of a
@@ -64,9 +70,13 @@ class Conv2DGemmProgram implements WebGPUProgram {
     private readonly padded: boolean,
     private readonly tile: ConvTile,
   ) {
-    this.outputShape = outShape;
-    this.dispatch = dispatch2D(groups);
-    this.shaderKey = `webtuneConv2DGemm_${tile.tm}_${tile.tc}_${padded}`;
+    // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
+    super(
+      outShape,
+      { x: [3], y: [0] },
+      dispatch2D(groups),
+      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}`,
+    );
   }
 
   getUserCode(): string {
@@ -92,8 +102,9 @@ class Conv2DGemmProgram implements WebGPUProgram {
       perTap.push(
         `let iy${i} = iyb${i} + r;`,
         `let ix${i} = ixb${i} + c;`,
-        `let ok${i} = iy${i} >= 0 && iy${i} < uniforms.inH && ix${i} >= 0 && ` +
-          `ix${i} < uniforms.inW;`,
+        `let ok${i} = ${
+          allOf(`iy${i} >= 0`, `iy${i} < uniforms.inH`, `ix${i} >= 0`, `ix${i} < uniforms.inW`)
+        };`,
         `let at${i} = select(0, ((row${i} + iy${i}) * uniforms.inW + ix${i}) * uniforms.cin4, ` +
           `ok${i});`,
       );
@@ -238,21 +249,21 @@ export function conv2DGemm(
   const mTotal = info.batchSize * info.outHeight * info.outWidth;
   const groupsCo = Math.ceil(cout / 4 / tile.tc / WG);
   const groups = groupsCo * Math.ceil(mTotal / tile.tm);
-  const uniforms: Uniforms = [
-    { type: "int32", data: [cinUsed / 4] },
-    { type: "int32", data: [cout / 4] },
-    { type: "int32", data: [inH] },
-    { type: "int32", data: [inW] },
-    { type: "int32", data: [info.outHeight] },
-    { type: "int32", data: [info.outWidth] },
-    { type: "int32", data: [kh] },
-    { type: "int32", data: [kw] },
-    { type: "int32", data: [info.strideHeight, info.strideWidth] },
-    { type: "int32", data: [pads[0], pads[1]] },
-    { type: "int32", data: [mTotal] },
-    { type: "int32", data: [groupsCo] },
-    { type: "int32", data: [groups] },
-  ];
+  const uniforms = UNIFORMS.data({
+    cin4: cinUsed / 4,
+    cout4: cout / 4,
+    inH,
+    inW,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    kh,
+    kw,
+    strides: [info.strideHeight, info.strideWidth],
+    pads: [pads[0], pads[1]],
+    mTotal,
+    groupsCo,
+    groups,
+  });
   const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile);
   const out = backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
   disposeAll(backend, temps);

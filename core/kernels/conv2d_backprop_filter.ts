@@ -26,8 +26,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { disposeAll, runKernel, type Uniforms } from "./kernel_util.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { allOf, disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
 
 /** Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout. */
 export interface DerFilterTile {
@@ -46,27 +46,30 @@ export function derFilterTile(cin: number): DerFilterTile {
   return cin % 16 === 0 ? { tk: 16, tc: 2 } : DER_FILTER_TILE;
 }
 
-/** Invocations per workgroup: one llvmpipe SIMD group on AVX2. */
-const WG = 8;
 /** Split the reduction until there are about this many workgroups (2 cores, some slack). */
 const TARGET_WORKGROUPS = 32;
 /** Never let the split partial sums grow past this many floats (64 MiB). */
 const MAX_PARTIAL_FLOATS = 16 << 20;
 
-/** The implicit-GEMM dW program; see the module docs. One instance per call (tfjs overwrites shaderKey). */
-class Conv2DDerFilterGemmProgram implements WebGPUProgram {
+const UNIFORMS = uniformBlock({
+  kRows: "i32",
+  cout4: "i32",
+  cin4: "i32",
+  kw: "i32",
+  inH: "i32",
+  inW: "i32",
+  outH: "i32",
+  outW: "i32",
+  strides: "vec2<i32>",
+  pads: "vec2<i32>",
+  rowsPerSplit: "i32",
+  totalRows: "i32",
+});
+
+/** The implicit-GEMM dW program; see the module docs. */
+class Conv2DDerFilterGemmProgram extends WebtuneProgram {
   variableNames = ["x", "dy"];
-  variableComponents = [4, 4];
-  outputComponent = 4;
-  outputShape: number[];
-  // Not flat, so the prelude calls `main()` and we index with globalId ourselves.
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = "kRows : i32, cout4 : i32, cin4 : i32, kw : i32, inH : i32, inW : i32, " +
-    "outH : i32, outW : i32, strides : vec2<i32>, pads : vec2<i32>, rowsPerSplit : i32, " +
-    "totalRows : i32,";
-  shaderKey: string;
+  uniforms = UNIFORMS.wgsl;
 
   constructor(
     splits: number,
@@ -75,10 +78,14 @@ class Conv2DDerFilterGemmProgram implements WebGPUProgram {
     private readonly direct: boolean,
     private readonly tile: DerFilterTile,
   ) {
-    this.outputShape = [splits, kRows, cout];
-    this.dispatch = [Math.ceil(cout / 4 / tile.tc / WG), Math.ceil(kRows / tile.tk), splits];
-    // Everything baked into the WGSL below: tile sizes and the mode. Shapes are uniforms.
-    this.shaderKey = `webtuneConv2DDerFilterGemm_${tile.tk}_${tile.tc}_${direct}`;
+    super(
+      [splits, kRows, cout],
+      // Not flat, so the prelude calls `main()` and we index with globalId ourselves.
+      { x: [2], y: [1], z: [0] },
+      [Math.ceil(cout / 4 / tile.tc / WG), Math.ceil(kRows / tile.tk), splits],
+      // Everything baked into the WGSL below: tile sizes and the mode. Shapes are uniforms.
+      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${direct}`,
+    );
   }
 
   getUserCode(): string {
@@ -154,7 +161,7 @@ class Conv2DDerFilterGemmProgram implements WebGPUProgram {
       for (var row = rowStart; row < rowEnd; row++) {
         let n = row / uniforms.outH;
         let oy = row - n * uniforms.outH;
-        if (oy >= yRange.x && oy < yRange.y) {
+        if (${allOf("oy >= yRange.x", "oy < yRange.y")}) {
           let iy0 = oy * uniforms.strides.x - uniforms.pads.x;
           let ix0 = xRange.x * uniforms.strides.y - uniforms.pads.y;
           var xb = ((n * uniforms.inH + iy0) * uniforms.inW + ix0) * uniforms.cin4;
@@ -167,28 +174,24 @@ class Conv2DDerFilterGemmProgram implements WebGPUProgram {
           }
         }
       }
-      if (c0 < uniforms.cout4 && k0 < uniforms.kRows) {
+      if (${allOf("c0 < uniforms.cout4", "k0 < uniforms.kRows")}) {
         ${store.join("\n        ")}
       }
     }`;
   }
 }
 
+const SPLIT_UNIFORMS = uniformBlock({ splits: "i32", n4: "i32" });
+
 /** Adds the split partial sums: out[i] = Σ_s partial[s, i]. */
-class SumSplitsProgram implements WebGPUProgram {
+class SumSplitsProgram extends WebtuneProgram {
   variableNames = ["partial"];
-  variableComponents = [4];
-  outputComponent = 4;
-  outputShape: number[];
-  dispatchLayout = { x: [0, 1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "splits : i32, n4 : i32,";
-  shaderKey = "webtuneSumSplits";
+  uniforms = SPLIT_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(kRows: number, cout: number) {
-    this.outputShape = [kRows, cout];
-    this.dispatch = [Math.ceil(kRows * cout / 4 / 64), 1, 1];
+    // Flat: the prelude calls main(globalIndex).
+    super([kRows, cout], { x: [0, 1] }, [Math.ceil(kRows * cout / 4 / 64), 1, 1], "SumSplits");
   }
 
   getUserCode(): string {
@@ -280,28 +283,31 @@ export function conv2DBackpropFilterGemm(
   const rowsPerSplit = Math.ceil(totalRows / splits);
   splits = Math.ceil(totalRows / rowsPerSplit);
 
-  const uniforms: Uniforms = [
-    { type: "int32", data: [kRows] },
-    { type: "int32", data: [cout / 4] },
-    { type: "int32", data: [cinUsed / 4] },
-    { type: "int32", data: [kw] },
-    { type: "int32", data: [inH] },
-    { type: "int32", data: [inW] },
-    { type: "int32", data: [info.outHeight] },
-    { type: "int32", data: [info.outWidth] },
-    { type: "int32", data: [info.strideHeight, info.strideWidth] },
-    { type: "int32", data: [padT, padL] },
-    { type: "int32", data: [rowsPerSplit] },
-    { type: "int32", data: [totalRows] },
-  ];
+  const uniforms = UNIFORMS.data({
+    kRows,
+    cout4: cout / 4,
+    cin4: cinUsed / 4,
+    kw,
+    inH,
+    inW,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    strides: [info.strideHeight, info.strideWidth],
+    pads: [padT, padL],
+    rowsPerSplit,
+    totalRows,
+  });
   const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile);
   let out = backend.runWebGPUProgram(program, [xIn, dy], "float32", uniforms);
   if (splits > 1) {
     disposables.push(out);
-    out = backend.runWebGPUProgram(new SumSplitsProgram(kRows, cout), [out], "float32", [
-      { type: "int32", data: [splits] },
-      { type: "int32", data: [kRows * cout / 4] },
-    ]);
+    const sum = new SumSplitsProgram(kRows, cout);
+    out = backend.runWebGPUProgram(
+      sum,
+      [out],
+      "float32",
+      SPLIT_UNIFORMS.data({ splits, n4: kRows * cout / 4 }),
+    );
   }
   let result: tf.TensorInfo;
   if (cinUsed === cin) {

@@ -18,8 +18,16 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { dispatch2D, LINEAR_GROUP_WGSL, type Uniforms } from "./kernel_util.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  allOf,
+  anyOf,
+  dispatch2D,
+  LINEAR_GROUP_WGSL,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
+} from "./kernel_util.ts";
 
 /** Register tile of one invocation: positions × input channels (a multiple of 4). */
 export interface DerInputTile {
@@ -27,25 +35,31 @@ export interface DerInputTile {
   tci: number;
 }
 
-/** Tile used by default (see bench_kernels.ts). */
+/** Tile used by default (see cli/bench_kernels.ts). */
 export const DER_INPUT_TILE: DerInputTile = { tm: 8, tci: 8 };
 
-/** Invocations per workgroup, along Cin: one llvmpipe SIMD group on AVX2. */
-const WG = 8;
+const UNIFORMS = uniformBlock({
+  batch: "i32",
+  cin: "i32",
+  cout4: "i32",
+  inH: "i32",
+  inW: "i32",
+  outH: "i32",
+  outW: "i32",
+  kh: "i32",
+  kw: "i32",
+  pads: "vec2<i32>",
+  subH: "i32",
+  subW: "i32",
+  positions: "i32",
+  groupsCi: "i32",
+  groups: "i32",
+});
 
-/** The dX program; one instance per call (tfjs overwrites shaderKey). */
-class Conv2DDerInputGemmProgram implements WebGPUProgram {
+/** The dX program; the WG invocations of a group split Cin. */
+class Conv2DDerInputGemmProgram extends WebtuneProgram {
   variableNames = ["dy", "w"];
-  variableComponents = [4, 4];
-  outputComponent = 4;
-  outputShape: number[];
-  dispatchLayout = { x: [3], y: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  uniforms = "batch : i32, cin : i32, cout4 : i32, inH : i32, inW : i32, outH : i32, " +
-    "outW : i32, kh : i32, kw : i32, pads : vec2<i32>, subH : i32, " +
-    "subW : i32, positions : i32, groupsCi : i32, groups : i32,";
-  shaderKey: string;
+  uniforms = UNIFORMS.wgsl;
 
   constructor(
     outShape: number[],
@@ -53,11 +67,10 @@ class Conv2DDerInputGemmProgram implements WebGPUProgram {
     private readonly strides: [number, number],
     private readonly tile: DerInputTile,
   ) {
-    this.outputShape = outShape;
-    this.dispatch = dispatch2D(groups);
     // The strides are baked in (llvmpipe has no SIMD integer division; a constant divisor
     // becomes a shift or nothing), so they are part of the key.
-    this.shaderKey = `webtuneConv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}`;
+    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}`;
+    super(outShape, { x: [3], y: [0] }, dispatch2D(groups), key);
   }
 
   getUserCode(): string {
@@ -81,17 +94,26 @@ class Conv2DDerInputGemmProgram implements WebGPUProgram {
         `let par${i} = t${i}b / uniforms.batch;`,
         `let iy${i} = jy${i} * SY + par${i} / SX;`,
         `let ix${i} = jx${i} * SX + par${i} % SX;`,
-        `let in${i} = m0 + ${i} < uniforms.positions && iy${i} < uniforms.inH && ` +
-          `ix${i} < uniforms.inW;`,
+        `let in${i} = ${
+          allOf(`m0 + ${i} < uniforms.positions`, `iy${i} < uniforms.inH`, `ix${i} < uniforms.inW`)
+        };`,
       );
       perTap.push(
         `let ty${i} = iy${i} + uniforms.pads.x - r;`,
         `let tx${i} = ix${i} + uniforms.pads.y - c;`,
         `let oy${i} = ty${i} / SY;`,
         `let ox${i} = tx${i} / SX;`,
-        `let ok${i} = in${i} && ty${i} >= 0 && tx${i} >= 0 && ` +
-          `oy${i} * SY == ty${i} && ox${i} * SX == tx${i} && ` +
-          `oy${i} < uniforms.outH && ox${i} < uniforms.outW;`,
+        `let ok${i} = ${
+          allOf(
+            `in${i}`,
+            `ty${i} >= 0`,
+            `tx${i} >= 0`,
+            `oy${i} * SY == ty${i}`,
+            `ox${i} * SX == tx${i}`,
+            `oy${i} < uniforms.outH`,
+            `ox${i} < uniforms.outW`,
+          )
+        };`,
         `let at${i} = select(0, ((n${i} * uniforms.outH + oy${i}) * uniforms.outW + ox${i}) * ` +
           `uniforms.cout4, ok${i});`,
       );
@@ -127,7 +149,7 @@ class Conv2DDerInputGemmProgram implements WebGPUProgram {
       for (var r = 0; r < uniforms.kh; r++) {
         for (var c = 0; c < uniforms.kw; c++) {
           ${perTap.join("\n          ")}
-          if (${anyOk.join(" || ")}) {
+          if (${anyOf(...anyOk)}) {
             // W row of (r, c, ci0), in vec4s of Cout.
             let wb = ((r * uniforms.kw + c) * uniforms.cin + ci0) * uniforms.cout4;
             for (var co4 = 0; co4 < uniforms.cout4; co4++) {
@@ -191,23 +213,23 @@ export function conv2DBackpropInputGemm(
   const positions = sh * sw * info.batchSize * subH * subW;
   const groupsCi = Math.ceil(cin / tile.tci / WG);
   const groups = groupsCi * Math.ceil(positions / tile.tm);
-  const uniforms: Uniforms = [
-    { type: "int32", data: [info.batchSize] },
-    { type: "int32", data: [cin] },
-    { type: "int32", data: [cout / 4] },
-    { type: "int32", data: [info.inHeight] },
-    { type: "int32", data: [info.inWidth] },
-    { type: "int32", data: [info.outHeight] },
-    { type: "int32", data: [info.outWidth] },
-    { type: "int32", data: [kh] },
-    { type: "int32", data: [kw] },
-    { type: "int32", data: [info.padInfo.top, info.padInfo.left] },
-    { type: "int32", data: [subH] },
-    { type: "int32", data: [subW] },
-    { type: "int32", data: [positions] },
-    { type: "int32", data: [groupsCi] },
-    { type: "int32", data: [groups] },
-  ];
+  const uniforms = UNIFORMS.data({
+    batch: info.batchSize,
+    cin,
+    cout4: cout / 4,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    kh,
+    kw,
+    pads: [info.padInfo.top, info.padInfo.left],
+    subH,
+    subW,
+    positions,
+    groupsCi,
+    groups,
+  });
   const program = new Conv2DDerInputGemmProgram(info.inShape, groups, [sh, sw], tile);
   return backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
 }

@@ -4,10 +4,51 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 
 /** Program-defined uniforms, in the order of the program's `uniforms` string. */
-export type Uniforms = { type: "int32"; data: number[] }[];
+export type Uniforms = { type: "int32" | "float32"; data: number[] }[];
+
+/** The WGSL types our kernels' uniforms use. */
+export type UniformType = "i32" | "f32" | "vec2<i32>";
+
+/** A uniform block declared once: its WGSL fields and a typed maker of its data array. */
+export interface UniformBlock<S extends Record<string, UniformType>> {
+  /** The fields for a program's `uniforms` string, e.g. `"cin4 : i32, strides : vec2<i32>,"`. */
+  wgsl: string;
+  /** The data array in field order, for `runWebGPUProgram`. */
+  data(values: { [K in keyof S]: S[K] extends "vec2<i32>" ? [number, number] : number }): Uniforms;
+}
+
+/**
+ * Declares a kernel's uniforms once. tfjs-webgpu wants them twice (a WGSL struct string and a
+ * positional array in the same order); both are derived from `spec`, whose key order is the
+ * field order.
+ *
+ * @example
+ * ```ts
+ * const U = uniformBlock({ rows: "i32", strides: "vec2<i32>", scale: "f32" });
+ * U.wgsl; // "rows : i32, strides : vec2<i32>, scale : f32,"
+ * U.data({ rows: 4, strides: [2, 2], scale: 0.5 }); // [{type: "int32", data: [4]}, ...]
+ * ```
+ */
+export function uniformBlock<S extends Record<string, UniformType>>(spec: S): UniformBlock<S> {
+  const names = Object.keys(spec) as (keyof S & string)[];
+  return {
+    wgsl: names.map((n) => `${n} : ${spec[n]},`).join(" "),
+    data: (values) =>
+      names.map((n) => {
+        const v = values[n] as number | number[];
+        return {
+          type: spec[n] === "f32" ? "float32" : "int32",
+          data: typeof v === "number" ? [v] : [...v],
+        };
+      }),
+  };
+}
+
+/** Invocations per workgroup of our kernels: one llvmpipe SIMD group on AVX2 (8 × f32). */
+export const WG = 8;
 
 /** Largest workgroup count WebGPU guarantees per dispatch dimension. */
 const MAX_DISPATCH = 65535;
@@ -24,6 +65,40 @@ export function dispatch2D(groups: number): [number, number, number] {
 
 /** WGSL: the linear workgroup id for a {@linkcode dispatch2D} dispatch. */
 export const LINEAR_GROUP_WGSL = "i32(workgroupId.y * numWorkgroups.x + workgroupId.x)";
+
+/**
+ * WGSL for "every one of these booleans", written `(a) & (b) & …` rather than `a && b && …`.
+ *
+ * Why: WGSL's `&&` and `||` short-circuit, so Tint compiles each one into a branch. A register
+ * tile unrolls its per-position bounds checks into dozens of such branches inside the tap loop,
+ * and SwiftShader (Chromium's software WebGPU adapter) cannot compile that: its compiler's memory
+ * grows to >10 GiB over minutes until Chromium's GPU process dies (device lost). The same checks
+ * with the non-short-circuit `&` compile in ~1 s and mean the same, since the operands have no
+ * side effects. So webtune's WGSL never uses `&&` or `||` (`wgsl_test.ts` checks).
+ *
+ * @example
+ * ```ts
+ * import { allOf } from "./kernel_util.ts";
+ * allOf("x >= 0", "x < n"); // "(x >= 0) & (x < n)"
+ * ```
+ */
+export function allOf(...terms: string[]): string {
+  return terms.map((t) => `(${t})`).join(" & ");
+}
+
+/**
+ * WGSL for "any of these booleans", `(a) | (b) | …`: the non-short-circuit `||` (see
+ * {@linkcode allOf} for why).
+ *
+ * @example
+ * ```ts
+ * import { anyOf } from "./kernel_util.ts";
+ * anyOf("ok0", "ok1"); // "(ok0) | (ok1)"
+ * ```
+ */
+export function anyOf(...terms: string[]): string {
+  return terms.map((t) => `(${t})`).join(" | ");
+}
 
 /** Calls another registered webgpu kernel directly (we are inside a kernel, not the engine). */
 export function runKernel(
@@ -51,4 +126,65 @@ export function padAxis(
 /** Releases intermediate tensors made inside a kernel. */
 export function disposeAll(backend: WebGPUBackend, infos: tf.TensorInfo[]): void {
   for (const info of infos) backend.disposeData(info.dataId);
+}
+
+/**
+ * The base of webtune's programs: vec4 inputs and output, [WG, 1, 1] workgroups, and a shaderKey
+ * that names everything baked into the WGSL (shapes are uniforms). tfjs overwrites `shaderKey`
+ * when it runs a program, so make one instance per call.
+ *
+ * @example
+ * ```ts
+ * class Copy extends WebtuneProgram {
+ *   variableNames = ["x"];
+ *   uniforms = "n4 : i32,";
+ *   constructor(n: number) { super([n], { x: [0] }, [Math.ceil(n / 4 / WG), 1, 1], "Copy"); }
+ *   getUserCode() {
+ *     return `fn main(i : i32) { if (i < uniforms.n4) { result[i] = x[i]; } }`;
+ *   }
+ * }
+ * ```
+ */
+export abstract class WebtuneProgram implements WebGPUProgram {
+  abstract variableNames: string[];
+  /** Floats per element of every input and of the output: 4 (vec4) or 1. */
+  components = 4;
+  workgroupSize: [number, number, number] = [WG, 1, 1];
+  abstract uniforms: string;
+  shaderKey: string;
+
+  /**
+   * @param key what the WGSL depends on besides shapes (tile sizes, modes); prefixed `webtune`.
+   * @param dispatchLayout with only `x` the layout is flat and the prelude calls
+   *   `main(globalIndex)`; else it calls `main()` and shaders index with globalId themselves.
+   */
+  constructor(
+    public outputShape: number[],
+    public dispatchLayout: { x: number[]; y?: number[]; z?: number[] },
+    public dispatch: [number, number, number],
+    key: string,
+  ) {
+    this.shaderKey = `webtune${key}`;
+  }
+
+  // Accessors, not fields: subclasses set `components` and `variableNames` after this
+  // constructor runs. tfjs may assign them (it defaults outputComponent), hence the setters.
+  #variableComponents?: number[];
+  #outputComponent?: number;
+
+  get variableComponents(): number[] {
+    return this.#variableComponents ?? this.variableNames.map(() => this.components);
+  }
+  set variableComponents(value: number[]) {
+    this.#variableComponents = value;
+  }
+
+  get outputComponent(): number {
+    return this.#outputComponent ?? this.components;
+  }
+  set outputComponent(value: number) {
+    this.#outputComponent = value;
+  }
+
+  abstract getUserCode(): string;
 }

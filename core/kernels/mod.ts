@@ -28,14 +28,26 @@ import {
   derFilterSupports,
 } from "./conv2d_backprop_filter.ts";
 import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
+import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
+import { BATCH_NORM_KERNELS } from "@webtune/models";
+import { batchNormKernels } from "./batch_norm.ts";
+import {
+  SGD_UPDATE_KERNEL,
+  sgdUpdate,
+  type SgdUpdateAttrs,
+  sgdUpdateSupports,
+} from "./sgd_update.ts";
 import {
   type Conv2DBackpropInputAttrs,
   conv2DBackpropInputGemm,
   derInputSupports,
 } from "./conv2d_backprop_input.ts";
+import { disposeAll, runKernel } from "./kernel_util.ts";
 
 export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
 export { conv2DGemm } from "./conv2d.ts";
+export { channelReduce } from "./channel_reduce.ts";
+export { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./sgd_update.ts";
 export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
@@ -61,7 +73,69 @@ const FAST: Record<string, Fast> = {
     if (!conv2DGemmSupports(x, filter, a)) return null;
     return conv2DGemm(x, filter, a, backend as WebGPUBackend);
   },
+  [SGD_UPDATE_KERNEL]: ({ inputs, attrs, backend }) => {
+    const { param, grad } = inputs as { param: tf.TensorInfo; grad: tf.TensorInfo };
+    if (!sgdUpdateSupports(param, grad)) return null; // callers check first: no stock kernel
+    return sgdUpdate(param, grad, attrs as unknown as SgdUpdateAttrs, backend as WebGPUBackend);
+  },
+  [BATCH_NORM_KERNELS.variance]: ({ inputs, backend }) =>
+    batchNormKernels.variance(inputs, backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.apply]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.apply(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.gradSums]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.gradSums(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.gradInput]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.gradInput(
+      inputs,
+      Boolean(attrs?.relu),
+      Number(attrs?.count),
+      backend as WebGPUBackend,
+    ),
+  Sum: ({ inputs, attrs, backend }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    const a = attrs as unknown as ReduceAttrs;
+    if (!channelReduceSupports(x, a)) return null;
+    return channelReduce(x, a, false, backend as WebGPUBackend);
+  },
+  Mean: ({ inputs, attrs, backend }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    const a = attrs as unknown as ReduceAttrs;
+    if (!channelReduceSupports(x, a)) return null;
+    return channelReduce(x, a, true, backend as WebGPUBackend);
+  },
 };
+
+/**
+ * Element-wise binary kernels whose stock webgpu version broadcasts a short vector (rank 1, under
+ * 128 elements, e.g. BatchNorm's per-channel statistics at 64 channels) through workgroup memory
+ * and a barrier (tfjs-webgpu's `BinaryOpProgram` "shared" variant). SwiftShader runs such
+ * workgroups as coroutines, one switch per barrier: `[8,32,32,64] * [64]` took 4.8 s there, the
+ * same op at 128 channels (no barrier) 13 ms. Viewing the vector as `[1,…,1,C]` makes tfjs pick
+ * its plain (vec4) broadcast instead; the values are the same.
+ */
+const BROADCAST_KERNELS = ["Add", "Sub", "Multiply", "RealDiv", "SquaredDifference", "Maximum"];
+
+/** The stock kernel `name`, given a rank-1 operand as `[1,…,1,C]` (see BROADCAST_KERNELS). */
+function broadcastWithoutBarrier(name: string): Fast {
+  return ({ inputs, attrs, backend }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const short = (v: tf.TensorInfo, other: tf.TensorInfo) =>
+      v.shape.length === 1 && other.shape.length > 1 && v.shape[0] < 128;
+    const fallback = stock.get(name);
+    if (!fallback || (!short(a, b) && !short(b, a))) return null;
+    const [v, other] = short(a, b) ? [a, b] : [b, a];
+    const shape = [...new Array(other.shape.length - 1).fill(1), v.shape[0]];
+    const view = runKernel("Reshape", { x: v }, { shape }, backend as WebGPUBackend);
+    const args = { a: v === a ? view : a, b: v === b ? view : b };
+    const out = fallback.kernelFunc({ inputs: args, attrs, backend } as never) as tf.TensorInfo;
+    disposeAll(backend as WebGPUBackend, [view]);
+    return out;
+  };
+}
+for (const name of BROADCAST_KERNELS) FAST[name] = broadcastWithoutBarrier(name);
+
+/** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
+export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
 
 /** The stock configs we replaced, by kernel name. */
 const stock = new Map<string, tf.KernelConfig>();
@@ -70,8 +144,11 @@ const ours = new Map<string, tf.KernelFunc>();
 
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
- * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels. Idempotent; does nothing unless the
- * active backend is webgpu.
+ * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels, `Sum`/`Mean` over all axes but
+ * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
+ * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
+ * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
+ * Idempotent; does nothing unless the active backend is webgpu.
  */
 export function registerFastKernels(): void {
   if (tf.getBackend() !== "webgpu") return;
@@ -104,12 +181,13 @@ function wrapped(name: string): tf.KernelFunc {
   return kernelFunc;
 }
 
-/** Puts the stock kernels back (for benchmarks and tests). */
+/** Puts the stock kernels back and removes webtune's own (for benchmarks and tests). */
 export function unregisterFastKernels(): void {
-  for (const [name, config] of stock) {
+  for (const [name, kernelFunc] of ours) {
     const current = tf.getKernel(name, "webgpu");
-    if (!current || current.kernelFunc !== ours.get(name)) continue;
+    if (!current || current.kernelFunc !== kernelFunc) continue;
     tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel(config);
+    const config = stock.get(name);
+    if (config) tf.registerKernel(config);
   }
 }

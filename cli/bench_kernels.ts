@@ -2,11 +2,11 @@
  * Micro-benchmark: stock tfjs-webgpu conv kernels vs core/kernels on ResNet-18 shapes.
  *
  * ```sh
- * deno run -A core/kernels/bench_kernels.ts            # ResNet-18's convs, batch 16, 64 px
- * deno run -A core/kernels/bench_kernels.ts --224      # also the 224 px stem and layer1
- * deno run -A core/kernels/bench_kernels.ts --only-224 # only those
- * deno run -A core/kernels/bench_kernels.ts --stack    # also all 20 convs fwd+bwd (minutes)
- * deno run -A core/kernels/bench_kernels.ts --runs 5   # min over more runs (noisy machines)
+ * deno run -A cli/bench_kernels.ts            # ResNet-18's convs, batch 16, 64 px
+ * deno run -A cli/bench_kernels.ts --224      # also the 224 px stem and layer1
+ * deno run -A cli/bench_kernels.ts --only-224 # only those
+ * deno run -A cli/bench_kernels.ts --stack    # also all 20 convs fwd+bwd (minutes)
+ * deno run -A cli/bench_kernels.ts --runs 5   # min over more runs (noisy machines)
  * ```
  *
  * Times are GPU time from timestamp queries (`tf.time().kernelMs`) when the adapter has them,
@@ -15,8 +15,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { describeAdapter, setupBackend } from "../backend.ts";
-import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
+import { describeAdapter, setupBackend } from "@webtune/core";
+import { registerFastKernels, unregisterFastKernels } from "@webtune/core/kernels";
 
 /** One conv layer of ResNet-18 (NHWC). */
 interface ConvShape {

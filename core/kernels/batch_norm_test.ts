@@ -1,0 +1,48 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { batchNorm } from "@webtune/models";
+import { assertClose, hostInput, useWebGPU } from "./kernel_test_util.ts";
+import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
+
+/** Output, running stats and gradients of BN(x) + residual → ReLU, summed against weights r. */
+async function bnStep(shape: number[], residual: boolean): Promise<Float32Array[]> {
+  const c = shape[3];
+  const x = tf.variable(tf.tensor(hostInput(shape, 1).data, shape));
+  const res = tf.variable(tf.tensor(hostInput(shape, 2).data, shape));
+  const r = tf.tensor(hostInput(shape, 3).data, shape);
+  const bn = {
+    weight: tf.variable(tf.tensor(hostInput([c], 4).data)),
+    bias: tf.variable(tf.tensor(hostInput([c], 5).data)),
+    runningMean: tf.variable(tf.zeros([c]), false),
+    runningVar: tf.variable(tf.ones([c]), false),
+  };
+  let y: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = batchNorm(x as tf.Variable<tf.Rank.R4>, bn, "train", {
+      residual: residual ? res as tf.Variable<tf.Rank.R4> : undefined,
+      relu: true,
+    });
+    y = tf.keep(out);
+    return tf.sum(tf.mul(out, r)) as tf.Scalar;
+  }, residual ? [x, bn.weight, bn.bias, res] : [x, bn.weight, bn.bias]);
+  const all = [y!, bn.runningMean, bn.runningVar, ...Object.values(grads)];
+  const data = await Promise.all(all.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose([value, x, res, r, y!, ...Object.values(bn), ...Object.values(grads)]);
+  return data;
+}
+
+// 288 rows: more than one block of the channel sums. 8 channels: vec4 columns; 3: scalar ones.
+for (const shape of [[2, 12, 12, 8], [2, 12, 12, 3]]) {
+  for (const residual of [false, true]) {
+    Deno.test(`fused BatchNorm kernels match tfjs ops: ${shape}, residual ${residual}`, async () => {
+      await useWebGPU();
+      const fast = await bnStep(shape, residual);
+      unregisterFastKernels();
+      try {
+        const ops = await bnStep(shape, residual);
+        for (let i = 0; i < ops.length; i++) assertClose(fast[i], ops[i], 1e-5);
+      } finally {
+        registerFastKernels();
+      }
+    });
+  }
+}

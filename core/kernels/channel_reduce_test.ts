@@ -1,0 +1,28 @@
+import { assertClose, hostInput, runOnCpu, runOnWebGPU, useWebGPU } from "./kernel_test_util.ts";
+
+const CASES = [
+  { name: "Sum [0,1,2] of NHWC", kernel: "Sum", shape: [3, 5, 7, 8], axis: [0, 1, 2] },
+  {
+    name: "Mean over unsorted axes [2,0,1]",
+    kernel: "Mean",
+    shape: [2, 9, 9, 12],
+    axis: [2, 0, 1],
+  },
+  // More rows than one block, so the second pass adds several partial sums.
+  { name: "Mean of 300 rows", kernel: "Mean", shape: [300, 16], axis: [0] },
+  // Not ours (innermost axis, odd channels): the stock kernel must still answer.
+  { name: "Sum over the last axis", kernel: "Sum", shape: [4, 6, 8], axis: [2] },
+  { name: "Mean with 3 channels", kernel: "Mean", shape: [2, 4, 4, 3], axis: [0, 1, 2] },
+];
+
+for (const c of CASES) {
+  for (const keepDims of [false, true]) {
+    Deno.test(`${c.kernel} matches the cpu backend: ${c.name}, keepDims ${keepDims}`, async () => {
+      await useWebGPU();
+      const inputs = { x: hostInput(c.shape, 3) };
+      const attrs = { axis: c.axis, keepDims };
+      const got = await runOnWebGPU(c.kernel, inputs, attrs);
+      assertClose(got, await runOnCpu(c.kernel, inputs, attrs));
+    });
+  }
+}
