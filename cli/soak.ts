@@ -48,7 +48,7 @@ export async function soak(
     batchSize: 4,
     epochs,
     limitTrain: imagesPerEpoch,
-    limitTest: 2,
+    limitTest: 4,
   };
   const data = await openData("synthetic", config.seed, () => {});
   const run = await prepareRun(config, data);
