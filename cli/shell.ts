@@ -75,6 +75,8 @@ export type Values<F extends Flags> = {
 /** What a command's run function gets. */
 export interface Context<F extends Flags> {
   values: Values<F>;
+  /** The flags given on the command line (the rest of `values` are defaults). */
+  given: ReadonlySet<string>;
   positionals: string[];
   /** stdout and stderr, one line per call (tests capture them). */
   out: (line: string) => void;
@@ -223,7 +225,7 @@ export async function parseFlags<F extends Flags>(
   flags: F,
   args: string[],
   allowPositionals = false,
-): Promise<{ values: Values<F>; positionals: string[]; help: boolean }> {
+): Promise<{ values: Values<F>; given: Set<string>; positionals: string[]; help: boolean }> {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
   };
@@ -246,7 +248,7 @@ export async function parseFlags<F extends Flags>(
     throw new UsageError(`${message} (see --help)`);
   }
   const raw = parsed.values as Record<string, string | boolean | undefined>;
-  if (raw.help) return { values: {} as Values<F>, positionals: [], help: true };
+  if (raw.help) return { values: {} as Values<F>, given: new Set(), positionals: [], help: true };
   const values: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(flags)) {
     const given = raw[name];
@@ -262,7 +264,8 @@ export async function parseFlags<F extends Flags>(
     values[name] = typeof given === "boolean" ? given : parseOne(name, f, given);
     if (f.kind === "path") await checkPath(f, given as string);
   }
-  return { values: values as Values<F>, positionals: parsed.positionals, help: false };
+  const given = new Set(Object.keys(flags).filter((name) => raw[name] !== undefined));
+  return { values: values as Values<F>, given, positionals: parsed.positionals, help: false };
 }
 
 /** The `--help` text of a command. */
@@ -300,7 +303,7 @@ export async function runCommand<F extends Flags>(
   err: (line: string) => void = console.error,
 ): Promise<number> {
   try {
-    const { values, positionals, help } = await parseFlags(
+    const { values, given, positionals, help } = await parseFlags(
       command.flags,
       args,
       command.positionals,
@@ -309,7 +312,7 @@ export async function runCommand<F extends Flags>(
       out(usage(command as unknown as Command<Flags>));
       return 0;
     }
-    return (await command.run({ values, positionals, out, err })) ?? 0;
+    return (await command.run({ values, given, positionals, out, err })) ?? 0;
   } catch (e) {
     if (e instanceof ExitCode) return e.code;
     // core names problems; the shell says which flag helps.

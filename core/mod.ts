@@ -59,6 +59,7 @@ export {
 } from "./run_config.ts";
 export {
   atomicWrite,
+  atomicWriteAll,
   type Checkpoint,
   encodeModelConfig,
   encodeModelFiles,
@@ -67,10 +68,12 @@ export {
   type ModelConfig,
   modelConfig,
   type ModelFiles,
+  parseRunState,
   RUN_FILES,
   RunDir,
   type RunDirFs,
   type RunState,
+  type RunTakeover,
   type TrainedModel,
 } from "./run_dir.ts";
 export { Sgd } from "./sgd.ts";

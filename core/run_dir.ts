@@ -60,7 +60,7 @@ export const RUN_FORMAT_VERSION = 1;
 /** The file-system calls a run directory needs (`denoFs` in Deno). */
 export type RunDirFs = Pick<
   FileSystem,
-  "stat" | "readFile" | "writeFile" | "mkdir" | "rename" | "remove"
+  "stat" | "readDir" | "readFile" | "writeFile" | "mkdir" | "rename" | "remove"
 >;
 
 /**
@@ -77,17 +77,50 @@ export async function atomicWrite(
   path: string,
   data: Uint8Array | string,
 ): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const slash = path.lastIndexOf("/");
-  if (slash > 0) await fs.mkdir(path.slice(0, slash));
-  const temp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+  await atomicWriteAll(fs, [[path, data]]);
+}
+
+/**
+ * Writes several files so that a failed write (a full disk) changes none of them: every file is
+ * written to a temporary name first, and only when all are written are they renamed over their
+ * targets, in order (the last one is the one readers trust: `state.json`). The error names the
+ * file that could not be written.
+ *
+ * @example
+ * ```ts ignore
+ * await atomicWriteAll(denoFs, [["runs/x/a.bin", bytes], ["runs/x/state.json", "{}"]]);
+ * ```
+ */
+export async function atomicWriteAll(
+  fs: RunDirFs,
+  files: readonly (readonly [path: string, data: Uint8Array | string])[],
+): Promise<void> {
+  const temps: string[] = [];
   try {
-    await fs.writeFile(temp, bytes);
-    await fs.rename(temp, path);
+    for (const [path, data] of files) {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      const slash = path.lastIndexOf("/");
+      if (slash > 0) await fs.mkdir(path.slice(0, slash));
+      const temp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+      temps.push(temp);
+      try {
+        await fs.writeFile(temp, bytes);
+      } catch (e) {
+        throw new Error(`${path}: cannot write (${oneLine(e)})`);
+      }
+    }
+    for (const [i, [path]] of files.entries()) {
+      await fs.rename(temps[i], path);
+      temps[i] = "";
+    }
   } catch (e) {
-    await fs.remove(temp).catch(() => {});
+    for (const temp of temps) if (temp) await fs.remove(temp).catch(() => {});
     throw e;
   }
+}
+
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }
 
 /** What `predict`, `eval` and the web page need to use a trained model (`config.json`). */
@@ -243,6 +276,97 @@ export interface Checkpoint {
   optimizer?: StateDict;
 }
 
+/** A new run's hold on a directory that may have held another run ({@linkcode RunDir.takeOver}). */
+export interface RunTakeover {
+  /** The run files that were moved aside. */
+  moved: string[];
+  /** Removes the new run's files and puts the previous ones back. */
+  restore(): Promise<void>;
+  /** Drops the previous files: the directory is the new run's. */
+  commit(): Promise<void>;
+}
+
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** What is wrong with one `history` entry (epoch `epoch`), or undefined. */
+function epochProblem(m: unknown, epoch: number): string | undefined {
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return "is not an object";
+  const e = m as Record<string, unknown>;
+  if (e.epoch !== epoch) return `.epoch must be ${epoch}`;
+  for (const key of ["loss", "examples_per_sec", "seconds"]) {
+    if (!isFiniteNumber(e[key]) || (e[key] as number) < 0) return `.${key} must be a number ≥ 0`;
+  }
+  for (const key of ["train_acc", "test_acc"]) {
+    const v = e[key];
+    if (!isFiniteNumber(v) || v < 0 || v > 1) return `.${key} must be a number in [0, 1]`;
+  }
+  if (e.lrs !== undefined && (!Array.isArray(e.lrs) || !e.lrs.every(isFiniteNumber))) {
+    return ".lrs must be a list of numbers";
+  }
+  return undefined;
+}
+
+/**
+ * Parses and checks `state.json` against its schema: the format version, the task, the run
+ * config (every parameter through `validateRunConfig`), where the data and weights came from,
+ * `completed_epochs` within `0..config.epochs`, and one well-formed `history` entry per completed
+ * epoch. Errors are one line that names the file and the field.
+ *
+ * @example
+ * ```ts ignore
+ * const state = parseRunState(await Deno.readTextFile("runs/x/state.json"), "runs/x/state.json");
+ * ```
+ */
+export function parseRunState(json: string, path: string = RUN_FILES.state): RunState {
+  const fail = (problem: string): never => {
+    throw new Error(`${path}: ${problem}`);
+  };
+  const s = parseJson(json, path);
+  if (s === null || typeof s !== "object" || Array.isArray(s)) {
+    return fail("not a run state (expected a JSON object)");
+  }
+  const state = s as Record<string, unknown>;
+  if (state.version !== RUN_FORMAT_VERSION) {
+    fail(
+      typeof state.version === "number"
+        ? `format version ${state.version}; this webtune reads version ${RUN_FORMAT_VERSION}`
+        : `version must be ${RUN_FORMAT_VERSION}, got ${
+          JSON.stringify(state.version) ?? "nothing"
+        }`,
+    );
+  }
+  if (state.config === null || typeof state.config !== "object" || Array.isArray(state.config)) {
+    fail("config must be an object");
+  }
+  let config: RunConfig;
+  try {
+    config = validateRunConfig(state.config);
+  } catch (e) {
+    return fail(`config.${oneLine(e)}`);
+  }
+  if (state.task !== config.task) fail("task and config.task differ");
+  if (typeof state.data !== "string" || state.data === "") fail("data must be a non-empty string");
+  if (state.weights !== undefined && typeof state.weights !== "string") {
+    fail("weights must be a string");
+  }
+  const done = state.completed_epochs;
+  if (!Number.isInteger(done) || (done as number) < 0) {
+    fail("completed_epochs must be an integer ≥ 0");
+  }
+  if ((done as number) > config.epochs) {
+    fail(`completed_epochs ${done} is more than config.epochs ${config.epochs}`);
+  }
+  if (!Array.isArray(state.history)) return fail("history must be a list of epochs");
+  if (state.history.length !== done) {
+    fail(`history has ${state.history.length} epochs, completed_epochs ${done}`);
+  }
+  for (const [i, m] of state.history.entries()) {
+    const problem = epochProblem(m, i + 1);
+    if (problem) fail(`history[${i}]${problem.startsWith(".") ? "" : " "}${problem}`);
+  }
+  return state as unknown as RunState;
+}
+
 /** A run directory on a file system. */
 export class RunDir {
   constructor(readonly fs: RunDirFs, readonly dir: string) {}
@@ -267,40 +391,32 @@ export class RunDir {
     }
   }
 
-  /** `state.json`, checked: version, task, config, epochs. */
+  /** `state.json`, checked against its schema ({@linkcode parseRunState}). */
   async readState(): Promise<RunState> {
-    const path = this.path("state");
     const bytes = await this.#read("state", "no checkpoint to resume from (not a run directory?)");
-    const s = parseJson(new TextDecoder().decode(bytes), path) as Partial<RunState> | null;
-    if (s === null || typeof s !== "object") throw new Error(`${path}: not a run state`);
-    const version = s.version ?? 1;
-    if (version !== RUN_FORMAT_VERSION) {
-      throw new Error(`${path}: format version ${version}; this webtune reads version 1`);
-    }
-    try {
-      validateRunConfig(s.config);
-    } catch (e) {
-      throw new Error(`${path}: config.${(e as Error).message}`);
-    }
-    if (s.task !== s.config!.task) throw new Error(`${path}: task and config.task differ`);
-    const done = s.completed_epochs;
-    if (!Number.isInteger(done) || done! < 0 || !Array.isArray(s.history)) {
-      throw new Error(`${path}: completed_epochs and history are missing or invalid`);
-    }
-    if (s.history.length !== done) {
-      throw new Error(`${path}: history has ${s.history.length} epochs, completed_epochs ${done}`);
-    }
-    if (typeof s.data !== "string") throw new Error(`${path}: data must be a string`);
-    return { ...s, version } as RunState;
+    return parseRunState(new TextDecoder().decode(bytes), this.path("state"));
   }
 
-  /** The checkpoint's weights and optimizer buffers (if any). */
-  async readCheckpoint(): Promise<Checkpoint> {
+  /**
+   * The checkpoint's weights and optimizer buffers (if any). With `state`, the checkpoint must be
+   * the one it records (same task, same epoch): a checkpoint from another run or epoch is refused.
+   */
+  async readCheckpoint(state?: RunState): Promise<Checkpoint> {
     const weightsPath = this.path("checkpoint");
-    const weights = readSafetensors(
+    const { tensors: weights, metadata } = readSafetensors(
       await this.#read("checkpoint", "missing (the run has no complete epoch)"),
       weightsPath,
-    ).tensors;
+    );
+    if (
+      state && (metadata.task !== state.task || metadata.epoch !== String(state.completed_epochs))
+    ) {
+      throw new Error(
+        `${weightsPath}: holds ${metadata.task ?? "an unknown"} run's epoch ${
+          metadata.epoch ?? "?"
+        }` +
+          `, but state.json records ${state.task} epoch ${state.completed_epochs}`,
+      );
+    }
     const optimizerPath = this.path("optimizer");
     if (!(await this.fs.stat(optimizerPath))) return { weights };
     return {
@@ -310,8 +426,10 @@ export class RunDir {
   }
 
   /**
-   * After an epoch: checkpoint, optimizer buffers, metrics, and `state.json` last, so a crash
-   * never leaves a state that points at a missing checkpoint.
+   * After an epoch (and once before the first, as epoch 0): checkpoint, optimizer buffers,
+   * metrics and `state.json`, all or nothing. Every file is written under a temporary name first,
+   * so a full disk leaves the previous checkpoint and state as they were; then the renames put
+   * `state.json` last, so a crash never leaves a state that points at a missing checkpoint.
    */
   async writeCheckpoint(
     weights: Uint8Array,
@@ -319,16 +437,104 @@ export class RunDir {
     state: Omit<RunState, "version">,
     metrics: object,
   ): Promise<void> {
-    await this.write("checkpoint", weights);
-    if (optimizer.size > 0) await this.write("optimizer", writeSafetensors(optimizer));
-    await this.write("metrics", metricsJson(metrics));
-    await this.write("state", JSON.stringify({ version: RUN_FORMAT_VERSION, ...state }, null, 2));
+    try {
+      await atomicWriteAll(this.fs, [
+        [this.path("checkpoint"), weights],
+        ...(optimizer.size > 0
+          ? [[this.path("optimizer"), writeSafetensors(optimizer)] as const]
+          : []),
+        [this.path("metrics"), metricsJson(metrics)],
+        [this.path("state"), JSON.stringify({ version: RUN_FORMAT_VERSION, ...state }, null, 2)],
+      ]);
+    } catch (e) {
+      const kept = state.completed_epochs > 0
+        ? `epoch ${state.completed_epochs - 1}'s`
+        : "the previous";
+      throw new Error(
+        `checkpoint of epoch ${state.completed_epochs} not written: ${oneLine(e)}; ` +
+          `${kept} checkpoint in ${this.dir} is intact`,
+      );
+    }
   }
 
-  /** The trained model's two files. */
+  /**
+   * Whether a new `task` run may start in this directory: yes when it is missing or empty, or
+   * holds a webtune run of the same task (a `state.json` or `config.json` + `metrics.json` of that
+   * task); otherwise the reason, for a one-line error that suggests `--overwrite`.
+   */
+  async refuseNewRun(task: string): Promise<string | undefined> {
+    const info = await this.fs.stat(this.dir);
+    if (!info) return undefined;
+    if (!info.isDirectory) return `${this.dir}: not a directory`;
+    const names = (await this.fs.readDir(this.dir)).map((e) => e.name);
+    if (names.length === 0) return undefined;
+    const recorded = await this.#recordedTask();
+    if (recorded === task) return undefined;
+    const what = recorded ? `a ${recorded} run` : "not empty and not a webtune run";
+    return `${this.dir}: ${what}; choose another --out, or pass --overwrite to replace its run files`;
+  }
+
+  /** The task `state.json` or `metrics.json` records, if either is readable. */
+  async #recordedTask(): Promise<string | undefined> {
+    for (const file of ["state", "metrics"] as const) {
+      try {
+        const json = JSON.parse(new TextDecoder().decode(await this.fs.readFile(this.path(file))));
+        if (typeof json?.task === "string") return json.task;
+      } catch {
+        // Missing or unreadable: not evidence of a run.
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * A new run takes the directory over: the run files already there are moved aside (into
+   * `.previous/`), so that {@linkcode RunTakeover.restore} can put them back when the new run
+   * fails, and {@linkcode RunTakeover.commit} drops them once it has something true to keep.
+   * Files that are not run files are never touched.
+   */
+  async takeOver(): Promise<RunTakeover> {
+    await this.fs.mkdir(this.dir);
+    const aside = `${this.dir}/.previous`;
+    await this.fs.remove(aside, { recursive: true });
+    const moved: string[] = [];
+    for (const name of Object.values(RUN_FILES)) {
+      if (await this.fs.stat(`${this.dir}/${name}`)) {
+        await this.fs.mkdir(aside);
+        await this.fs.rename(`${this.dir}/${name}`, `${aside}/${name}`);
+        moved.push(name);
+      }
+    }
+    return {
+      moved,
+      restore: async () => {
+        for (const name of Object.values(RUN_FILES)) await this.fs.remove(`${this.dir}/${name}`);
+        for (const name of moved) await this.fs.rename(`${aside}/${name}`, `${this.dir}/${name}`);
+        await this.fs.remove(aside, { recursive: true });
+      },
+      commit: () => this.fs.remove(aside, { recursive: true }),
+    };
+  }
+
+  /** The trained model's two files, both or neither. */
   async writeModel(files: ModelFiles): Promise<void> {
-    await this.write("model", files.weights);
-    await this.write("config", files.configJson);
+    await atomicWriteAll(this.fs, [
+      [this.path("model"), files.weights],
+      [this.path("config"), files.configJson],
+    ]);
+  }
+
+  /**
+   * The end of a finished run, all or nothing: `model.safetensors`, `config.json`, `metrics.json`
+   * and `curves.svg`.
+   */
+  async writeFinal(files: ModelFiles, metrics: object, curvesSvg: string): Promise<void> {
+    await atomicWriteAll(this.fs, [
+      [this.path("model"), files.weights],
+      [this.path("config"), files.configJson],
+      [this.path("metrics"), metricsJson(metrics)],
+      [this.path("curves"), curvesSvg],
+    ]);
   }
 
   /** `metrics.json` and `curves.svg`. */

@@ -1,20 +1,34 @@
 import { assertEquals, assertNotEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import * as tf from "@tensorflow/tfjs-core";
 import { createRng, normalizeInto, rgbImage, testCrop } from "@webtune/data";
-import { createResNet18 } from "@webtune/models";
+import { createResNet18, writeSafetensors } from "@webtune/models";
 import { setupBackend } from "./backend.ts";
 import { predictProbabilities } from "./predict.ts";
 import { defaultRunConfig } from "./run_config.ts";
 import { encodeModelFiles, RunDir, type RunDirFs } from "./run_dir.ts";
 
 /** A run directory in memory: the adapter is all RunDir sees of a file system. */
-function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
+export function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
   const files = new Map<string, Uint8Array>();
+  const under = (dir: string) => [...files.keys()].filter((p) => p.startsWith(`${dir}/`));
   return {
     files,
     stat: (p) =>
       Promise.resolve(
-        files.has(p) ? { isFile: true, isDirectory: false, size: files.get(p)!.length } : undefined,
+        files.has(p)
+          ? { isFile: true, isDirectory: false, size: files.get(p)!.length }
+          : under(p).length > 0
+          ? { isFile: false, isDirectory: true, size: 0 }
+          : undefined,
+      ),
+    readDir: (dir) =>
+      Promise.resolve(
+        [...new Set(under(dir).map((p) => p.slice(dir.length + 1).split("/")[0]))].map((name) => ({
+          name,
+          isFile: files.has(`${dir}/${name}`),
+          isDirectory: !files.has(`${dir}/${name}`),
+          isSymlink: false,
+        })),
       ),
     readFile: (p) =>
       files.has(p) ? Promise.resolve(files.get(p)!) : Promise.reject(new Error("not found")),
@@ -25,11 +39,23 @@ function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
       files.delete(from);
       return Promise.resolve();
     },
-    remove: (p) => Promise.resolve(void files.delete(p)),
+    remove: (p, options) => {
+      files.delete(p);
+      if (options?.recursive) { for (const q of under(p)) files.delete(q); }
+      return Promise.resolve();
+    },
   };
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
+const EPOCH_1 = {
+  epoch: 1,
+  loss: 0.7,
+  train_acc: 0.5,
+  test_acc: 0.5,
+  examples_per_sec: 10,
+  seconds: 1,
+};
 
 Deno.test("run dir: a model trained with other statistics predicts with them", async () => {
   await setupBackend({ backend: "cpu" });
@@ -78,11 +104,12 @@ Deno.test("run dir: config.json and state.json are checked, naming the file", as
 
   await assertRejects(() => dir.readState(), Error, "run/state.json: no checkpoint to resume");
   const state = {
+    version: 1,
     task: "scratch",
     config: defaultRunConfig("scratch"),
     data: "synthetic",
     completed_epochs: 1,
-    history: [{}],
+    history: [EPOCH_1],
   };
   await dir.write("state", JSON.stringify(state));
   assertEquals((await dir.readState()).version, 1);
@@ -91,7 +118,19 @@ Deno.test("run dir: config.json and state.json are checked, naming the file", as
       [{ ...state, version: 2 }, "format version 2"],
       [{ ...state, config: { ...state.config, lr: "abc" } }, "config.lr expects a number"],
       [{ ...state, config: { ...state.config, imageSize: 7 } }, "imageSize must be at least 32"],
-      [{ ...state, completed_epochs: 5 }, "history has 1 epochs, completed_epochs 5"],
+      [{ ...state, completed_epochs: 2 }, "history has 1 epochs, completed_epochs 2"],
+      [{ ...state, completed_epochs: 6 }, "completed_epochs 6 is more than config.epochs 5"],
+      [{ ...state, completed_epochs: -1 }, "completed_epochs must be an integer ≥ 0"],
+      [{ ...state, history: [{ ...EPOCH_1, epoch: 2 }] }, "history[0].epoch must be 1"],
+      [{ ...state, history: [{ ...EPOCH_1, loss: null }] }, "history[0].loss must be a number"],
+      [{ ...state, history: [{ ...EPOCH_1, test_acc: 3 }] }, "history[0].test_acc must be"],
+      [{ ...state, data: 7 }, "data must be a non-empty string"],
+      [{ ...state, weights: {} }, "weights must be a string"],
+      [{ ...state, task: "finetune" }, "task and config.task differ"],
+      [{ ...state, config: null }, "config must be an object"],
+      [{ ...state, version: undefined }, "version must be 1, got nothing"],
+      [{}, "version must be 1"],
+      [[], "not a run state"],
       [null, "not a run state"],
     ] as const
   ) {
@@ -112,4 +151,108 @@ Deno.test("run dir: writes are atomic (no temporary file is left, a failed write
   fs.rename = rename;
   assertEquals([...fs.files.keys()], ["run/metrics.json"]);
   assertEquals(new TextDecoder().decode(fs.files.get("run/metrics.json")), "{}");
+});
+
+const host = (x: number) => ({
+  dtype: "float32" as const,
+  shape: [1],
+  data: new Float32Array([x]),
+});
+
+/** A valid state after `done` epochs of a 2-epoch scratch run. */
+function stateAfter(done: number) {
+  return {
+    task: "scratch" as const,
+    config: { ...defaultRunConfig("scratch"), epochs: 2 },
+    data: "synthetic",
+    completed_epochs: done,
+    history: Array.from({ length: done }, (_, i) => ({ ...EPOCH_1, epoch: i + 1 })),
+  };
+}
+
+Deno.test("run dir: a checkpoint write that fails (disk full) keeps the previous checkpoint and state", async () => {
+  const fs = memoryFs();
+  const dir = new RunDir(fs, "run");
+  const weights = (epoch: number) =>
+    writeSafetensors(new Map([["w", host(epoch)]]), {
+      task: "scratch",
+      epoch: `${epoch}`,
+    });
+  await dir.writeCheckpoint(weights(0), new Map(), stateAfter(0), { epochs: [] });
+  const before = new Map(fs.files);
+  // ENOSPC on each of the four files in turn: the first ones may already have gone to disk.
+  for (let failing = 0; failing < 3; failing++) {
+    let writes = 0;
+    const writeFile = fs.writeFile;
+    fs.writeFile = (p, data) =>
+      writes++ === failing
+        ? Promise.reject(new Error("No space left on device (os error 28)"))
+        : writeFile(p, data);
+    const e = await assertRejects(() =>
+      dir.writeCheckpoint(weights(1), new Map(), stateAfter(1), { epochs: [EPOCH_1] })
+    );
+    fs.writeFile = writeFile;
+    assertStringIncludes((e as Error).message, "checkpoint of epoch 1 not written: run/");
+    assertStringIncludes((e as Error).message, "No space left on device");
+    assertStringIncludes((e as Error).message, "epoch 0's checkpoint in run is intact");
+    assertEquals([...fs.files.keys()].sort(), [...before.keys()].sort());
+    for (const [p, bytes] of before) assertEquals(fs.files.get(p), bytes, p);
+  }
+  const state = await dir.readState();
+  assertEquals(state.completed_epochs, 0);
+  assertEquals((await dir.readCheckpoint(state)).weights.get("w")!.data, new Float32Array([0]));
+});
+
+Deno.test("run dir: a checkpoint that is not the one state.json records is refused", async () => {
+  const fs = memoryFs();
+  const dir = new RunDir(fs, "run");
+  const checkpoint = writeSafetensors(new Map([["w", host(1)]]), {
+    task: "scratch",
+    epoch: "1",
+  });
+  await dir.writeCheckpoint(checkpoint, new Map(), stateAfter(1), {});
+  await dir.readCheckpoint(await dir.readState());
+  await dir.write("state", JSON.stringify({ version: 1, ...stateAfter(2) }));
+  await assertRejects(
+    async () => dir.readCheckpoint(await dir.readState()),
+    Error,
+    "run/checkpoint.safetensors: holds scratch run's epoch 1, but state.json records scratch epoch 2",
+  );
+});
+
+Deno.test("run dir: a new run starts only in an empty directory or a run of its task", async () => {
+  const fs = memoryFs();
+  const dir = new RunDir(fs, "run");
+  assertEquals(await dir.refuseNewRun("scratch"), undefined); // missing
+  fs.files.set("run/notes.txt", text("mine"));
+  assertEquals(
+    await dir.refuseNewRun("scratch"),
+    "run: not empty and not a webtune run; choose another --out, or pass --overwrite to replace its run files",
+  );
+  await dir.writeCheckpoint(new Uint8Array(8), new Map(), stateAfter(0), { task: "finetune" });
+  assertEquals(await dir.refuseNewRun("scratch"), undefined);
+  assertStringIncludes((await dir.refuseNewRun("finetune"))!, "run: a scratch run; choose another");
+  fs.files.set("file", text("x"));
+  assertEquals(await new RunDir(fs, "file").refuseNewRun("scratch"), "file: not a directory");
+});
+
+Deno.test("run dir: a new run's takeover restores the previous run's files, or commits", async () => {
+  const fs = memoryFs();
+  const dir = new RunDir(fs, "run");
+  fs.files.set("run/notes.txt", text("mine"));
+  fs.files.set("run/model.safetensors", text("old model"));
+  fs.files.set("run/config.json", text("old config"));
+  const before = new Map(fs.files);
+  const takeover = await dir.takeOver();
+  assertEquals(takeover.moved.sort(), ["config.json", "model.safetensors"]);
+  assertEquals(fs.files.has("run/model.safetensors"), false);
+  await dir.write("state", "{}");
+  await dir.write("model", "new model");
+  await takeover.restore();
+  assertEquals(fs.files, before);
+
+  const again = await dir.takeOver();
+  await dir.write("model", "new model");
+  await again.commit();
+  assertEquals([...fs.files.keys()].sort(), ["run/model.safetensors", "run/notes.txt"]);
 });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs-core";
 import {
   type AdapterReport,
   type ClassReport,
@@ -19,6 +20,7 @@ import {
   prepareRun,
   type RunConfig,
   runTraining,
+  setupBackend,
   type TrainListener,
   type TrainResult,
 } from "@webtune/core";
@@ -64,6 +66,13 @@ export class Session {
   history: EpochMetrics[] = [];
   /** The epoch count the current run is heading for. */
   targetEpochs = 0;
+  /**
+   * The model files after the last complete epoch, on the host: what survives a lost GPU device
+   * (their tensors die with it), so the page can still offer them for download.
+   */
+  lastEpochFiles?: ModelFiles;
+  /** Why the GPU device was lost during training, until a new run starts on a new device. */
+  deviceLost?: string;
   #runKey = "";
   #controller?: AbortController;
 
@@ -99,6 +108,12 @@ export class Session {
     if (config.task === "finetune" && !this.source) {
       throw new Error("choose a source checkpoint (.pth or .safetensors), or train from scratch");
     }
+    if (this.deviceLost) {
+      // The lost device's tensors are gone: a fresh device, and a new run on it.
+      this.adapter = await setupBackend({ backend: "webgpu", fresh: true });
+      this.discardRun();
+      this.deviceLost = undefined;
+    }
     if (!this.continues(config)) {
       this.discardRun();
       this.run = await prepareRun(config, data, {
@@ -113,6 +128,9 @@ export class Session {
     if (completed >= this.targetEpochs) this.targetEpochs = completed + config.epochs;
     const controller = new AbortController();
     this.#controller = controller;
+    const device = (tf.backend() as { device?: GPUDevice }).device;
+    let lost: GPUDeviceLostInfo | undefined;
+    device?.lost.then((info) => lost = info);
     try {
       const result = await runTraining(run, {
         onEvent,
@@ -120,12 +138,52 @@ export class Session {
         completedEpochs: completed,
         history: this.history,
         epochs: this.targetEpochs,
+        afterEpoch: async (_metrics, history) => {
+          this.lastEpochFiles = await encodeModelFiles(
+            run.model,
+            run.config,
+            run.classes,
+            history.length,
+          );
+          this.history = [...history];
+        },
       });
       this.history = result.epochs;
       return result;
+    } catch (e) {
+      // The failed read that reports a lost device can come before `device.lost` settles.
+      if (device && !lost) {
+        lost = await Promise.race([
+          device.lost,
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200)),
+        ]);
+      }
+      if (!lost) throw e;
+      this.#dropLostRun();
+      const epochs = this.lastEpochFiles ? this.history.length : 0;
+      this.deviceLost =
+        `the GPU device was lost during training (${lost.reason}: ${
+          lost.message || "no details"
+        }); ` +
+        (epochs > 0
+          ? `the model after epoch ${epochs} is kept and can be downloaded; `
+          : "no epoch had finished, so there is no model to keep; ") +
+        "Start trains again on a new device";
+      throw new Error(this.deviceLost);
     } finally {
       this.#controller = undefined;
     }
+  }
+
+  /** Forgets a run whose tensors died with the device (disposing them may throw). */
+  #dropLostRun(): void {
+    try {
+      this.run?.dispose();
+    } catch {
+      // Their memory went with the device.
+    }
+    this.run = undefined;
+    this.#runKey = "";
   }
 
   /** Asks the training loop to stop after the current batch; the model keeps what it learnt. */
@@ -144,7 +202,13 @@ export class Session {
     this.run = undefined;
     this.history = [];
     this.targetEpochs = 0;
+    this.lastEpochFiles = undefined;
     this.#runKey = "";
+  }
+
+  /** Whether there is a model to download: the current run's, or the one a lost device left. */
+  get hasModel(): boolean {
+    return this.run !== undefined || this.lastEpochFiles !== undefined;
   }
 
   /** Class probabilities of images with the current model (test transform, eval mode). */
@@ -178,6 +242,7 @@ export class Session {
    * reads them.
    */
   modelFiles(): Promise<ModelFiles> {
+    if (!this.run && this.lastEpochFiles) return Promise.resolve(this.lastEpochFiles);
     const run = this.#requireRun();
     return encodeModelFiles(run.model, run.config, run.classes, this.history.length);
   }

@@ -36,6 +36,9 @@ export function setupUseView(page: Page): void {
     return p;
   };
 
+  /** The current model's files, or after a lost device the last complete epoch's. */
+  const modelFiles = () => currentPredictor(session) ? predictor().files() : session.modelFiles();
+
   const show = (predictions: Prediction[]) => {
     hook.predictions = predictions;
     list.replaceChildren(...predictions.map(predictionItem));
@@ -86,19 +89,22 @@ export function setupUseView(page: Page): void {
     }));
   saveWeights.addEventListener("click", () =>
     page.act(async () => {
-      const { weights } = await predictor().files();
+      const { weights } = await modelFiles();
       download("model.safetensors", weights, "application/octet-stream");
     }));
   saveConfig.addEventListener("click", () =>
     page.act(async () => {
-      const { configJson } = await predictor().files();
+      const { configJson } = await modelFiles();
       download("config.json", configJson, "application/json");
     }));
 
   page.onRefresh(() => {
     // Using the model while it trains would read weights between two updates.
     const off = !currentPredictor(session) || !page.backendReady();
-    for (const c of [input, cameraOn, capture, saveWeights, saveConfig]) c.disabled = off;
+    for (const c of [input, cameraOn, capture]) c.disabled = off;
+    // After a lost GPU device the last complete epoch's model is still there to download.
+    const saved = session.lastEpochFiles !== undefined && !session.training;
+    for (const c of [saveWeights, saveConfig]) c.disabled = off && !saved;
     // A reopened model has no test split to evaluate on.
     evaluate.disabled = off || !session.run || openedModel() !== undefined;
     if (!currentPredictor(session)) {
