@@ -10,6 +10,7 @@ import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
+import { setupLrFindView } from "./lr_find_view.ts";
 import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
 import { Session } from "./session.ts";
@@ -57,6 +58,7 @@ const page: Page = {
 const showSkipped = setupDataView(page);
 const settings = setupModelView(page);
 setupTrainView(page, settings, showSkipped);
+setupLrFindView(page, settings);
 setupUseView(page);
 
 /** Shows the backend in use and lets training start. */
