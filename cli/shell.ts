@@ -31,6 +31,7 @@ import {
   NoWebGPUError,
   paramEntries,
   ParamError,
+  type ParamSpec,
   parseValue,
   type RunConfig,
   type Task,
@@ -53,6 +54,8 @@ interface FlagBase {
 export type FlagSpec =
   | FlagBase & { kind: "number"; integer?: boolean; min?: number; max?: number; default?: number }
   | FlagBase & { kind: "numbers"; integer?: boolean; min?: number; default?: string }
+  /** A comma list of values of one run parameter (`compare --optimizer sgd,adamw`). */
+  | FlagBase & { kind: "list"; of: ParamSpec; default?: string }
   | FlagBase & { kind: "boolean"; explicit?: boolean; default?: boolean }
   | FlagBase & { kind: "enum"; choices: readonly string[]; default?: string }
   | FlagBase & { kind: "string"; default?: string }
@@ -63,6 +66,7 @@ export type Flags = Record<string, FlagSpec>;
 
 type ValueOf<F extends FlagSpec> = F extends { kind: "number" } ? number
   : F extends { kind: "numbers" } ? number[]
+  : F extends { kind: "list" } ? (number | boolean | string)[]
   : F extends { kind: "boolean" } ? boolean
   : string;
 /** Parsed flag values: flags without a default (and not required) may be undefined. */
@@ -148,6 +152,17 @@ function valueName(f: FlagSpec): string {
   if (f.placeholder) return f.placeholder;
   if (f.kind === "path") return f.what === "file" ? "FILE" : "DIR";
   if (f.kind === "number") return f.integer ? "N" : "X";
+  if (f.kind === "list") {
+    const of = f.of;
+    const one = of.kind === "enum"
+      ? of.choices.join("|")
+      : of.kind === "boolean"
+      ? "true|false"
+      : of.integer
+      ? "N"
+      : "X";
+    return `${one}[,...]`;
+  }
   return f.kind === "numbers" ? (f.integer ? "N,N" : "X,X") : "VALUE";
 }
 
@@ -155,16 +170,29 @@ function takesValue(f: FlagSpec): boolean {
   return f.kind !== "boolean" || f.explicit === true;
 }
 
+/** A list of a switch (`compare --nesterov`): given alone, it means `true` as the switch does. */
+function isSwitchList(f: FlagSpec): boolean {
+  return f.kind === "list" && f.of.kind === "boolean" && !f.of.explicit;
+}
+
 /**
  * `--lr -1`: Node's parser takes `-1` for an option and calls it ambiguous. A value that looks
- * like a negative number after a flag that takes a value is joined into `--lr=-1`.
+ * like a negative number after a flag that takes a value is joined into `--lr=-1`. A switch's
+ * list flag without a list after it (`compare --nesterov --epochs 1`) becomes `--nesterov=true`.
  */
 function joinNegativeNumbers(args: string[], flags: Flags): string[] {
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const name = args[i].startsWith("--") ? args[i].slice(2) : undefined;
     const next = args[i + 1];
-    if (
+    if (name && flags[name] && isSwitchList(flags[name])) {
+      if (next !== undefined && /^(true|false)(,(true|false))*$/.test(next)) {
+        joined.push(`${args[i]}=${next}`);
+        i++;
+      } else {
+        joined.push(`${args[i]}=true`);
+      }
+    } else if (
       name && flags[name] && takesValue(flags[name]) && next !== undefined &&
       /^-(\d|\.\d|Infinity)/.test(next)
     ) {
@@ -190,6 +218,8 @@ function parseOne(name: string, f: FlagSpec, raw: string): unknown {
         const item = { kind: "number", integer: f.integer, min: f.min, help: f.help } as const;
         return items.map((raw) => parseValue(`--${name}`, item, raw));
       }
+      case "list":
+        return raw.split(",").map((item) => parseValue(`--${name}`, f.of, item.trim()));
       case "string":
       case "path":
         if (raw === "") throw new UsageError(`--${name} expects a value, got ""`);
@@ -197,7 +227,7 @@ function parseOne(name: string, f: FlagSpec, raw: string): unknown {
     }
   } catch (e) {
     if (e instanceof ParamError) {
-      const list = f.kind === "numbers" ? " (a comma-separated list)" : "";
+      const list = f.kind === "numbers" || f.kind === "list" ? " (a comma-separated list)" : "";
       throw new UsageError(`${e.param} ${e.problem}${list}`);
     }
     throw e;
@@ -256,7 +286,7 @@ export async function parseFlags<F extends Flags>(
       if (f.required) {
         throw new UsageError(`--${name} ${valueName(f)} is required (see --help)`);
       }
-      values[name] = f.kind === "numbers" && f.default !== undefined
+      values[name] = (f.kind === "numbers" || f.kind === "list") && f.default !== undefined
         ? parseOne(name, f, f.default)
         : f.default ?? (f.kind === "boolean" ? false : undefined);
       continue;

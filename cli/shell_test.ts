@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { defaultRunConfig, NoWebGPUError, ParamError } from "@webtune/core";
+import { defaultRunConfig, NoWebGPUError, ParamError, RUN_PARAMS } from "@webtune/core";
 import {
   defineCommand,
   EXIT_INTERRUPTED,
@@ -184,4 +184,41 @@ Deno.test("shell: core's errors are told with the flag that helps (exit 1)", asy
     code: 1,
     err: ["webtune t: no WebGPU adapter found: ... or use the (slow) cpu backend (--backend cpu)"],
   });
+});
+
+Deno.test("shell: a list flag takes comma lists of a run parameter's values; a switch's alone is true", async () => {
+  const lists = defineCommand({
+    name: "lists",
+    synopsis: "[options]",
+    description: "Lists of run parameters.",
+    flags: {
+      optimizer: { kind: "list", of: RUN_PARAMS.optimizer, help: "a list of enums" },
+      lr: { kind: "list", of: RUN_PARAMS.lr, default: "5e-5", help: "a list of numbers" },
+      nesterov: { kind: "list", of: RUN_PARAMS.nesterov, help: "a switch's list" },
+      epochs: { kind: "number", default: 5, help: "not a list" },
+    },
+    run({ values, out }) {
+      out(JSON.stringify(values));
+    },
+  });
+  const parse = async (...args: string[]) => {
+    const out: string[] = [], err: string[] = [];
+    const code = await runCommand(lists, args, (l) => out.push(l), (l) => err.push(l));
+    return { code, err, values: code === 0 ? JSON.parse(out[0]) : undefined };
+  };
+  assertEquals((await parse("--optimizer", "sgd,adamw", "--lr", "1e-4, 5e-4")).values, {
+    optimizer: ["sgd", "adamw"],
+    lr: [1e-4, 5e-4],
+    epochs: 5,
+  });
+  assertEquals((await parse()).values.lr, [5e-5]);
+  assertEquals((await parse("--nesterov", "--epochs", "1")).values.nesterov, [true]);
+  assertEquals((await parse("--nesterov")).values.nesterov, [true]);
+  assertEquals((await parse("--nesterov", "false,true")).values.nesterov, [false, true]);
+  const bad = await parse("--optimizer", "sgd,adam");
+  assertEquals(bad.code, 2);
+  assertEquals(bad.err, [
+    "webtune lists: --optimizer expects sgd or adamw, got adam (a comma-separated list)",
+  ]);
+  assertStringIncludes(usage(lists), "--optimizer sgd|adamw[,...]");
 });

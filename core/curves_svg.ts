@@ -25,10 +25,24 @@ export const CHART_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467b
  */
 export function curvesSvg(
   series: Series[],
-  options: { title?: string; xLabel?: string; width?: number; height?: number; yMax?: number },
+  options: {
+    title?: string;
+    xLabel?: string;
+    width?: number;
+    height?: number;
+    yMax?: number;
+    /**
+     * Put the legend in a column this wide right of the plot (for long names, e.g. `compare`'s
+     * combinations); by default it sits inside the plot's top-right corner.
+     */
+    legendWidth?: number;
+  },
 ): string {
   const width = options.width ?? 480, height = options.height ?? 320;
-  const left = 48, right = 16, top = options.title ? 28 : 12, bottom = 40;
+  const legendWidth = options.legendWidth ?? 0;
+  const left = 48, right = 16 + legendWidth, top = options.title ? 28 : 12, bottom = 40;
+  // The legend's key starts 110 px left of the plot's edge inside it, or just right of it.
+  const keyX = legendWidth > 0 ? width - right + 12 : width - right - 110;
   const n = Math.max(1, ...series.map((s) => s.values.length));
   const all = series.flatMap((s) => s.values).filter(Number.isFinite);
   const yMax = options.yMax ?? Math.max(1, ...all);
@@ -57,9 +71,9 @@ export function curvesSvg(
       ...s.values.map((v, i) =>
         `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"/>`
       ),
-      `<line x1="${width - right - 110}" x2="${width - right - 90}" y1="${top + 10 + 14 * k}" ` +
+      `<line x1="${keyX}" x2="${keyX + 20}" y1="${top + 10 + 14 * k}" ` +
         `y2="${top + 10 + 14 * k}" stroke="${color}" stroke-width="2"${dash}/>`,
-      `<text x="${width - right - 86}" y="${top + 14 + 14 * k}">${escapeXml(s.name)}</text>`,
+      `<text x="${keyX + 24}" y="${top + 14 + 14 * k}">${escapeXml(s.name)}</text>`,
     );
   });
   parts.push("</svg>");

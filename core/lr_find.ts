@@ -7,6 +7,35 @@
  *
  * @module
  */
+import type { NumberParam } from "./run_config.ts";
+
+/**
+ * The sweep's settings with fastai's defaults, declared once in the run-config table's form: the
+ * CLI's `--start-lr`, `--end-lr`, `--num-it` and the page's fields derive from it, and
+ * {@linkcode lrFind} falls back to these defaults.
+ *
+ * @example
+ * ```ts
+ * import { LR_FIND_PARAMS } from "@webtune/core";
+ * console.log(LR_FIND_PARAMS.numIt.default); // 100
+ * ```
+ */
+export const LR_FIND_PARAMS = {
+  startLr: { kind: "number", min: 0, default: 1e-7, help: "the sweep's first learning rate" },
+  endLr: {
+    kind: "number",
+    min: 0,
+    default: 10,
+    help: "the learning rate the sweep would reach after --num-it batches",
+  },
+  numIt: {
+    kind: "number",
+    integer: true,
+    min: 6,
+    default: 100,
+    help: "batches in the sweep (fewer if the loss diverges first)",
+  },
+} as const satisfies Record<string, NumberParam & { default: number }>;
 
 /** The sweep's settings; the defaults are fastai's. */
 export interface LrFindOptions {
@@ -76,8 +105,9 @@ export async function lrFind(
   step: (lr: number, iteration: number) => Promise<number>,
   options: LrFindOptions = {},
 ): Promise<LrFindResult> {
-  const startLr = options.startLr ?? 1e-7, endLr = options.endLr ?? 10;
-  const numIt = Math.max(6, options.numIt ?? 100);
+  const startLr = options.startLr ?? LR_FIND_PARAMS.startLr.default;
+  const endLr = options.endLr ?? LR_FIND_PARAMS.endLr.default;
+  const numIt = Math.max(LR_FIND_PARAMS.numIt.min, options.numIt ?? LR_FIND_PARAMS.numIt.default);
   const beta = options.beta ?? 0.98;
   const stopDiv = options.stopDiv ?? true;
   if (!(startLr > 0 && endLr > startLr)) {

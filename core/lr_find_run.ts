@@ -1,8 +1,8 @@
-import { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
+import type { HostBatch } from "./batches.ts";
 import { lrFind, type LrFindOptions, type LrFindResult } from "./lr_find.ts";
+import { trainOnHostBatch } from "./micro_batch.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Optimizer } from "./optimizer.ts";
-import { trainStep } from "./train_step.ts";
 
 /** What {@linkcode lrFindOnModel} trains. */
 export interface LrFindModelOptions extends LrFindOptions {
@@ -19,25 +19,36 @@ export interface LrFindModelOptions extends LrFindOptions {
   trainBatches: (epoch: number) => AsyncIterable<HostBatch>;
   /** BatchNorm mode, as in training. Default `train`. */
   mode?: "train" | "frozen";
+  /** Examples per forward/backward pass, as in training (default: the whole batch). */
+  microBatch?: number;
+  /** The training loss's label smoothing ε (fastai sweeps with the learner's own loss). */
+  labelSmoothing?: number;
 }
 
 /**
  * fastai's `learn.lr_find()` on a model: {@linkcode lrFind} with each step one training batch
- * (summed loss, optimizer step at the sweep's lr), reporting the batch's mean per-example loss.
+ * (summed loss, optimizer step at the sweep's lr; micro-batches and label smoothing as in
+ * training), reporting the batch's mean per-example loss.
  * Epochs follow one another as in training (fastai fits `num_it // batches + 1` epochs).
  *
  * @example
  * ```ts ignore
  * const run = await prepareRun(config, data, { source });
  * const result = await lrFindOnModel({
- *   model: run.model, optimizer: run.sgd, baseLr: config.lr,
+ *   model: run.model, optimizer: run.optimizer, baseLr: config.lr,
+ *   mode: run.config.bn, microBatch: run.microBatch, labelSmoothing: config.labelSmoothing,
  *   trainBatches: (epoch) => run.trainBatches(epoch),
  * });
  * run.dispose(); // the swept weights are useless now
  * ```
  */
 export async function lrFindOnModel(options: LrFindModelOptions): Promise<LrFindResult> {
-  const { model, optimizer, baseLr, mode = "train" } = options;
+  const { model, optimizer, baseLr } = options;
+  const stepOptions = {
+    mode: options.mode ?? "train",
+    microBatch: options.microBatch,
+    labelSmoothing: options.labelSmoothing ?? 0,
+  };
   if (!(baseLr > 0)) throw new Error(`lr-find: the base lr must be > 0, got ${baseLr}`);
   let epoch = 1;
   let batches = options.trainBatches(epoch)[Symbol.asyncIterator]();
@@ -54,13 +65,7 @@ export async function lrFindOnModel(options: LrFindModelOptions): Promise<LrFind
     return await lrFind(async (lr) => {
       const host = await nextBatch();
       optimizer.lrFactor = lr / baseLr;
-      const batch = toDevice(host);
-      let step;
-      try {
-        step = await trainStep(model, batch, optimizer, mode);
-      } finally {
-        disposeBatch(batch);
-      }
+      const step = await trainOnHostBatch(model, host, optimizer, stepOptions);
       host.release?.();
       return step.lossSum / step.examples;
     }, options);

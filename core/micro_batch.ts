@@ -16,6 +16,15 @@ import type { TrainableModel } from "./model.ts";
 import type { Optimizer } from "./optimizer.ts";
 import { applyGradients, computeGradients, type Gradients, type StepResult } from "./train_step.ts";
 
+/** How a training step runs: micro-batch size, BatchNorm mode, label smoothing ε. */
+export interface StepOptions {
+  /** Examples per forward/backward pass (default: the whole batch). */
+  microBatch?: number;
+  mode?: "train" | "frozen";
+  /** `CrossEntropyLoss(label_smoothing=ε)`; default 0. */
+  labelSmoothing?: number;
+}
+
 /**
  * Slices a host batch into consecutive micro-batches of at most `size` examples. The slices are
  * views of `batch.x` and `batch.labels` (no copy); only the last slice carries `release`.
@@ -62,7 +71,7 @@ export function accumulateGradients(
   model: TrainableModel,
   host: HostBatch,
   params: [string, tf.Variable][],
-  options: { microBatch?: number; mode?: "train" | "frozen" } = {},
+  options: StepOptions = {},
 ): Gradients {
   const parts = splitHostBatch(host, options.microBatch ?? host.shape[0]);
   let total: Gradients | undefined;
@@ -70,7 +79,7 @@ export function accumulateGradients(
     const batch = toDevice(part);
     let g: Gradients;
     try {
-      g = computeGradients(model, batch, params, options.mode);
+      g = computeGradients(model, batch, params, options.mode, options.labelSmoothing);
     } finally {
       disposeBatch(batch);
     }
@@ -88,7 +97,7 @@ export function trainOnHostBatch(
   model: TrainableModel,
   host: HostBatch,
   sgd: Optimizer,
-  options: { microBatch?: number; mode?: "train" | "frozen" } = {},
+  options: StepOptions = {},
 ): Promise<StepResult> {
   const g = accumulateGradients(model, host, sgd.trainable(), options);
   return applyGradients(g, sgd, host.labels);

@@ -13,9 +13,9 @@ import {
 } from "./micro_batch.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
-import { iterate } from "./test_util.ts";
+import { iterate, lcg as seeded, TinyModel } from "./test_util.ts";
 import { computeGradients, disposeGradients, type Gradients } from "./train_step.ts";
-import { toDevice } from "./batches.ts";
+import { disposeBatch, toDevice } from "./batches.ts";
 
 await setupBackend();
 
@@ -147,4 +147,28 @@ Deno.test("micro-batches: a step and an evaluation leak no tensors and match who
   assertEquals(tf.memory().numTensors, before);
   sgd.dispose();
   net.dispose();
+});
+
+Deno.test("trainOnHostBatch trains with label smoothing: its loss is the smoothed cross-entropy", async () => {
+  const batch = randomBatch(6, 4, 11);
+  const lossOf = async (epsilon: number) => {
+    const tiny = new TinyModel(2, seeded(5));
+    const device = toDevice(batch);
+    const g = computeGradients(tiny, device, tiny.parameters(), "train", epsilon);
+    const expected = Array.from(await g.lossPerExample.data()).reduce((a, b) => a + b, 0);
+    disposeGradients(g);
+    disposeBatch(device);
+    const sgd = new Sgd(buildParamGroups(tiny.parameters(), { lr: 0.1 }));
+    const step = await trainOnHostBatch(tiny, batch, sgd, {
+      microBatch: 4,
+      labelSmoothing: epsilon,
+    });
+    sgd.dispose();
+    tiny.dispose();
+    return { expected, got: step.lossSum };
+  };
+  const plain = await lossOf(0), smoothed = await lossOf(0.4);
+  assertLess(Math.abs(smoothed.got - smoothed.expected), 1e-5 * smoothed.expected);
+  // The smoothed loss of the same logits differs from the plain one, so ε reached the loss.
+  assertGreater(Math.abs(smoothed.got - plain.got), 1e-3);
 });

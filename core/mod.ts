@@ -25,11 +25,22 @@ export {
 } from "./backend.ts";
 export { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
 export { type ClassReport, classReport } from "./confusion.ts";
-export { curvesSvg, trainingCurvesSvg } from "./curves_svg.ts";
+export { CHART_COLORS, curvesSvg, type Series, trainingCurvesSvg } from "./curves_svg.ts";
 export { formatDuration, RunEta } from "./eta.ts";
 export { evaluate } from "./evaluate.ts";
 export type { EpochMetrics, TrainEvent, TrainListener } from "./events.ts";
 export { crossEntropyPerExample } from "./loss.ts";
+export {
+  LR_FIND_PARAMS,
+  lrFind,
+  type LrFindOptions,
+  type LrFindResult,
+  type LrFindStop,
+  type LrSuggestion,
+  suggestLrs,
+} from "./lr_find.ts";
+export { type LrFindModelOptions, lrFindOnModel } from "./lr_find_run.ts";
+export { lrFindSvg } from "./lr_find_svg.ts";
 export { buildParamGroups } from "./param_groups.ts";
 export { predictProbabilities } from "./predict.ts";
 export {

@@ -13,6 +13,8 @@
  * | `checkpoint.safetensors` | weights after the last complete epoch                         |
  * | `optimizer.safetensors`  | SGD momentum buffers after that epoch (when momentum > 0)      |
  * | `state.json`             | what `--resume` needs ({@linkcode RunState}); written last    |
+ * | `lr_find.json`           | `deno task lr-find`'s sweep and suggestions (`LrFindResult`)  |
+ * | `lr_find.svg`            | that sweep's chart                                            |
  *
  * @example
  * ```ts ignore
@@ -52,6 +54,9 @@ export const RUN_FILES = {
   best: "best.safetensors",
   optimizer: "optimizer.safetensors",
   state: "state.json",
+  /** `deno task lr-find`: the sweep (`LrFindResult`) and its chart. */
+  lrFind: "lr_find.json",
+  lrFindChart: "lr_find.svg",
 } as const;
 
 /** Format version of `state.json` and `metrics.json`; readers refuse newer ones. */

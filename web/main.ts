@@ -12,6 +12,7 @@ import { setupLivePrediction } from "./camera_predict.ts";
 import { setupDataView } from "./data_view.ts";
 import { byId } from "./dom.ts";
 import { publishHook, type WebtuneHook } from "./hook.ts";
+import { setupLrFindView } from "./lr_find_view.ts";
 import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
 import { setupSavedView } from "./saved_view.ts";
@@ -61,6 +62,7 @@ const page: Page = {
 const showSkipped = setupDataView(page);
 const settings = setupModelView(page);
 setupTrainView(page, settings, showSkipped);
+setupLrFindView(page, settings);
 setupUseView(page);
 setupBuilderView(page).catch((e) => console.error(e));
 setupWeightsUrl(page);
