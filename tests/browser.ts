@@ -7,28 +7,14 @@
 import { assertEquals } from "@std/assert";
 import type { Page } from "playwright-core";
 import { buildWeb } from "@webtune/web/build";
+import { chromiumBaseArgs } from "@webtune/web/chromium";
 import { staticHandler } from "@webtune/web/static";
 
 /** Debian's Chromium (never a downloaded one: `npx playwright install` needs the network). */
 export const CHROMIUM = "/usr/bin/chromium";
 
-/**
- * Flags for a headless Chromium that reaches nothing outside the machine: no sandbox (root, no
- * user namespaces in containers), SwiftShader for WebGL (and WebGPU where asked), no
- * background networking.
- */
-export const BASE_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--headless=new",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-  "--use-angle=swiftshader",
-  "--enable-unsafe-swiftshader",
-];
+/** The page's headless Chromium flags (web/chromium.ts), with SwiftShader allowed for WebGL. */
+export const BASE_ARGS = [...chromiumBaseArgs(), "--enable-unsafe-swiftshader"];
 
 /** A fake camera (a moving test pattern) that needs no permission prompt. */
 export const FAKE_CAMERA_ARGS = [

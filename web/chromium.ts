@@ -23,17 +23,27 @@ export const CHROMIUM = "/usr/bin/chromium";
  */
 export const CHROMIUM_ARGS = [
   "--enable-unsafe-webgpu",
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--headless=new",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-  "--use-angle=swiftshader",
+  ...chromiumBaseArgs(),
   "--enable-features=Vulkan",
 ];
+
+/**
+ * Flags for a headless Chromium that reaches nothing outside the machine: no sandbox (root, no
+ * user namespaces in containers), SwiftShader, no background networking. No WebGPU by itself.
+ */
+export function chromiumBaseArgs(): string[] {
+  return [
+    "--no-sandbox",
+    "--disable-gpu-sandbox",
+    "--headless=new",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--use-angle=swiftshader",
+  ];
+}
 
 /**
  * The resident memory in bytes of the GPU processes among `pid`'s descendants (Chromium's GPU
