@@ -12,7 +12,6 @@
  * @module
  */
 import {
-  type BackendName,
   defaultRunConfig,
   describeAdapter,
   flagName,
@@ -22,7 +21,6 @@ import {
   lrFindSvg,
   prepareRun,
   RunDir,
-  setupBackend,
 } from "@webtune/core";
 import { denoFs } from "@webtune/data/deno_fs";
 import {
@@ -33,6 +31,7 @@ import {
   main,
   runConfigFromFlags,
 } from "./shell.ts";
+import { setupCommandBackend, sourceWeights } from "./flags.ts";
 import { openData, openWeights } from "./sources.ts";
 import { timestamp, trainFlags } from "./train.ts";
 
@@ -69,13 +68,14 @@ export const lrFindCommand = defineCommand({
       numIt: values["num-it"] as number,
     };
     const out = String(values.out ?? `runs/${timestamp()}-lr-find`);
-    const adapter = await setupBackend({ backend: values.backend as BackendName });
+    const adapter = await setupCommandBackend(values.backend, values.kernels);
     print(`device: ${describeAdapter(adapter)}`);
     const data = await openData(String(values.data), config.seed, print);
-    const source = await openWeights(String(values.weights), print);
+    const weights = sourceWeights(values.weights, config.arch);
+    const source = await openWeights(weights, print);
     const run = await prepareRun(config, data, {
       source,
-      sourceName: String(values.weights),
+      sourceName: weights,
       adapter,
     });
     const controller = new AbortController();
