@@ -47,7 +47,8 @@ export const DER_FILTER_TILE: DerFilterTile = { tk: 8, tc: 2 };
  * vs the former tiles (tk 8 for the stem, else tk 16; tc 2): stem { tk: 32, tc: 2 } 1.24×,
  * layer1 { tk: 32, tc: 2 } 1.10×, and with Cout ≥ 128 { tk: 32, tc: 4 }: layer2 3×3/2 1.74×,
  * 1×1/2 4.1×, 3×3/1 1.83×, layer3 1.69×, layer4 1.24× (tk 16 × tc 4 there: 1.45×). Smaller
- * tiles (tk 4–16 × tc 1) were 0.3–0.6× on the stem.
+ * tiles (tk 4–16 × tc 1) were 0.3–0.6× on the stem. Bigger still (tk 64, tc 8) was mixed
+ * (0.5–1.3× vs these), so not used.
  * Bigger tiles win on llvmpipe although their accumulators spill: each storage load is a per-lane
  * gather there, so FMAs per load set the speed. Rows: as many as Cin allows while all rows share
  * one tap ("direct" mode); Cin not a multiple of 8 (the stem) pads x and takes up to 32 rows.
