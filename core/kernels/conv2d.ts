@@ -36,8 +36,36 @@ export interface ConvTile {
   tc: number;
 }
 
-/** Tile measured fastest on llvmpipe for ResNet-18's shapes (see cli/bench_kernels.ts). */
-export const CONV2D_TILE: ConvTile = { tm: 12, tc: 2 };
+/**
+ * The tile for Cout < 128 (and the one the support check is made against). Bigger tiles win on
+ * llvmpipe even though they cannot stay in its 16 ymm registers: every storage load is a per-lane
+ * gather there, so the FMAs per load, 4·tm·tc / (tm + 4·tc), set the speed, and spills of the
+ * accumulators to the stack are cheap next to that.
+ */
+export const CONV2D_TILE: ConvTile = { tm: 32, tc: 2 };
+
+/**
+ * The tile for a conv with `cout` output channels, measured with cli/sweep_tiles.ts (batch 16,
+ * 64 px, ResNet-18 shapes; ratios are vs the former { tm: 12, tc: 2 }, one process):
+ * Cout 64, { tm: 16, tc: 2 }: stem 1.09×, layer1 1.07× (tm 24: 1.23×, 1.03×; tm 8 × tc 4 with
+ * half the lanes idle: 0.63×, 0.45×). Cout ≥ 128, { tm: 16, tc: 4 }: layer2 3×3/2 1.12×, 1×1/2
+ * 2.5×, 3×3/1 1.45×, layer3 1.90×, layer4 2.00×. A second sweep, vs tm 16: tm 32 × tc 2 1.09×
+ * on layer1; tm 32 × tc 4 vs tm 16 × tc 4 1.26× on layer2 3×3/1, 1.24× layer3, 1.52× layer4, so
+ * both use tm 32 (not swept further). Smaller tiles (tm 1–8 × tc 1, 4–32
+ * accumulator floats) were 0.2–0.76× on the stem; tm 6 × tc 2 and tm 4 × tc 4 0.68× and 0.31× on
+ * layer1.
+ * tc stays at 2 below Cout 128 so that all WG invocations of a workgroup get columns.
+ *
+ * @example
+ * ```ts
+ * conv2DTile(64); // { tm: 32, tc: 2 }
+ * ```
+ */
+export function conv2DTile(cout: number): ConvTile {
+  return cout >= 4 * 4 * WG ? WIDE_TILE : CONV2D_TILE;
+}
+
+const WIDE_TILE: ConvTile = { tm: 32, tc: 4 };
 
 const UNIFORMS = uniformBlock({
   cin4: "i32",
@@ -213,7 +241,7 @@ export function conv2DGemm(
   filter: tf.TensorInfo,
   attrs: Conv2DAttrs,
   backend: WebGPUBackend,
-  tile: ConvTile = CONV2D_TILE,
+  tile: ConvTile = conv2DTile(filter.shape[3]),
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],

@@ -36,14 +36,35 @@ export interface DerFilterTile {
 }
 
 /**
- * The smallest tile we use (Cin not a multiple of 16, e.g. the stem); the support checks are
- * made against it. Loads 2 + 2 vec4s per m for 16 vec4 FMAs.
+ * The smallest tile we use (Cin a multiple of 8 but not 16, or a filter of fewer than 16 padded
+ * rows); the support checks are made against it.
  */
 export const DER_FILTER_TILE: DerFilterTile = { tk: 8, tc: 2 };
 
-/** The tile for Cin: 16 rows when they can share one tap (measured ~10% faster). */
-export function derFilterTile(cin: number): DerFilterTile {
-  return cin % 16 === 0 ? { tk: 16, tc: 2 } : DER_FILTER_TILE;
+/**
+ * The tile for a filter of `[kh, kw, cin, cout]`, measured with cli/sweep_tiles.ts (batch 16,
+ * 64 px, ResNet-18 shapes, one process):
+ * vs the former tiles (tk 8 for the stem, else tk 16; tc 2): stem { tk: 32, tc: 2 } 1.24×,
+ * layer1 { tk: 32, tc: 2 } 1.10×, and with Cout ≥ 128 { tk: 32, tc: 4 }: layer2 3×3/2 1.74×,
+ * 1×1/2 4.1×, 3×3/1 1.83×, layer3 1.69×, layer4 1.24× (tk 16 × tc 4 there: 1.45×). Smaller
+ * tiles (tk 4–16 × tc 1) were 0.3–0.6× on the stem. Bigger still (tk 64, tc 8) was mixed
+ * (0.5–1.3× vs these), so not used.
+ * Bigger tiles win on llvmpipe although their accumulators spill: each storage load is a per-lane
+ * gather there, so FMAs per load set the speed. Rows: as many as Cin allows while all rows share
+ * one tap ("direct" mode); Cin not a multiple of 8 (the stem) pads x and takes up to 32 rows.
+ * tc stays at 2 below Cout 128 so that all WG invocations of a workgroup get columns.
+ *
+ * @example
+ * ```ts
+ * derFilterTile([3, 3, 64, 64]); // { tk: 32, tc: 2 }
+ * ```
+ */
+export function derFilterTile(filterShape: readonly number[]): DerFilterTile {
+  const [kh, kw, cin, cout] = filterShape;
+  const tc = cout >= 4 * 4 * WG ? 4 : 2;
+  if (cin % 8 === 0) return { tk: cin % 32 === 0 ? 32 : cin % 16 === 0 ? 16 : 8, tc };
+  const kRows = kh * kw * Math.ceil(cin / 4) * 4;
+  return { tk: kRows >= 32 ? 32 : kRows >= 16 ? 16 : 8, tc };
 }
 
 /** Split the reduction until there are about this many workgroups (2 cores, some slack). */
@@ -238,7 +259,7 @@ export function conv2DBackpropFilterGemm(
   dy: tf.TensorInfo,
   attrs: Conv2DBackpropFilterAttrs,
   backend: WebGPUBackend,
-  tile: DerFilterTile = derFilterTile(attrs.filterShape[2]),
+  tile: DerFilterTile = derFilterTile(attrs.filterShape),
 ): tf.TensorInfo {
   const { strides, pad, dimRoundingMode, filterShape } = attrs;
   const info = tf.backend_util.computeConv2DInfo(

@@ -35,8 +35,29 @@ export interface DerInputTile {
   tci: number;
 }
 
-/** Tile used by default (see cli/bench_kernels.ts). */
-export const DER_INPUT_TILE: DerInputTile = { tm: 8, tci: 8 };
+/** The tile for Cin < 128 (and the one the support check is made against). */
+export const DER_INPUT_TILE: DerInputTile = { tm: 16, tci: 8 };
+
+/**
+ * The tile for `cin` input channels, measured with cli/sweep_tiles.ts (batch 16, 64 px, ResNet-18
+ * shapes, one process):
+ * vs the former { tm: 8, tci: 8 }: Cin 64 { tm: 16, tci: 8 }: layer1 1.71×, layer2 3×3/2 1.39×,
+ * 1×1/2 1.68× (tm 24: 1.47×, 1.73×, 2.17×); Cin ≥ 128 { tm: 16, tci: 16 }: layer2 3×3/1 2.24×,
+ * layer3 2.11×, layer4 2.27×; then { tm: 32, tci: 16 } vs { tm: 16, tci: 16 }: 0.94×, 1.63×,
+ * 1.45× (tm 32 × tci 8 on layer1: 1.02×; tci 32: 0.4–1.8×, not used). Smaller tiles (tm 4 × tci 4–8) were 0.26–0.61× on layer1
+ * and layer2.
+ * Bigger tiles win on llvmpipe although their accumulators spill: each storage load is a per-lane
+ * gather there, so dot products per load set the speed. tci stays at 8 below Cin 128 so that all
+ * WG invocations of a workgroup get channels.
+ *
+ * @example
+ * ```ts
+ * derInputTile(64); // { tm: 16, tci: 8 }
+ * ```
+ */
+export function derInputTile(cin: number): DerInputTile {
+  return cin >= 16 * WG && cin % 16 === 0 ? { tm: 32, tci: 16 } : DER_INPUT_TILE;
+}
 
 const UNIFORMS = uniformBlock({
   batch: "i32",
@@ -197,7 +218,7 @@ export function conv2DBackpropInputGemm(
   filter: tf.TensorInfo,
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
-  tile: DerInputTile = DER_INPUT_TILE,
+  tile: DerInputTile = derInputTile(filter.shape[2]),
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
