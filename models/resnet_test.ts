@@ -239,7 +239,12 @@ Deno.test("createResNet('resnet50'): torchvision's init; every mode runs at 32 p
     assertEquals(!sameBytes(await stats(), previous), mode === "train", mode);
     tf.dispose([logits, features]);
   }
-  assertEquals(outputs.frozen, outputs.eval);
+  // Same numbers up to float rounding: tfjs-webgpu's forward pass is not bit-deterministic here
+  // (three identical eval passes of this input differed by up to 1.1e-6, split-K matmuls sum in
+  // whatever order the workgroups finish), so equality is checked to 1e-5 of the largest logit.
+  const scale = Math.max(...outputs.eval.map(Math.abs));
+  const gap = Math.max(...outputs.frozen.map((v, i) => Math.abs(v - outputs.eval[i])));
+  assert(gap <= 1e-5 * scale, `frozen vs eval: max difference ${gap} (largest logit ${scale})`);
   assertEquals([...model.numBatchesTracked.values()].every((n) => n === 1), true);
   model.dispose();
   x.dispose();
