@@ -14,7 +14,7 @@ import { staticHandler } from "@webtune/web/static";
 export const CHROMIUM = "/usr/bin/chromium";
 
 /** The page's headless Chromium flags (web/chromium.ts), with SwiftShader allowed for WebGL. */
-export const BASE_ARGS = [...chromiumBaseArgs(), "--enable-unsafe-swiftshader"];
+export const BASE_ARGS: string[] = [...chromiumBaseArgs(), "--enable-unsafe-swiftshader"];
 
 /** A fake camera (a moving test pattern) that needs no permission prompt. */
 export const FAKE_CAMERA_ARGS = [

@@ -21,7 +21,7 @@ export const CHROMIUM = "/usr/bin/chromium";
  * const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
  * ```
  */
-export const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS: string[] = [
   "--enable-unsafe-webgpu",
   ...chromiumBaseArgs(),
   "--enable-features=Vulkan",
