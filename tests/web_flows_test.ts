@@ -198,9 +198,12 @@ Deno.test({
         await tabTo(page, "#builder-class-name");
         await page.keyboard.type("hotdog");
         await page.keyboard.press("Enter");
-        await wait("class added", "w.builder?.classes.length === 1");
-        // The new class's file picker has the focus; Space opens the system's file dialog.
-        assert(await page.evaluate('document.activeElement.matches(".builder-class input")'));
+        // The new class's file picker gets the focus once the set is saved (IndexedDB), after
+        // the class shows; Space then opens the system's file dialog.
+        await wait(
+          "class added, its file picker focused",
+          'w.builder?.classes.length === 1 && document.activeElement?.matches(".builder-class input")',
+        );
         const [picker] = await Promise.all([
           page.waitForEvent("filechooser"),
           page.keyboard.press("Space"),
@@ -211,7 +214,10 @@ Deno.test({
         await tabTo(page, "#builder-class-name");
         await page.keyboard.type("not-hotdog");
         await page.keyboard.press("Enter");
-        await wait("second class", "w.builder?.classes.length === 2");
+        await wait(
+          "second class, its file picker focused",
+          'w.builder?.classes.length === 2 && document.activeElement?.matches(".builder-class input")',
+        );
         // Tab on to the folder picker of the new class.
         await tabTo(page, '.builder-class[data-class="not-hotdog"] input[webkitdirectory]');
         const folder = `${tmp}/picked/others`;
