@@ -159,21 +159,32 @@ export async function setupBuilderView(page: Page): Promise<void> {
       grid.append(thumb(cls, image));
       publish();
     };
+    // Snapshots still being taken when the button is let go: the burst ends after them, so no
+    // frame lands after the set was saved.
+    const inFlight = new Set<Promise<void>>();
+    const capture = () => {
+      const done: Promise<void> = snap().finally(() => inFlight.delete(done));
+      inFlight.add(done);
+    };
     const startBurst = () => {
       if (timer !== undefined || !camera) return;
-      snap();
-      timer = setInterval(snap, 1000 / BURST_PER_SECOND);
+      capture();
+      timer = setInterval(capture, 1000 / BURST_PER_SECOND);
     };
     const stopBurst = () => {
       if (timer === undefined) return;
       clearInterval(timer);
       timer = undefined;
       const hadFocus = document.activeElement === button;
-      changed();
-      // The redraw replaced the button: give its successor the focus a keyboard user had.
-      if (hadFocus) {
-        list.querySelector<HTMLButtonElement>(`[data-class="${CSS.escape(cls)}"] .burst`)?.focus();
-      }
+      page.act(async () => {
+        await Promise.all(inFlight);
+        changed();
+        // The redraw replaced the button: give its successor the focus a keyboard user had.
+        if (hadFocus) {
+          list.querySelector<HTMLButtonElement>(`[data-class="${CSS.escape(cls)}"] .burst`)
+            ?.focus();
+        }
+      });
     };
     button.addEventListener("pointerdown", startBurst);
     button.addEventListener("keydown", (e) => {
