@@ -16,6 +16,7 @@ import {
   describeAdapter,
   flagName,
   LR_FIND_PARAMS,
+  lrFindInputs,
   lrFindOnModel,
   type LrFindResult,
   lrFindSvg,
@@ -92,13 +93,7 @@ export const lrFindCommand = defineCommand({
       Deno.addSignalListener("SIGINT", onSigint);
       result = await lrFindOnModel({
         ...sweep,
-        model: run.model,
-        optimizer: run.optimizer,
-        baseLr: config.lr,
-        mode: run.config.bn,
-        microBatch: run.microBatch,
-        labelSmoothing: config.labelSmoothing,
-        trainBatches: (epoch) => run.trainBatches(epoch),
+        ...lrFindInputs(run),
         signal: controller.signal,
         onStep: ({ iteration, lr, smoothLoss }) => {
           if ((iteration + 1) % every === 0) {

@@ -73,3 +73,31 @@ export async function lrFindOnModel(options: LrFindModelOptions): Promise<LrFind
     await batches.return?.();
   }
 }
+
+/**
+ * What {@linkcode lrFindOnModel} takes from a prepared run, so that the sweep trains exactly as
+ * the run would (model, optimizer, `--lr`, BatchNorm mode, micro-batches, label smoothing,
+ * batches): the CLI's `lr-find` and the page's button both sweep through this.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await lrFindOnModel({ ...lrFindInputs(run), startLr: 1e-7, endLr: 10, numIt: 100 });
+ * ```
+ */
+export function lrFindInputs(run: {
+  model: TrainableModel;
+  optimizer: Optimizer;
+  microBatch: number;
+  config: { lr: number; bn: "train" | "frozen"; labelSmoothing: number };
+  trainBatches(epoch: number): AsyncIterable<HostBatch>;
+}): Omit<LrFindModelOptions, keyof LrFindOptions> {
+  return {
+    model: run.model,
+    optimizer: run.optimizer,
+    baseLr: run.config.lr,
+    mode: run.config.bn,
+    microBatch: run.microBatch,
+    labelSmoothing: run.config.labelSmoothing,
+    trainBatches: (epoch) => run.trainBatches(epoch),
+  };
+}

@@ -39,7 +39,7 @@ export {
   type LrSuggestion,
   suggestLrs,
 } from "./lr_find.ts";
-export { type LrFindModelOptions, lrFindOnModel } from "./lr_find_run.ts";
+export { lrFindInputs, type LrFindModelOptions, lrFindOnModel } from "./lr_find_run.ts";
 export { lrFindSvg } from "./lr_find_svg.ts";
 export { buildParamGroups } from "./param_groups.ts";
 export { predictProbabilities } from "./predict.ts";

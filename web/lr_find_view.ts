@@ -8,6 +8,7 @@
  */
 import {
   LR_FIND_PARAMS,
+  lrFindInputs,
   lrFindOnModel,
   type LrFindResult,
   lrFindSvg,
@@ -47,13 +48,7 @@ export function setupLrFindView(page: Page, settings: ModelSettings): void {
           startLr: LR_FIND_PARAMS.startLr.default,
           endLr: LR_FIND_PARAMS.endLr.default,
           numIt: LR_FIND_PARAMS.numIt.default,
-          model: run.model,
-          optimizer: run.optimizer,
-          baseLr: config.lr,
-          mode: run.config.bn,
-          microBatch: run.microBatch,
-          labelSmoothing: config.labelSmoothing,
-          trainBatches: (epoch) => run.trainBatches(epoch),
+          ...lrFindInputs(run),
           onStep: ({ iteration, lr }) => {
             status.textContent = `Batch ${iteration + 1}/${LR_FIND_PARAMS.numIt.default}: ` +
               `lr ${lr.toExponential(1)}`;
