@@ -43,7 +43,8 @@ export interface ErrorMeasure {
   rel: number;
 }
 
-function compare(a: ArrayLike<number>, b: ArrayLike<number>): ErrorMeasure {
+/** Max |a − b| and that error relative to max |b| (0 when a equals an all-zero b). */
+export function compare(a: ArrayLike<number>, b: ArrayLike<number>): ErrorMeasure {
   assertEquals(a.length, b.length);
   let abs = 0, scale = 0;
   for (let i = 0; i < b.length; i++) {
@@ -65,11 +66,19 @@ export interface ReferenceStep {
   input: HostTensor;
   labels: number[];
   bn: BnMode;
+  /**
+   * A second reference holding any of `ref`'s keys (and gradients `ref` lacks, e.g.
+   * `grad_bn1_bias`), such as a float64 re-computation: the same quantities are measured against
+   * it into {@linkcode StepErrors.errorsAlso}.
+   */
+  also?: StateDict;
 }
 
 /** The step's errors against the reference, by quantity, and how long the step took. */
 export interface StepErrors {
   errors: Record<string, ErrorMeasure>;
+  /** The errors against {@linkcode ReferenceStep.also}, by the same names (empty without it). */
+  errorsAlso: Record<string, ErrorMeasure>;
   /** Forward + backward + SGD update, in ms. */
   stepMs: number;
   /** BatchNorm running stats and `num_batches_tracked` counters the step changed, by name. */
@@ -118,14 +127,23 @@ export async function runReferenceStep(step: ReferenceStep): Promise<StepErrors>
   const buffersBefore = await buffersNow();
 
   const errors: Record<string, ErrorMeasure> = {};
+  const errorsAlso: Record<string, ErrorMeasure> = {};
+  /** Measures webtune's `actual` against each reference that has `key`, as `name`. */
+  const measure = (key: string, name: string, actual: ArrayLike<number>) => {
+    const want = ref.get(key), wantAlso = step.also?.get(key);
+    if (want) errors[name] = compare(actual, want.data as Float32Array);
+    if (wantAlso) errorsAlso[name] = compare(actual, wantAlso.data as Float32Array);
+  };
   const start = performance.now();
   const g = computeGradients(model, { x, labels }, sgd.trainable(), step.bn);
   sgd.step(g.grads);
   await g.lossPerExample.data(); // waits for the step to finish, for the timing
   const stepMs = performance.now() - start;
 
-  errors.loss = compare(await g.lossPerExample.data(), get("step_loss_per_example").data as never);
-  for (const [key, want] of ref) {
+  get("step_loss_per_example");
+  measure("step_loss_per_example", "loss", await g.lossPerExample.data());
+  const gradKeys = new Set([...ref.keys(), ...step.also?.keys() ?? []]);
+  for (const key of gradKeys) {
     if (!key.startsWith("grad_")) continue;
     // grad_conv1_weight -> conv1.weight, grad_bn1_weight -> bn1.weight, grad_fc_weight -> fc.weight
     const name = key.slice(5).replace(/_(weight|bias)$/, ".$1");
@@ -139,7 +157,7 @@ export async function runReferenceStep(step: ReferenceStep): Promise<StepErrors>
         : grad.clone()
     );
     assertEquals(torch.shape, torchShapes.get(name), key);
-    errors[key] = compare(await torch.data(), want.data as Float32Array);
+    measure(key, key, await torch.data());
     torch.dispose();
   }
   disposeGradients(g);
@@ -160,20 +178,23 @@ export async function runReferenceStep(step: ReferenceStep): Promise<StepErrors>
         ? tf.transpose(variable)
         : variable.clone()
     );
-    errors[name] = compare(await torch.data(), want.data as Float32Array);
+    measure(key, name, await torch.data());
     torch.dispose();
+  }
+  for (const key of step.also?.keys() ?? []) {
+    if (key.startsWith("after_step.") && !ref.has(key)) {
+      throw new Error(`${key}: only the second reference has it (measure it from ref's keys)`);
+    }
   }
   const buffersAfter = await buffersNow();
   const changedBuffers = [...buffersBefore.keys()].filter((k) =>
     buffersBefore.get(k) !== buffersAfter.get(k)
   );
   const logits = tf.tidy(() => model.forward(x, "eval").logits);
-  errors.after_step_eval_logits = compare(
-    await logits.data(),
-    get("after_step_eval_logits").data as Float32Array,
-  );
+  get("after_step_eval_logits");
+  measure("after_step_eval_logits", "after_step_eval_logits", await logits.data());
   tf.dispose([x, labels, logits]);
   sgd.dispose();
   model.dispose();
-  return { errors, stepMs, changedBuffers };
+  return { errors, errorsAlso, stepMs, changedBuffers };
 }
