@@ -104,7 +104,7 @@ const FLOAT32_FLOOR: Record<string, number> = {
  * `python3 core/testdata/resnet50_step_float64.py`, stored as F32: 4e-8 of each tensor's largest
  * value), for the quantities whose PyTorch limit above is looser than ResNet-18's, plus the loss
  * and bn1's bias gradient. layer4.2.conv3 is a 1×1 conv over 4 images of 2 × 2, so its weight
- * gradient is 16 outer products; the file keeps those factors (0.1 MB instead of 4 MB) and this
+ * gradient is 16 outer products; the file keeps those factors (0.16 MB instead of 4 MB) and this
  * rebuilds the weight after the step from them and the F16 weights, as the SGD step does.
  */
 async function readFloat64Reference(weights: StateDict): Promise<StateDict> {

@@ -11,7 +11,7 @@ the test's FLOAT32_FLOOR.
     python3 core/testdata/resnet50_step_float64.py float32   # the same code in float32
 
 About a minute each. The float64 run writes core/testdata/resnet50_step_float64.safetensors
-(F32 storage of the float64 results, ~0.6 MB): the quantities whose test limits are looser than
+(F32 storage of the float64 results, 0.27 MB): the quantities whose test limits are looser than
 ResNet-18's (see REFERENCE below), so the test can also measure webtune against exact arithmetic
 without Python. The float32 run prints, besides PyTorch-vs-NumPy-float32, how far NumPy's float32
 answer is from that float64 file.
@@ -114,7 +114,7 @@ cmp('loss', R['step_loss_per_example'], loss)
 for k in ['conv1.weight', 'bn1.weight', 'fc.weight']:
     cmp('grad_' + k, R['grad_' + k.replace('.', '_')], G[k])
 # The fixture's names and PyTorch's layouts. layer4.2.conv3 is a 1x1 conv on 4 images of 2x2, so
-# its weight gradient is a sum of 16 outer products: its factors (0.3 MB) stand for the 1M-value
+# its weight gradient is a sum of 16 outer products: its factors (0.16 MB as F32) stand for the 1M-value
 # gradient (4 MB); the test expands them.
 L4 = 'layer4.2.conv3'
 dy, xin = FACTORS[L4]
