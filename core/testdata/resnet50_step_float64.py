@@ -12,7 +12,7 @@ the test's FLOAT32_FLOOR.
 
 About a minute each. The float64 run writes core/testdata/resnet50_step_float64.safetensors
 (F32 storage of the float64 results, 0.27 MB): the quantities whose test limits are looser than
-ResNet-18's (see REFERENCE below), so the test can also measure webtune against exact arithmetic
+ResNet-18's (OUT below), so the test can also measure webtune against exact arithmetic
 without Python. The float32 run prints, besides PyTorch-vs-NumPy-float32, how far NumPy's float32
 answer is from that float64 file.
 """
