@@ -21,13 +21,19 @@ import {
 export interface RecipeSettings {
   /** `--lr`: the base rate the schedule scales (reported per batch). */
   lr: number;
-  /** Epochs the run plans (`--epochs`); cosine and one-cycle span exactly these. */
+  /**
+   * Epochs the run plans (`--epochs`), the head-only ones included; cosine and one-cycle span
+   * exactly these (one-cycle as two cycles when some are head-only).
+   */
   epochs: number;
   batchesPerEpoch: number;
   schedule: ScheduleKind;
   /** Linear warm-up length in epochs (fractions allowed), for constant/cosine. */
   warmupEpochs: number;
-  /** Epochs at the start that train the head only. */
+  /**
+   * Epochs at the start that train the head only. With `onecycle`, fastai's `fine_tune`: they get
+   * their own cycle and the rest a new one at half the lr (see `FINE_TUNE_CYCLES`).
+   */
   freezeEpochs: number;
   /** The classifier's state_dict prefix. Default `fc`. */
   classifier?: string;
@@ -78,6 +84,7 @@ export class TrainingRecipe {
       kind: settings.schedule,
       warmupSteps: warmupSteps(settings.warmupEpochs, batchesPerEpoch),
       oneCycle: settings.oneCycle,
+      freezeSteps: freezeEpochs * batchesPerEpoch,
     };
     if (settings.schedule === "onecycle" && settings.warmupEpochs > 0) {
       throw new Error("--warmup-epochs does not apply to --schedule onecycle (it warms up itself)");

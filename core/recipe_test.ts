@@ -39,7 +39,7 @@ function drive(recipe: TrainingRecipe, startEpoch: number) {
   return { events, lrs, momenta, trainable };
 }
 
-Deno.test("recipe: freeze for the first epoch, one-cycle over all 12 batches, momentum cycled", () => {
+Deno.test("recipe: freeze for the first epoch, fastai's fine_tune: a cycle per phase, momentum cycled", () => {
   const p = params();
   const sgd = new Sgd(buildParamGroups(p, { lr: 1e-3 }));
   const { events, lrs, momenta, trainable } = drive(new TrainingRecipe(sgd, ONECYCLE), 1);
@@ -52,14 +52,54 @@ Deno.test("recipe: freeze for the first epoch, one-cycle over all 12 batches, mo
     "fc.weight",
   ]]);
   assertEquals(lrs.length, 12);
-  assertAlmostEquals(lrs[0], 1e-3 / 25, 1e-15); // OneCycleLR's initial_lr
-  assertAlmostEquals(lrs[11], 1e-3 / 25 / 1e4, 1e-15); // and its min_lr at the last batch
-  assertEquals(Math.max(...lrs) <= 1e-3, true);
-  assertAlmostEquals(momenta[0], 0.95, 1e-12);
-  assertAlmostEquals(momenta[11], 0.95, 1e-12);
+  // The frozen epoch's cycle (4 batches, pct_start 0.99): from lr/25 to fastai's lr/1e5 at its
+  // last batch.
+  assertAlmostEquals(lrs[0], 1e-3 / 25, 1e-15);
+  assertAlmostEquals(lrs[3], 1e-3 / 1e5, 1e-18);
+  // The unfrozen epochs' cycle (8 batches) at half the lr: from lr/2/5 to lr/2/1e5.
+  assertAlmostEquals(lrs[4], 1e-3 / 2 / 5, 1e-15);
+  assertAlmostEquals(lrs[11], 1e-3 / 2 / 1e5, 1e-18);
+  assertEquals(Math.max(...lrs.slice(0, 4)) <= 1e-3, true);
+  assertEquals(Math.max(...lrs.slice(4)) <= 1e-3 / 2, true);
+  for (const s of [0, 3, 4, 11]) assertAlmostEquals(momenta[s], 0.95, 1e-12, `momentum ${s}`);
   assertEquals(Math.min(...momenta) >= 0.85, true);
   // The optimizer's factor is the one for the last batch.
   assertAlmostEquals(sgd.lrFactor, lrs[11] / 1e-3, 1e-15);
+  tf.dispose(p.map(([, v]) => v));
+});
+
+Deno.test("recipe: without head-only epochs, one-cycle spans all 12 batches as before", () => {
+  const p = params();
+  const sgd = new Sgd(buildParamGroups(p, { lr: 1e-3 }));
+  const { events, lrs, momenta } = drive(
+    new TrainingRecipe(sgd, { ...ONECYCLE, freezeEpochs: 0 }),
+    1,
+  );
+  assertEquals(events, []);
+  assertAlmostEquals(lrs[0], 1e-3 / 25, 1e-15); // OneCycleLR's initial_lr
+  assertAlmostEquals(lrs[11], 1e-3 / 25 / 1e4, 1e-15); // and its min_lr at the last batch
+  // Peak at batch 0.3·12 − 1 = 2.6: batch 3, just past it, is the highest; then they fall.
+  for (let s = 1; s < 12; s++) assertEquals(lrs[s] > lrs[s - 1], s <= 3, `batch ${s}`);
+  assertAlmostEquals(momenta[11], 0.95, 1e-12);
+  tf.dispose(p.map(([, v]) => v));
+});
+
+Deno.test("recipe: a fine_tune run resumed in the middle of its unfrozen cycle sees the same rates", () => {
+  // 4 epochs: epoch 1 head-only (cycle 1), epochs 2–4 all layers (cycle 2); resume at epoch 3.
+  const p = params();
+  const settings = { ...ONECYCLE, epochs: 4 };
+  const straight = drive(
+    new TrainingRecipe(new Sgd(buildParamGroups(p, { lr: 1e-3 })), settings),
+    1,
+  );
+  const resumed = drive(
+    new TrainingRecipe(new Sgd(buildParamGroups(p, { lr: 1e-3 })), settings),
+    3,
+  );
+  assertEquals(resumed.lrs, straight.lrs.slice(8));
+  assertEquals(resumed.momenta, straight.momenta.slice(8));
+  assertEquals(resumed.events, []);
+  assertEquals(resumed.trainable, [["conv1.weight", "fc.weight"], ["conv1.weight", "fc.weight"]]);
   tf.dispose(p.map(([, v]) => v));
 });
 

@@ -194,7 +194,8 @@ export const RUN_PARAMS = {
     min: 0,
     default: 0,
     help: "train only the head for the first N of --epochs, then all layers with the param " +
-      "groups (fastai's fine_tune)",
+      "groups; with --schedule onecycle, fastai's fine_tune: one cycle for the N epochs " +
+      "(pct_start 0.99), a new one at half the lr for the rest (pct_start 0.3, div 5)",
     tasks: ["finetune"],
     page: "Head-only epochs first",
   },

@@ -44,6 +44,31 @@ export const ONE_CYCLE_DEFAULTS: Readonly<OneCycleOptions> = {
   threePhase: false,
 };
 
+/**
+ * fastai's `Learner.fine_tune(epochs, base_lr, freeze_epochs, lr_mult=100, pct_start=0.3,
+ * div=5.0)` (fastai/callback/schedule.py) as two one-cycles, used when `onecycle` has frozen
+ * head-only batches ({@linkcode ScheduleConfig.freezeSteps}):
+ *
+ * ```python
+ * self.freeze()
+ * self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99)
+ * base_lr /= 2
+ * self.unfreeze()
+ * self.fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start, div=div)
+ * ```
+ *
+ * `fit_one_cycle`'s own defaults fill the rest: `div=25` and momenta 0.95 → 0.85 → 0.95 for each
+ * cycle, and `div_final=1e5`: fastai's cycle ends at `lr_max / div_final`, where PyTorch's ends
+ * at `lr_max / div_factor / final_div_factor`, so each cycle's `final_div_factor` is
+ * `divFinal / divFactor`. `lrScale` multiplies the cycle's peak: the unfrozen cycle peaks at half
+ * the frozen one's.
+ */
+export const FINE_TUNE_CYCLES = {
+  frozen: { lrScale: 1, pctStart: 0.99, divFactor: 25 },
+  unfrozen: { lrScale: 0.5, pctStart: 0.3, divFactor: 5 },
+  divFinal: 1e5,
+} as const;
+
 /** Which schedule, and its settings. */
 export interface ScheduleConfig {
   kind: ScheduleKind;
@@ -52,8 +77,18 @@ export interface ScheduleConfig {
    * {@linkcode warmupSteps}); one-cycle warms up by itself and refuses it. Default 0.
    */
   warmupSteps?: number;
-  /** Overrides of {@linkcode ONE_CYCLE_DEFAULTS}. */
+  /**
+   * Overrides of {@linkcode ONE_CYCLE_DEFAULTS}. With {@linkcode freezeSteps}, each cycle's
+   * `pctStart`, `divFactor` and `finalDivFactor` are {@linkcode FINE_TUNE_CYCLES}'s.
+   */
   oneCycle?: Partial<OneCycleOptions>;
+  /**
+   * Head-only batches at the start of the run (`--freeze-epochs` × batches per epoch). With
+   * `onecycle` and ≥ 1 of them, the run is fastai's `fine_tune`: one cycle over these batches and
+   * a new one over the rest (see {@linkcode FINE_TUNE_CYCLES}). `constant` and `cosine` ignore
+   * it and span the whole run. Default 0.
+   */
+  freezeSteps?: number;
 }
 
 /** What a schedule sets before one batch. */
@@ -76,6 +111,13 @@ export interface SchedulePoint {
  *   `lr/divFactor/finalDivFactor` at the last step, with momentum going the other way between
  *   `maxMomentum` and `baseMomentum`. PyTorch cycles the momentum even of an SGD built with
  *   momentum 0, and so does webtune.
+ * - `onecycle` with `freezeSteps` = F ≥ 1 (fastai's `fine_tune`): steps 0 … F−1 follow
+ *   `OneCycleLR(total_steps=F, pct_start=0.99, div_factor=25, final_div_factor=4e3)`, steps F …
+ *   totalSteps−1 follow `0.5 × OneCycleLR(total_steps=totalSteps−F, pct_start=0.3,
+ *   div_factor=5, final_div_factor=2e4)` counted from F: the lr and momentum restart, and each
+ *   cycle ends at its peak / 1e5, as fastai's. Positions
+ *   within a cycle are PyTorch's (peak at step `pct_start·steps − 1`, end value at the last
+ *   step); fastai's `ParamScheduler` reaches each point one batch later (at `pct_start·steps`).
  * - Warm-up (`warmupSteps` = W ≥ 1, constant/cosine): batch s < W uses `(s + 1)/W`, then the
  *   schedule runs over the remaining `totalSteps − W` batches, i.e. PyTorch's
  *   `SequentialLR([LinearLR(start_factor=1/W, total_iters=W−1), main], milestones=[W])` with
@@ -87,6 +129,8 @@ export interface SchedulePoint {
  * import { scheduleAt } from "@webtune/core";
  * scheduleAt(0, 100, { kind: "onecycle" }); // { lrFactor: 0.04, momentum: 0.95 }
  * scheduleAt(50, 100, { kind: "cosine" }); // { lrFactor: 0.5 }
+ * // fastai's fine_tune: the unfrozen cycle starts at half the lr / 5
+ * scheduleAt(20, 100, { kind: "onecycle", freezeSteps: 20 }); // { lrFactor: 0.1, momentum: 0.95 }
  * ```
  */
 export function scheduleAt(
@@ -108,7 +152,24 @@ export function scheduleAt(
     if (warmup > 0) {
       throw new Error("schedule: onecycle warms up by itself (pct_start); drop the warm-up");
     }
-    return oneCycleAt(step, totalSteps, { ...ONE_CYCLE_DEFAULTS, ...config.oneCycle });
+    const options = { ...ONE_CYCLE_DEFAULTS, ...config.oneCycle };
+    const freeze = config.freezeSteps ?? 0;
+    if (freeze === 0) return oneCycleAt(step, totalSteps, options);
+    if (!Number.isInteger(freeze) || freeze < 0 || freeze >= totalSteps) {
+      throw new Error(
+        `schedule: head-only steps must be a whole number in [0, ${totalSteps}), got ${freeze}`,
+      );
+    }
+    const frozen = step < freeze;
+    const { lrScale, pctStart, divFactor } = frozen
+      ? FINE_TUNE_CYCLES.frozen
+      : FINE_TUNE_CYCLES.unfrozen;
+    const finalDivFactor = FINE_TUNE_CYCLES.divFinal / divFactor;
+    const cycle = { ...options, pctStart, divFactor, finalDivFactor };
+    const point = frozen
+      ? oneCycleAt(step, freeze, cycle)
+      : oneCycleAt(step - freeze, totalSteps - freeze, cycle);
+    return { ...point, lrFactor: lrScale * point.lrFactor };
   }
   if (warmup >= totalSteps) {
     throw new Error(

@@ -1,5 +1,6 @@
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import {
+  FINE_TUNE_CYCLES,
   globalStep,
   ONE_CYCLE_DEFAULTS,
   scheduleAt,
@@ -60,6 +61,59 @@ Deno.test("schedule: onecycle options (linear, three-phase, no momentum cycling)
   );
   const fixed = { kind: "onecycle", oneCycle: { cycleMomentum: false, divFactor: 10 } } as const;
   assertPoint(scheduleAt(0, T, fixed), 0.1, undefined, "no momentum cycling");
+});
+
+Deno.test("schedule: onecycle with head-only steps is fastai's fine_tune, two OneCycleLRs", () => {
+  // 30 batches, the first 10 head-only: fit_one_cycle(10 steps, lr, pct_start=0.99), then
+  // lr /= 2 and fit_one_cycle(20 steps, lr, pct_start=0.3, div=5); fastai's div_final 1e5 ends
+  // each cycle at its peak / 1e5. Each value below is OneCycleLR's two-phase cos formula with
+  // those settings.
+  const T = 30, fineTune = { kind: "onecycle", freezeSteps: 10 } as const;
+  assertEquals(FINE_TUNE_CYCLES.frozen.pctStart, 0.99);
+  assertEquals(FINE_TUNE_CYCLES.unfrozen.divFactor, 5);
+  // Cycle 1: initial 1/25, peak 1 at step 0.99·10 − 1 = 8.9, min 1/1e5 at its last step 9.
+  assertPoint(scheduleAt(0, T, fineTune), 0.04, 0.95, "cycle 1 step 0");
+  assertPoint(
+    scheduleAt(4, T, fineTune),
+    cosAnneal(0.04, 1, 4 / 8.9),
+    cosAnneal(0.95, 0.85, 4 / 8.9),
+    "cycle 1 step 4",
+  );
+  assertPoint(
+    scheduleAt(8, T, fineTune),
+    cosAnneal(0.04, 1, 8 / 8.9),
+    cosAnneal(0.95, 0.85, 8 / 8.9),
+    "cycle 1 step 8",
+  );
+  // Step 9 is past the peak (8.9) and the cycle's last step: its whole way down, (9 − 8.9)/0.1.
+  assertPoint(scheduleAt(9, T, fineTune), 1e-5, 0.95, "cycle 1 last step");
+  // Cycle 2 restarts from step 10 at half the lr: initial 0.5/5, peak 0.5 at local step
+  // 0.3·20 − 1 = 5, min 0.5/1e5 at local step 19; momentum restarts at 0.95.
+  assertPoint(scheduleAt(10, T, fineTune), 0.1, 0.95, "cycle 2 step 0");
+  // Local step 2: 2/5 of the way up: 0.5 · (1 + (0.2 − 1)/2 · (cos(0.4π) + 1)).
+  assertPoint(
+    scheduleAt(12, T, fineTune),
+    0.5 * (1 - 0.4 * (Math.cos(0.4 * Math.PI) + 1)),
+    0.85 + 0.05 * (Math.cos(0.4 * Math.PI) + 1),
+    "cycle 2 step 2",
+  );
+  assertPoint(scheduleAt(15, T, fineTune), 0.5, 0.85, "cycle 2 peak");
+  // Local step 12: half-way down (12 − 5)/(19 − 5): the mean of peak and min, momentum 0.9.
+  assertPoint(scheduleAt(22, T, fineTune), 0.5 * (1 + 1e-5) / 2, 0.9, "cycle 2 step 12");
+  assertPoint(scheduleAt(29, T, fineTune), 5e-6, 0.95, "cycle 2 last step");
+  // Without head-only steps, and for other schedules, nothing changes.
+  for (const s of [0, 9, 10, 29]) {
+    assertEquals(
+      scheduleAt(s, T, { kind: "onecycle", freezeSteps: 0 }),
+      scheduleAt(s, T, { kind: "onecycle" }),
+    );
+    assertEquals(
+      scheduleAt(s, T, { kind: "cosine", freezeSteps: 10 }),
+      scheduleAt(s, T, { kind: "cosine" }),
+    );
+  }
+  assertThrows(() => scheduleAt(0, T, { kind: "onecycle", freezeSteps: 30 }), Error, "head-only");
+  assertThrows(() => scheduleAt(0, T, { kind: "onecycle", freezeSteps: 1.5 }), Error, "head-only");
 });
 
 Deno.test("schedule: cosine is CosineAnnealingLR(T_max = steps, eta_min 0) per batch; constant is 1", () => {
