@@ -5,7 +5,7 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { setupBackend } from "@webtune/core";
 import { createResNet18, readSafetensors, stateDictOf, writeSafetensors } from "@webtune/models";
-import { cli, ROOT, SHARED, sharedPresent } from "./cli_util.ts";
+import { cli, jsonLines, ROOT, SHARED, sharedPresent } from "./cli_util.ts";
 
 const FLAGS = [
   "--data",
@@ -25,8 +25,16 @@ const FLAGS = [
   "--json",
 ];
 
-/** Starts a command, sends SIGINT once epoch 1's checkpoint is written, returns its output. */
-async function interruptAfterFirstCheckpoint(command: string, flags: string[], out: string) {
+/**
+ * Starts a command, sends SIGINT once the checkpoint of epoch `afterEpoch` is written, returns its
+ * output.
+ */
+async function interruptAfterCheckpoint(
+  command: string,
+  flags: string[],
+  out: string,
+  afterEpoch: number,
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `cli/${command}.ts`, ...flags, "--out", out],
     cwd: ROOT,
@@ -37,7 +45,10 @@ async function interruptAfterFirstCheckpoint(command: string, flags: string[], o
   let stdout = "", signalled = false;
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
     stdout += chunk;
-    if (!signalled && stdout.includes('"type":"checkpoint"')) {
+    const written = jsonLines(stdout).some((e) =>
+      e.type === "checkpoint" && e.epoch === afterEpoch
+    );
+    if (!signalled && written) {
       child.kill("SIGINT");
       signalled = true;
     }
@@ -47,21 +58,23 @@ async function interruptAfterFirstCheckpoint(command: string, flags: string[], o
 }
 
 /**
- * Runs `command` with `flags` once whole and once interrupted after epoch 1 then resumed, and
- * checks that both end with the same metrics and weights.
+ * Runs `command` with `flags` once whole and once interrupted after epoch `afterEpoch` (default
+ * 1) then resumed, and checks that both end with the same metrics and weights.
  */
-async function resumeEqualsUninterrupted(command: string, flags: string[]) {
+async function resumeEqualsUninterrupted(command: string, flags: string[], afterEpoch = 1) {
   const whole = await Deno.makeTempDir({ prefix: "webtune-whole-" });
   const cut = await Deno.makeTempDir({ prefix: "webtune-cut-" });
   const uninterrupted = await cli(command, [...flags, "--out", whole]);
   assertEquals(uninterrupted.code, 0, uninterrupted.stderr);
 
-  const interrupted = await interruptAfterFirstCheckpoint(command, flags, cut);
+  const interrupted = await interruptAfterCheckpoint(command, flags, cut, afterEpoch);
   assertEquals(interrupted.code, 130, interrupted.stderr);
   assertStringIncludes(interrupted.stderr, `--resume ${cut}`);
   assertStringIncludes(interrupted.stdout, '"type":"stopped"');
   const state = JSON.parse(await Deno.readTextFile(`${cut}/state.json`));
-  assertEquals(state.completed_epochs < 3, true);
+  // Stopped after `afterEpoch`, within the next epoch or at its end.
+  assertEquals(state.completed_epochs >= afterEpoch, true);
+  assertEquals(state.completed_epochs <= afterEpoch + 1, true);
 
   const resumed = await cli(command, ["--resume", cut, "--json"]);
   assertEquals(resumed.code, 0, resumed.stderr);
@@ -83,27 +96,43 @@ Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted ru
   await resumeEqualsUninterrupted("scratch", FLAGS);
 });
 
+/**
+ * A 1000-class source model file (ImageNet's shape, seeded random weights); the caller removes
+ * it.
+ */
+async function randomImageNetSource(): Promise<string> {
+  await setupBackend({ backend: "cpu" });
+  const source = await Deno.makeTempFile({ prefix: "webtune-source-", suffix: ".safetensors" });
+  let seed = 1;
+  const model = createResNet18({
+    numClasses: 1000,
+    random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
+  });
+  await Deno.writeFile(source, writeSafetensors(await stateDictOf(model)));
+  model.dispose();
+  return source;
+}
+
+/** FLAGS on hotdog-mini (finetune needs real class folders) from `source`. */
+function finetuneFlags(source: string): string[] {
+  return [
+    ...FLAGS.filter((f) => f !== "synthetic" && f !== "--data"),
+    "--data",
+    `${SHARED}datasets/hotdog-mini`,
+    "--weights",
+    source,
+  ];
+}
+
 Deno.test({
   name: "finetune --head-init imagenet-hotdog (with momentum) resumes from its own checkpoint",
   ignore: !sharedPresent,
   async fn() {
-    // A 1000-class source (ImageNet's shape, random weights): the head init reads its row 934.
-    // Resume used to hand the run's 2-class checkpoint to the head init as a source and crash.
-    await setupBackend({ backend: "cpu" });
-    const source = await Deno.makeTempFile({ prefix: "webtune-source-", suffix: ".safetensors" });
-    let seed = 1;
-    const model = createResNet18({
-      numClasses: 1000,
-      random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
-    });
-    await Deno.writeFile(source, writeSafetensors(await stateDictOf(model)));
-    model.dispose();
+    // A 1000-class source: the head init reads its row 934. Resume used to hand the run's
+    // 2-class checkpoint to the head init as a source and crash.
+    const source = await randomImageNetSource();
     await resumeEqualsUninterrupted("finetune", [
-      ...FLAGS.filter((f) => f !== "synthetic" && f !== "--data"),
-      "--data",
-      `${SHARED}datasets/hotdog-mini`,
-      "--weights",
-      source,
+      ...finetuneFlags(source),
       "--head-init",
       "imagenet-hotdog",
       "--momentum",
@@ -111,6 +140,30 @@ Deno.test({
       "--epochs", // the last value wins: 2 epochs keep it short, interrupted after the first
       "2",
     ]);
+    await Deno.remove(source);
+  },
+});
+
+Deno.test({
+  name: "fastai's fine_tune (adamw, onecycle, --freeze-epochs 1) resumed inside its second cycle",
+  ignore: !sharedPresent,
+  async fn() {
+    // Epoch 1 trains the head under its own cycle, epochs 2–3 all layers under a second one (4
+    // batches); interrupted after epoch 2, the run resumes at the second cycle's third batch.
+    const source = await randomImageNetSource();
+    await resumeEqualsUninterrupted("finetune", [
+      ...finetuneFlags(source),
+      "--optimizer",
+      "adamw",
+      "--schedule",
+      "onecycle",
+      "--freeze-epochs",
+      "1",
+      "--lr",
+      "1e-3",
+      "--epochs", // the last value wins
+      "3",
+    ], 2);
     await Deno.remove(source);
   },
 });
