@@ -3,8 +3,9 @@
  * time anything). Prints the adapter, ResNet training and inference images/s per image size
  * (webtune's kernels and, with `--compare-stock`, tfjs-webgpu's own in the same process), peak
  * tensor memory, GPU dispatches per training step, the time from launch to the first finished
- * training step with a cold and a warm shader cache (fresh processes), and the data pipeline's
- * images/s.
+ * training step with a cold and a warm shader cache (fresh processes running the real training
+ * path on `--data`, with and without the pipelines compiled ahead, per phase and with the
+ * compile calls counted; see bench_first_step.ts), and the data pipeline's images/s.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -32,6 +33,7 @@ import {
   type FirstStep,
   firstStep,
   firstStepInFreshProcess,
+  processCpuSeconds,
 } from "./bench_first_step.ts";
 import { BACKEND_FLAG, KERNELS_FLAG, setupCommandBackend } from "./flags.ts";
 import { defineCommand, type Flags, main, type Values } from "./shell.ts";
@@ -192,7 +194,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   const batch = values["batch-size"], steps = values.steps;
   const sizes = values.sizes;
   const arch = values.arch as Arch;
-  const backendStart = performance.now();
+  const backendStart: [number, number] = [performance.now(), processCpuSeconds()];
   // The child counts every compile, so the wrapping comes before the device exists.
   const compiles = values["first-step-only"] ? countCompiles() : undefined;
   const adapter = await setupCommandBackend(values.backend, kernels);
@@ -204,7 +206,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
       data: String(values.data),
       precompile: !values["without-precompile"],
       backendStart,
-      backendEnd: performance.now(),
+      backendEnd: [performance.now(), processCpuSeconds()],
       compiles,
     });
     console.log(JSON.stringify(result));
@@ -261,7 +263,11 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
             `${cold ? "cold" : "warm"} shader cache, ${precompile ? "" : "no "}precompile): ` +
             `${r.first_step_seconds.toFixed(1)} s = ${
               Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")
-            }; ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
+            } (process CPU ${
+              Object.values(r.cpu_phases).reduce((a, b) => a + b, 0).toFixed(1)
+            } s = ${
+              Object.values(r.cpu_phases).map((v) => v.toFixed(1)).join(" + ")
+            }); ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
             `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread`,
         );
       }

@@ -16,6 +16,11 @@ export interface FirstStep {
   first_step_seconds: number;
   /** Seconds per phase, in order: module load, backend, data listing, prepare, first step. */
   phases: Record<string, number>;
+  /**
+   * Process CPU seconds (all threads: the main thread and llvmpipe's) per phase; steadier than
+   * wall time on a busy machine. Empty where /proc is not readable.
+   */
+  cpu_phases: Record<string, number>;
   /** Shader modules and pipelines created before the first step finished, and their ms. */
   compiles: CompileCounts;
   /** Pipelines `prepareRun` compiled ahead (0 when disabled). */
@@ -70,6 +75,19 @@ export function countCompiles(): CompileCounts {
   return counts;
 }
 
+/** User + system CPU seconds of this process so far (Linux /proc), or NaN. */
+export function processCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th, in clock ticks of 1/100 s on Linux.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Options of {@linkcode firstStep}. */
 export interface FirstStepOptions {
   arch: Arch;
@@ -78,20 +96,20 @@ export interface FirstStepOptions {
   /** `--data` of the bench (a folder; the synthetic set when it is missing). */
   data: string;
   precompile: boolean;
-  /** `performance.now()` before and after the backend setup. */
-  backendStart: number;
-  backendEnd: number;
+  /** `performance.now()` and {@linkcode processCpuSeconds} before and after the backend setup. */
+  backendStart: [number, number];
+  backendEnd: [number, number];
   compiles: CompileCounts;
 }
 
 /** The child's work: the training path up to the first finished step. */
 export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   const { size, batch, compiles } = options;
-  const marks: [string, number][] = [
+  const marks: [string, [number, number]][] = [
     ["module load", options.backendStart],
     ["backend", options.backendEnd],
   ];
-  const mark = (name: string) => marks.push([name, performance.now()]);
+  const mark = (name: string) => marks.push([name, [performance.now(), processCpuSeconds()]]);
   const isDir = (await denoFs.stat(options.data))?.isDirectory;
   const data = await resolveDataSource(isDir ? options.data : "synthetic", { fs: denoFs });
   mark("data listing");
@@ -113,15 +131,18 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   });
   mark("first step");
   run.dispose();
-  const phases: Record<string, number> = {};
-  let previous = 0;
-  for (const [name, at] of marks) {
+  const phases: Record<string, number> = {}, cpuPhases: Record<string, number> = {};
+  let previous = 0, previousCpu = 0;
+  for (const [name, [at, cpu]] of marks) {
     phases[name] = (at - previous) / 1000;
+    if (Number.isFinite(cpu)) cpuPhases[name] = cpu - previousCpu;
     previous = at;
+    previousCpu = cpu;
   }
   return {
     first_step_seconds: previous / 1000,
     phases,
+    cpu_phases: cpuPhases,
     compiles: { ...compiles },
     precompiled_pipelines: run.precompiled?.pipelines ?? 0,
   };
