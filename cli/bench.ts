@@ -3,8 +3,9 @@
  * time anything). Prints the adapter, ResNet training and inference images/s per image size
  * (webtune's kernels and, with `--compare-stock`, tfjs-webgpu's own in the same process), peak
  * tensor memory, GPU dispatches per training step, the time from launch to the first finished
- * training step with a cold and a warm shader cache (fresh processes), and the data pipeline's
- * images/s.
+ * training step with a cold and a warm shader cache (fresh processes running the real training
+ * path on `--data`, with and without the pipelines compiled ahead, per phase and with the
+ * compile calls counted; see bench_first_step.ts), and the data pipeline's images/s.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -27,6 +28,13 @@ import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { type Arch, ARCHS, createResNet } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
+import {
+  countCompiles,
+  type FirstStep,
+  firstStep,
+  firstStepInFreshProcess,
+  processCpuSeconds,
+} from "./bench_first_step.ts";
 import { BACKEND_FLAG, KERNELS_FLAG, setupCommandBackend } from "./flags.ts";
 import { defineCommand, type Flags, main, type Values } from "./shell.ts";
 
@@ -68,9 +76,17 @@ const FLAGS = {
     help: "skip timing launch → first finished step (fresh processes, cold and warm cache)",
   },
   "skip-data": { kind: "boolean", help: "skip the data pipeline" },
+  "skip-precompile": {
+    kind: "boolean",
+    help: "time launch → first step only without the pipelines compiled ahead (default: both)",
+  },
   "first-step-only": {
     kind: "boolean",
     help: "(internal) train one step at the first size, print its finish time as JSON, exit",
+  },
+  "without-precompile": {
+    kind: "boolean",
+    help: "(internal, with --first-step-only) do not compile the pipelines ahead",
   },
   backend: BACKEND_FLAG,
   json: { kind: "boolean", help: "print one JSON object" },
@@ -164,48 +180,6 @@ async function benchSize(
   }
 }
 
-/** The child process of {@linkcode firstStepSeconds}: one step, then its finish time. */
-async function firstStepOnly(arch: Arch, size: number, batch: number): Promise<void> {
-  const { model, sgd, device } = setupStep(arch, size, batch);
-  await trainStep(model, device, sgd);
-  // performance.now() counts from process start: launch → first finished training step.
-  console.log(JSON.stringify({ first_step_seconds: performance.now() / 1000 }));
-}
-
-/**
- * Launch → first finished training step of a fresh `bench --first-step-only` process. `cold`
- * disables Mesa's on-disk shader cache (MESA_SHADER_CACHE_DISABLE), as on a first run.
- */
-async function firstStepSeconds(
-  arch: Arch,
-  size: number,
-  batch: number,
-  kernels: KernelChoice,
-  cold: boolean,
-): Promise<number> {
-  const args = [
-    "run",
-    "-A",
-    new URL(import.meta.url).pathname,
-    "--first-step-only",
-    "--sizes",
-    String(size),
-    "--batch-size",
-    String(batch),
-    "--kernels",
-    kernels,
-    "--arch",
-    arch,
-  ];
-  const env: Record<string, string> = cold ? { MESA_SHADER_CACHE_DISABLE: "true" } : {};
-  const out = await new Deno.Command(Deno.execPath(), { args, env, stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-  if (!out.success) {
-    throw new Error(`first-step child failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return (JSON.parse(text) as { first_step_seconds: number }).first_step_seconds;
-}
-
 /** The `bench` command. */
 export const benchCommand = defineCommand({
   name: "bench",
@@ -220,8 +194,24 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   const batch = values["batch-size"], steps = values.steps;
   const sizes = values.sizes;
   const arch = values.arch as Arch;
+  const backendStart: [number, number] = [performance.now(), processCpuSeconds()];
+  // The child counts every compile, so the wrapping comes before the device exists.
+  const compiles = values["first-step-only"] ? countCompiles() : undefined;
   const adapter = await setupCommandBackend(values.backend, kernels);
-  if (values["first-step-only"]) return await firstStepOnly(arch, sizes[0] ?? 64, batch);
+  if (compiles) {
+    const result = await firstStep({
+      arch,
+      size: sizes[0] ?? 64,
+      batch,
+      data: String(values.data),
+      precompile: !values["without-precompile"],
+      backendStart,
+      backendEnd: [performance.now(), processCpuSeconds()],
+      compiles,
+    });
+    console.log(JSON.stringify(result));
+    return;
+  }
 
   const say = values.json ? () => {} : (line: string) => console.log(line);
   say(`device: ${describeAdapter(adapter)}, ${arch}, kernels ${kernels}`);
@@ -249,17 +239,39 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   if (mainChoice === "fast") registerFastKernels();
   else unregisterFastKernels();
 
-  let firstStep: { size: number; cold_seconds: number; warm_seconds: number } | undefined;
+  const firstSteps: (FirstStep & { size: number; cache: string; precompile: boolean })[] = [];
   if (!values["skip-first-step"] && sizes.length > 0) {
     const size = Math.min(...sizes);
-    const cold = await firstStepSeconds(arch, size, batch, kernels, true);
-    await firstStepSeconds(arch, size, batch, kernels, false); // fills the shader cache
-    const warm = await firstStepSeconds(arch, size, batch, kernels, false);
-    firstStep = { size, cold_seconds: cold, warm_seconds: warm };
-    say(
-      `launch to first finished training step (${size}px, fresh process): ` +
-        `${cold.toFixed(1)} s cold shader cache, ${warm.toFixed(1)} s warm`,
-    );
+    const args = [
+      ...["--sizes", String(size), "--batch-size", String(batch), "--kernels", kernels],
+      ...["--arch", arch, "--data", String(values.data)],
+    ];
+    const bench = new URL(import.meta.url).pathname;
+    // Filling Mesa's shader cache first makes the later warm runs warm.
+    await firstStepInFreshProcess(bench, args, false);
+    for (const precompile of values["skip-precompile"] ? [false] : [false, true]) {
+      for (const cold of [true, false]) {
+        const r = await firstStepInFreshProcess(
+          bench,
+          precompile ? args : [...args, "--without-precompile"],
+          cold,
+        );
+        firstSteps.push({ ...r, size, cache: cold ? "cold" : "warm", precompile });
+        const c = r.compiles;
+        say(
+          `launch to first finished training step (${size}px, fresh process, ` +
+            `${cold ? "cold" : "warm"} shader cache, ${precompile ? "" : "no "}precompile): ` +
+            `${r.first_step_seconds.toFixed(1)} s = ${
+              Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")
+            } (process CPU ${
+              Object.values(r.cpu_phases).reduce((a, b) => a + b, 0).toFixed(1)
+            } s = ${
+              Object.values(r.cpu_phases).map((v) => v.toFixed(1)).join(" + ")
+            }); ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
+            `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread`,
+        );
+      }
+    }
   }
 
   const pipeline = [];
@@ -291,7 +303,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
         adapter,
         kernel_choices: kernelChoices,
         training,
-        first_step: firstStep,
+        first_step: firstSteps,
         data_pipeline: pipeline,
       },
       null,

@@ -30,6 +30,7 @@ import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
 import type { Optimizer } from "./optimizer.ts";
 import { buildParamGroups } from "./param_groups.ts";
+import { precompile, type PrecompileReport } from "./precompile.ts";
 import { TrainingRecipe } from "./recipe.ts";
 import { ParamError, type RunConfig } from "./run_config.ts";
 import type { Checkpoint } from "./run_dir.ts";
@@ -48,6 +49,8 @@ export interface PreparedRun {
   microBatch: number;
   train: { size: number; batchesPerEpoch: number; report: PrepareReport };
   test: { size: number; report: PrepareReport };
+  /** The pipelines compiled ahead of the first step (see {@linkcode PrepareRunOptions.precompile}). */
+  precompiled?: PrecompileReport;
   trainBatches(epoch: number): AsyncIterable<HostBatch>;
   testBatches(): AsyncIterable<HostBatch>;
   /** Frees the model's and optimizer's tensors. */
@@ -67,6 +70,12 @@ export interface PrepareRunOptions {
    * is rebuilt from them as they are (never treated as a source: no new head, no head init).
    */
   checkpoint?: Checkpoint;
+  /**
+   * Compile the run's GPU pipelines (train step and eval pass, the run's shapes) in tfjs-webgpu's
+   * compile-only mode while the images decode (see `precompile.ts`). Default true; the training
+   * numerics are the same either way.
+   */
+  precompile?: boolean;
   /** Called while images are decoded. */
   onDecodeProgress?: (split: "train" | "test", done: number, total: number) => void;
 }
@@ -164,10 +173,22 @@ export async function prepareRun(
       batchSize: config.batchSize,
       onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
     });
+    // Started before decoding so that asynchronous compilers (a browser's GPU process) overlap
+    // it. Only the run's shapes: its micro-batch, or the whole set when that is smaller.
+    const compiling = options.precompile === false ? undefined : precompile(model, {
+      size: config.imageSize,
+      trainBatch: Math.min(microBatch, trainSet.labels.length),
+      evalBatch: Math.min(microBatch, config.batchSize, testSet.labels.length),
+      mode: config.bn,
+      labelSmoothing: config.labelSmoothing,
+    });
+    // Awaited after decoding; meanwhile a rejection is not left unhandled.
+    compiling?.catch(() => {});
     const trainReport = await trainLoader.prepare();
     // After decoding: files that failed to decode are not in the count.
     if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
     const testReport = await testLoader.prepare();
+    const precompiled = await compiling;
     const recipe = new TrainingRecipe(optimizer, {
       lr: config.lr,
       epochs: config.epochs,
@@ -191,6 +212,7 @@ export async function prepareRun(
         report: trainReport,
       },
       test: { size: testLoader.size, report: testReport },
+      precompiled,
       trainBatches(epoch) {
         // Each epoch's shuffle and augmentation depend only on (seed, epoch), so a resumed run
         // sees exactly the batches an uninterrupted one would.

@@ -1,0 +1,171 @@
+/**
+ * `bench`'s launch → first finished training step: a fresh process runs the real training path
+ * (data listing, model, `prepareRun` with its decoding and — unless disabled — the pipelines
+ * compiled ahead, then `runTraining` until the first batch ends) and prints where the time went,
+ * with every shader module and pipeline it created counted and timed.
+ *
+ * @module
+ */
+import { defaultRunConfig, prepareRun, type RunConfig, runTraining } from "@webtune/core";
+import { resolveDataSource } from "@webtune/data";
+import { denoFs } from "@webtune/data/deno_fs";
+import type { Arch } from "@webtune/models";
+
+/** What one fresh process spent, in seconds since its launch unless named otherwise. */
+export interface FirstStep {
+  first_step_seconds: number;
+  /** Seconds per phase, in order: module load, backend, data listing, prepare, first step. */
+  phases: Record<string, number>;
+  /**
+   * Process CPU seconds (all threads: the main thread and llvmpipe's) per phase; steadier than
+   * wall time on a busy machine. Empty where /proc is not readable.
+   */
+  cpu_phases: Record<string, number>;
+  /** Shader modules and pipelines created before the first step finished, and their ms. */
+  compiles: CompileCounts;
+  /** Pipelines `prepareRun` compiled ahead (0 when disabled). */
+  precompiled_pipelines: number;
+}
+
+/** Counts and milliseconds of the device's compile calls (on the calling thread). */
+export interface CompileCounts {
+  shader_modules: number;
+  shader_module_ms: number;
+  pipelines: number;
+  pipeline_ms: number;
+  /** Of `pipelines`, those made with createComputePipelineAsync. */
+  async_pipelines: number;
+}
+
+/**
+ * Wraps `GPUDevice`'s compile calls to count them and time the calling thread's share (in Deno
+ * that is the whole compile: wgpu compiles inside the call even for the async variant).
+ */
+export function countCompiles(): CompileCounts {
+  const counts: CompileCounts = {
+    shader_modules: 0,
+    shader_module_ms: 0,
+    pipelines: 0,
+    pipeline_ms: 0,
+    async_pipelines: 0,
+  };
+  const proto = GPUDevice.prototype;
+  const timed = <A extends unknown[], R>(f: (...a: A) => R, count: (ms: number) => void) =>
+    function (this: GPUDevice, ...args: A): R {
+      const t0 = performance.now();
+      try {
+        return f.apply(this, args);
+      } finally {
+        count(performance.now() - t0);
+      }
+    };
+  proto.createShaderModule = timed(proto.createShaderModule, (ms) => {
+    counts.shader_modules++;
+    counts.shader_module_ms += ms;
+  });
+  proto.createComputePipeline = timed(proto.createComputePipeline, (ms) => {
+    counts.pipelines++;
+    counts.pipeline_ms += ms;
+  });
+  proto.createComputePipelineAsync = timed(proto.createComputePipelineAsync, (ms) => {
+    counts.pipelines++;
+    counts.async_pipelines++;
+    counts.pipeline_ms += ms;
+  });
+  return counts;
+}
+
+/** User + system CPU seconds of this process so far (Linux /proc), or NaN. */
+export function processCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th, in clock ticks of 1/100 s on Linux.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Options of {@linkcode firstStep}. */
+export interface FirstStepOptions {
+  arch: Arch;
+  size: number;
+  batch: number;
+  /** `--data` of the bench (a folder; the synthetic set when it is missing). */
+  data: string;
+  precompile: boolean;
+  /** `performance.now()` and {@linkcode processCpuSeconds} before and after the backend setup. */
+  backendStart: [number, number];
+  backendEnd: [number, number];
+  compiles: CompileCounts;
+}
+
+/** The child's work: the training path up to the first finished step. */
+export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
+  const { size, batch, compiles } = options;
+  const marks: [string, [number, number]][] = [
+    ["module load", options.backendStart],
+    ["backend", options.backendEnd],
+  ];
+  const mark = (name: string) => marks.push([name, [performance.now(), processCpuSeconds()]]);
+  const isDir = (await denoFs.stat(options.data))?.isDirectory;
+  const data = await resolveDataSource(isDir ? options.data : "synthetic", { fs: denoFs });
+  mark("data listing");
+  const config: RunConfig = {
+    ...defaultRunConfig("scratch"),
+    arch: options.arch,
+    imageSize: size,
+    batchSize: batch,
+    epochs: 1,
+  };
+  const run = await prepareRun(config, data, { precompile: options.precompile });
+  mark("prepare (model, decode, precompile)");
+  const stop = new AbortController();
+  await runTraining(run, {
+    signal: stop.signal,
+    onEvent: (e) => {
+      if (e.type === "batch-end" && e.batch === 1) stop.abort();
+    },
+  });
+  mark("first step");
+  run.dispose();
+  const phases: Record<string, number> = {}, cpuPhases: Record<string, number> = {};
+  let previous = 0, previousCpu = 0;
+  for (const [name, [at, cpu]] of marks) {
+    phases[name] = (at - previous) / 1000;
+    if (Number.isFinite(cpu)) cpuPhases[name] = cpu - previousCpu;
+    previous = at;
+    previousCpu = cpu;
+  }
+  return {
+    first_step_seconds: previous / 1000,
+    phases,
+    cpu_phases: cpuPhases,
+    compiles: { ...compiles },
+    precompiled_pipelines: run.precompiled?.pipelines ?? 0,
+  };
+}
+
+/**
+ * Runs `bench --first-step-only` in a fresh process and returns what it printed. `cold` disables
+ * Mesa's on-disk shader cache (MESA_SHADER_CACHE_DISABLE), as on a first run.
+ */
+export async function firstStepInFreshProcess(
+  bench: string,
+  args: string[],
+  cold: boolean,
+): Promise<FirstStep> {
+  const env: Record<string, string> = cold ? { MESA_SHADER_CACHE_DISABLE: "true" } : {};
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", bench, "--first-step-only", ...args],
+    env,
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (!out.success) {
+    throw new Error(`first-step child failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return JSON.parse(text) as FirstStep;
+}
