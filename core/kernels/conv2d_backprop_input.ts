@@ -28,6 +28,7 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
+import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
 
 /** Register tile of one invocation: positions × input channels (a multiple of 4). */
 export interface DerInputTile {
@@ -87,15 +88,17 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
     groups: number,
     private readonly strides: [number, number],
     private readonly tile: DerInputTile,
+    private readonly textures = false,
   ) {
     // The strides are baked in (llvmpipe has no SIMD integer division; a constant divisor
     // becomes a shift or nothing), so they are part of the key.
-    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}`;
+    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}_${textures}`;
     super(outShape, { x: [3], y: [0] }, dispatch2D(groups), key);
   }
 
   getUserCode(): string {
     const { tm, tci } = this.tile;
+    const read = operandRead(this.textures);
     const [sy, sx] = this.strides;
     const perPos: string[] = [];
     const perTap: string[] = [];
@@ -139,7 +142,7 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
           `uniforms.cout4, ok${i});`,
       );
       anyOk.push(`ok${i}`);
-      loads.push(`let a${i} = select(vec4<f32>(0.0), dy[at${i} + co4], ok${i});`);
+      loads.push(`let a${i} = select(vec4<f32>(0.0), ${read("dy", `at${i} + co4`)}, ok${i});`);
       for (let j = 0; j < tci; j++) {
         accs.push(`var acc${i}_${j} = 0.0;`);
         dots.push(`acc${i}_${j} += dot(a${i}, b${j});`);
@@ -152,7 +155,9 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
         );
       }
     }
-    for (let j = 0; j < tci; j++) loads.push(`let b${j} = w[wb + ${j} * uniforms.cout4 + co4];`);
+    for (let j = 0; j < tci; j++) {
+      loads.push(`let b${j} = ${read("w", `wb + ${j} * uniforms.cout4 + co4`)};`);
+    }
     return `
     const SY = ${sy};
     const SX = ${sx};
@@ -219,6 +224,7 @@ export function conv2DBackpropInputGemm(
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
   tile: DerInputTile = derInputTile(filter.shape[2]),
+  textures = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
@@ -251,6 +257,32 @@ export function conv2DBackpropInputGemm(
     groupsCi,
     groups,
   });
-  const program = new Conv2DDerInputGemmProgram(info.inShape, groups, [sh, sw], tile);
-  return backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
+  const useTextures = textures && texturesFit(backend, [dy, filter]);
+  const program = new Conv2DDerInputGemmProgram(info.inShape, groups, [sh, sw], tile, useTextures);
+  return useTextures
+    ? runWithTextureOperands(backend, program, [dy, filter], uniforms)
+    : backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
+}
+
+/** Whether {@linkcode conv2DBackpropInputTexture} handles these inputs (as the buffer variant). */
+export const derInputTextureSupports = derInputSupports;
+
+/**
+ * {@linkcode conv2DBackpropInputGemm} with dy and W read from textures (see
+ * texture_operands.ts); storage buffers for tensors too large for the device's textures.
+ *
+ * @example
+ * ```ts ignore
+ * if (derInputTextureSupports(dy, filter, attrs)) {
+ *   return conv2DBackpropInputTexture(dy, filter, attrs, backend);
+ * }
+ * ```
+ */
+export function conv2DBackpropInputTexture(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  return conv2DBackpropInputGemm(dy, filter, attrs, backend, derInputTile(filter.shape[2]), true);
 }

@@ -49,6 +49,17 @@ export { conv2DGemm } from "./conv2d.ts";
 export { channelReduce } from "./channel_reduce.ts";
 export { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./sgd_update.ts";
 export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
+export {
+  conv2DBackpropFilterTexture,
+  derFilterTextureSupports,
+  derFilterTile,
+} from "./conv2d_backprop_filter.ts";
+export { conv2DTexture, conv2DTextureSupports, conv2DTile } from "./conv2d.ts";
+export {
+  conv2DBackpropInputTexture,
+  derInputTextureSupports,
+  derInputTile,
+} from "./conv2d_backprop_input.ts";
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 type Fast = (args: KernelArgs) => tf.TensorInfo | null;
