@@ -13,18 +13,18 @@ import {
 } from "./kernel_test_util.ts";
 import {
   type Conv2DBackpropFilterAttrs,
-  conv2DBackpropFilterTexture,
-  derFilterTextureSupports,
+  conv2DBackpropFilterGemm,
+  derFilterSupports,
 } from "./conv2d_backprop_filter.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
-/** Conv2DBackpropFilter with texture operands in place of the registered kernel. */
-function textureDerFilter<T>(f: () => Promise<T>): Promise<T> {
+/** Conv2DBackpropFilter with storage-buffer operands in place of the registered kernel. */
+function bufferDerFilter<T>(f: () => Promise<T>): Promise<T> {
   return withKernelVariant("Conv2DBackpropFilter", ({ inputs, attrs, backend }) => {
     const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const a = attrs as Conv2DBackpropFilterAttrs;
-    if (!derFilterTextureSupports(x, dy, a)) return null;
-    return conv2DBackpropFilterTexture(x, dy, a, backend as WebGPUBackend);
+    if (!derFilterSupports(x, dy, a)) return null;
+    return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend);
   }, f);
 }
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
@@ -44,7 +44,7 @@ for (const c of CONV_CASES) {
     assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
   });
 
-  Deno.test(`Conv2DBackpropFilter with textures matches the cpu backend: ${c.name}`, async () => {
+  Deno.test(`Conv2DBackpropFilter with buffers matches the cpu backend: ${c.name}`, async () => {
     await useWebGPU();
     const filterShape = [c.k, c.k, c.x[3], c.cout];
     const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
@@ -54,7 +54,7 @@ for (const c of CONV_CASES) {
       dataFormat: "NHWC",
       filterShape,
     };
-    const got = await textureDerFilter(() => runOnWebGPU("Conv2DBackpropFilter", inputs, attrs));
+    const got = await bufferDerFilter(() => runOnWebGPU("Conv2DBackpropFilter", inputs, attrs));
     assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
   });
 }

@@ -13,17 +13,17 @@ import type * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Conv2DBackpropInputAttrs,
-  conv2DBackpropInputTexture,
-  derInputTextureSupports,
+  conv2DBackpropInputGemm,
+  derInputSupports,
 } from "./conv2d_backprop_input.ts";
 
-/** Conv2DBackpropInput with texture operands in place of the registered kernel. */
-function textureDerInput<T>(f: () => Promise<T>): Promise<T> {
+/** Conv2DBackpropInput with storage-buffer operands in place of the registered kernel. */
+function bufferDerInput<T>(f: () => Promise<T>): Promise<T> {
   return withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
     const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const a = attrs as Conv2DBackpropInputAttrs;
-    if (!derInputTextureSupports(dy, filter, a)) return null;
-    return conv2DBackpropInputTexture(dy, filter, a, backend as WebGPUBackend);
+    if (!derInputSupports(dy, filter, a)) return null;
+    return conv2DBackpropInputGemm(dy, filter, a, backend as WebGPUBackend);
   }, f);
 }
 
@@ -46,7 +46,7 @@ for (const c of CONV_CASES) {
     assertClose(got, await runOnCpu("Conv2DBackpropInput", inputs, attrs));
   });
 
-  Deno.test(`Conv2DBackpropInput with textures matches the cpu backend: ${c.name}`, async () => {
+  Deno.test(`Conv2DBackpropInput with buffers matches the cpu backend: ${c.name}`, async () => {
     await useWebGPU();
     const inputs = {
       dy: hostInput(dyShape(c), 3),
@@ -58,7 +58,7 @@ for (const c of CONV_CASES) {
       dataFormat: "NHWC",
       inputShape: c.x,
     };
-    const got = await textureDerInput(() => runOnWebGPU("Conv2DBackpropInput", inputs, attrs));
+    const got = await bufferDerInput(() => runOnWebGPU("Conv2DBackpropInput", inputs, attrs));
     assertClose(got, await runOnCpu("Conv2DBackpropInput", inputs, attrs));
   });
 }
