@@ -9,8 +9,9 @@
  *
  * For each shape, every candidate tile is compiled and warmed up, then timed in interleaved
  * rounds (candidate A, B, C, A, B, C, ...) and each keeps its minimum: on a shared, noisy machine
- * only ratios measured this way, within one process, mean anything. Times are GPU time from
- * timestamp queries when the adapter has them, else wall time.
+ * only ratios measured this way, within one process, mean anything. Times are wall time from
+ * recording to the device's completion (`onSubmittedWorkDone`): tfjs's `tf.time` does not
+ * wait for the device when the adapter lacks timestamp queries (llvmpipe), so it is not used.
  *
  * @module
  */
@@ -141,13 +142,28 @@ function kernelCall(
     );
 }
 
+/** Records `f`, submits it and waits until the device has finished it: wall milliseconds. */
 async function timeOnce(f: () => tf.TensorInfo, backend: WebGPUBackend): Promise<number> {
-  const t = await tf.time(() => {
-    const out = f();
-    backend.disposeData(out.dataId);
-  });
-  const kernelMs = typeof t.kernelMs === "number" ? t.kernelMs : 0;
-  return kernelMs > 0 ? kernelMs : t.wallMs;
+  const be = backend as unknown as {
+    device: GPUDevice;
+    commandEncoder: GPUCommandEncoder | null;
+    endComputePassEncoder(): void;
+    submitQueue(): void;
+  };
+  const flush = async () => {
+    if (be.commandEncoder) {
+      be.endComputePassEncoder();
+      be.submitQueue();
+    }
+    await be.device.queue.onSubmittedWorkDone();
+  };
+  await flush(); // earlier work must not count
+  const t0 = performance.now();
+  const out = f();
+  await flush();
+  const ms = performance.now() - t0;
+  backend.disposeData(out.dataId);
+  return ms;
 }
 
 async function sweep(

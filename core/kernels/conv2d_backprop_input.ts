@@ -51,20 +51,19 @@ export const DER_INPUT_TILE: DerInputTile = { tm: 16, tci: 8 };
  * gather there, so dot products per load set the speed. tci stays at 8 below Cin 128 so that all
  * WG invocations of a workgroup get channels.
  *
- * With texture operands (`textures`, cheaper loads) Cin ≥ 128 takes { tm: 8, tci: 16 }: vs
- * { tm: 32, tci: 16 } with textures 1.9× on layer2 3×3/1, 1.4× layer3, 1.7× layer4 (tm 16 × tci
- * 16: 1.5×, 1.4×, 1.6×; one `sweep_tiles --textures` run, noisy machine); Cin 64 keeps tm 16 ×
- * tci 8 (tm 8 × tci 16 0.9× on layer1).
- *
+ * With texture operands (`textures`, cheaper loads) every Cin takes { tm: 16, tci: 8 }: vs
+ * { tm: 32, tci: 16 } with textures 1.39× on layer2 3×3/1, 1.15× layer3, 1.84× layer4 (tm 8 ×
+ * tci 16: 1.46×, 0.98×, 1.28×; tm 16 × tci 16: 1.20×, 0.93×, 1.35×; `sweep_tiles --textures`,
+ * one run on a loaded machine). *
  * @example
  * ```ts
  * derInputTile(64); // { tm: 16, tci: 8 }
- * derInputTile(256, true); // { tm: 8, tci: 16 }
+ * derInputTile(256, true); // { tm: 16, tci: 8 }
  * ```
  */
 export function derInputTile(cin: number, textures = false): DerInputTile {
   if (cin < 16 * WG || cin % 16 !== 0) return DER_INPUT_TILE;
-  return textures ? { tm: 8, tci: 16 } : { tm: 32, tci: 16 };
+  return textures ? DER_INPUT_TILE : { tm: 32, tci: 16 };
 }
 
 const UNIFORMS = uniformBlock({

@@ -113,7 +113,7 @@ interface BackendInternals {
 /** Per device: the bind group layouts by input count, and the texture pool by input slot. */
 interface DeviceState {
   layouts: Map<number, GPUBindGroupLayout>;
-  pool: GPUTexture[];
+  pool: Map<string, GPUTexture>;
   /** Replaced textures, destroyed once the encoder that may use them is submitted. */
   retired: GPUTexture[];
 }
@@ -122,7 +122,7 @@ const states = new WeakMap<GPUDevice, DeviceState>();
 function stateOf(device: GPUDevice): DeviceState {
   let s = states.get(device);
   if (!s) {
-    s = { layouts: new Map(), pool: [], retired: [] };
+    s = { layouts: new Map(), pool: new Map(), retired: [] };
     states.set(device, s);
   }
   return s;
@@ -168,34 +168,33 @@ export function texturesFit(backend: WebGPUBackend, tensors: tf.TensorInfo[]): b
 }
 
 /** The pooled texture of input slot `slot`, grown to at least `rows` rows. */
-function slotTexture(be: BackendInternals, slot: number, rows: number): GPUTexture {
+function slotTexture(be: BackendInternals, slot: string, rows: number): GPUTexture {
   const s = stateOf(be.device);
   if (be.commandEncoder === null) {
     // Everything recorded so far was submitted: destroying now is safe for in-flight work.
     for (const t of s.retired) t.destroy();
     s.retired = [];
   }
-  const old = s.pool[slot];
+  const old = s.pool.get(slot);
   if (old && old.height >= rows) return old;
   if (old) s.retired.push(old);
   const texture = be.device.createTexture({
     label: `webtune operand ${slot}`,
+    // Heights are powers of two: llvmpipe specialises a compiled shader on whether its texture
+    // sizes are powers of two, so mixed heights would compile each pipeline up to 4 times.
     size: [
       TEXTURE_WIDTH,
-      Math.min(
-        be.device.limits.maxTextureDimension2D,
-        Math.max(rows, old ? Math.ceil(old.height * 1.25) : 0),
-      ),
+      Math.min(be.device.limits.maxTextureDimension2D, 2 ** Math.ceil(Math.log2(rows))),
     ],
     format: "rgba32float",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
   });
-  s.pool[slot] = texture;
+  s.pool.set(slot, texture);
   return texture;
 }
 
 /** Records the copy of `input`'s buffer into its slot's texture; returns the texture. */
-function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: number): GPUTexture {
+function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string): GPUTexture {
   be.uploadToGPU(input.dataId);
   const buffer = be.tensorMap.get(input.dataId).resource as GPUBuffer;
   const texels = tf.util.sizeFromShape(input.shape) / 4;
@@ -261,7 +260,9 @@ export function runWithTextureOperands(
       "Please call checkCompileCompletionAsync to ensure parallel compilation is done!",
     );
   }
-  const textures = inputs.map((input, slot) => copyToTexture(be, input, slot));
+  const textures = inputs.map((input, i) =>
+    copyToTexture(be, input, `${program.constructor.name} ${program.variableNames[i]}`)
+  );
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
   const bindGroup = be.device.createBindGroup({
     layout: layoutFor(be.device, inputs.length),
