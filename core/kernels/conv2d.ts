@@ -14,6 +14,11 @@
  * Falls back to the stock kernel for NCHW, dilation > 1, Cout not a multiple of 4 and
  * non-float32 inputs.
  *
+ * The registered variant reads x and W from `rgba32float` textures (`textures`, see
+ * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
+ * tensors too large for the device's textures (and as a candidate for other adapters). The
+ * register-tile sweeps recorded below were made with storage buffers.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

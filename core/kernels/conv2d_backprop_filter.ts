@@ -23,6 +23,11 @@
  * Anything else (NCHW, Cout not a multiple of 4, non-float32) falls back to the stock kernel.
  * Dilation is not an attr of this kernel: tfjs's conv2d gradient refuses dilation > 1.
  *
+ * The registered variant reads x and dy from `rgba32float` textures (`textures`, see
+ * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
+ * tensors too large for the device's textures (and as a candidate for other adapters). The
+ * register-tile sweeps recorded below were made with storage buffers.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

@@ -15,8 +15,15 @@
  * Each input tensor's buffer is copied into a texture (`copyBufferToTexture`, a memcpy next to a
  * conv) on the backend's own command encoder, in stream order with the dispatch, so tfjs's
  * batching and buffer-lifetime rules hold: inputs and output are marked command-queue-owned
- * exactly as `runWebGPUProgram` does. Textures are pooled per input slot and only grow; a
- * replaced one is destroyed after the encoder that used it was submitted.
+ * exactly as `runWebGPUProgram` does. Textures are pooled per (program, input) and only grow, to
+ * power-of-two heights; a replaced one is destroyed after the encoder that used it was submitted.
+ * Reusing one texture for successive dispatches in one encoder is safe: WebGPU orders the copy
+ * after the earlier dispatch that read it.
+ *
+ * Known quirk (not understood): with `MESA_SHADER_CACHE_DISABLE=true`, llvmpipe re-JITs the
+ * texture variant of the dX program at every dispatch (~3 s each on the shared 2-core machine;
+ * 0.1 s with Mesa's shader cache on, as by default), while the forward and dW programs compile
+ * once. Not the `if` around its channel loop (removing it changed nothing) nor texture sharing.
  *
  * The program's WGSL reads input `name` with `ld_name(vec4Index)` (see {@linkcode operandRead});
  * tfjs's prelude is replaced by {@linkcode texturePrelude}, which declares the same `result`,
