@@ -7,6 +7,8 @@
  * deno run -A cli/bench_kernels.ts --only-224 # only those
  * deno run -A cli/bench_kernels.ts --stack    # also all 20 convs fwd+bwd (minutes)
  * deno run -A cli/bench_kernels.ts --runs 5   # min over more runs (noisy machines)
+ * MESA_SHADER_CACHE_DISABLE=true deno run -A cli/bench_kernels.ts --compile
+ *   # cold compile time of the conv pipelines of the 64 px shapes, buffer vs texture operands
  * ```
  *
  * Times are GPU time from timestamp queries (`tf.time().kernelMs`) when the adapter has them,
@@ -16,7 +18,17 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, setupBackend } from "@webtune/core";
-import { registerFastKernels, unregisterFastKernels } from "@webtune/core/kernels";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  conv2DBackpropFilterGemm,
+  conv2DBackpropInputGemm,
+  conv2DGemm,
+  conv2DTile,
+  derFilterTile,
+  derInputTile,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "@webtune/core/kernels";
 
 /** One conv layer of ResNet-18 (NHWC). */
 interface ConvShape {
@@ -208,11 +220,96 @@ async function benchStack(n: number, hw: number, runs: number): Promise<void> {
   );
 }
 
+/**
+ * Cold-compile cost of the conv pipelines of `shapes` (fwd + dX + dW), with storage-buffer and
+ * then with texture operands: each set runs twice, and the first pass's extra wall time over the
+ * second is its compile time (llvmpipe compiles a pipeline at its first dispatch, so
+ * tfjs's compile-only mode would not see it). Run with MESA_SHADER_CACHE_DISABLE=true.
+ */
+async function benchCompile(shapes: ConvShape[]): Promise<void> {
+  const backend = tf.backend() as WebGPUBackend;
+  const cache = (backend as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
+  for (const textures of [false, true]) {
+    const before = Object.keys(cache).length;
+    const passMs: number[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      let ms = 0;
+      for (const c of shapes) {
+        const ho = outSize(c);
+        const x = tf.zeros([c.n, c.hw, c.hw, c.cin]);
+        const dy = tf.zeros([c.n, ho, ho, c.cout]);
+        const w = tf.zeros([c.k, c.k, c.cin, c.cout]);
+        const pad = [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [
+          0,
+          0,
+        ]] as tf.backend_util.ExplicitPadding;
+        const strides: [number, number] = [c.stride, c.stride];
+        const filterShape: [number, number, number, number] = [c.k, c.k, c.cin, c.cout];
+        await backend.read(x.dataId); // inputs uploaded before the clock starts
+        await backend.read(w.dataId);
+        await backend.read(dy.dataId);
+        const calls = [
+          () => conv2DGemm(x, w, { strides, pad }, backend, conv2DTile(c.cout), textures),
+          () =>
+            conv2DBackpropFilterGemm(
+              x,
+              dy,
+              {
+                strides,
+                pad,
+                dataFormat: "NHWC",
+                filterShape,
+              },
+              backend,
+              derFilterTile(filterShape),
+              textures,
+            ),
+        ];
+        if (c.cin % 4 === 0) {
+          calls.push(() =>
+            conv2DBackpropInputGemm(
+              dy,
+              w,
+              {
+                strides,
+                pad,
+                dataFormat: "NHWC",
+                inputShape: [c.n, c.hw, c.hw, c.cin],
+              },
+              backend,
+              derInputTile(c.cin, textures),
+              textures,
+            )
+          );
+        }
+        for (const call of calls) {
+          const t0 = performance.now();
+          const out = call();
+          await backend.read(out.dataId);
+          ms += performance.now() - t0;
+          backend.disposeData(out.dataId);
+        }
+        tf.dispose([x, dy, w]);
+      }
+      passMs.push(ms);
+    }
+    console.log(
+      `${textures ? "texture" : "buffer"} operands: ${Object.keys(cache).length - before} ` +
+        `pipelines, first pass ${passMs[0].toFixed(0)} ms, second ${passMs[1].toFixed(0)} ms: ` +
+        `compile ≈ ${(passMs[0] - passMs[1]).toFixed(0)} ms`,
+    );
+  }
+}
+
 if (import.meta.main) {
   const args = Deno.args;
   const runsAt = args.indexOf("--runs");
   const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
   console.log(describeAdapter(await setupBackend({ backend: "webgpu" })));
+  if (args.includes("--compile")) {
+    await benchCompile(resnet18Shapes(16, 64));
+    Deno.exit(0);
+  }
   if (!args.includes("--only-224")) await benchShapes(resnet18Shapes(16, 64), runs);
   if (args.includes("--224") || args.includes("--only-224")) {
     await benchShapes(resnet18Shapes(16, 224).slice(0, 2), 1);

@@ -4,12 +4,14 @@
  * ```sh
  * deno run -A cli/sweep_tiles.ts                 # batch 16, 64 px, all families, 3 runs
  * deno run -A cli/sweep_tiles.ts --runs 5 --family fwd --224
+ * deno run -A cli/sweep_tiles.ts --textures        # buffer vs texture operands (+ tiles)
  * ```
  *
  * For each shape, every candidate tile is compiled and warmed up, then timed in interleaved
  * rounds (candidate A, B, C, A, B, C, ...) and each keeps its minimum: on a shared, noisy machine
- * only ratios measured this way, within one process, mean anything. Times are GPU time from
- * timestamp queries when the adapter has them, else wall time.
+ * only ratios measured this way, within one process, mean anything. Times are wall time from
+ * recording to the device's completion (`onSubmittedWorkDone`): tfjs's `tf.time` does not
+ * wait for the device when the adapter lacks timestamp queries (llvmpipe), so it is not used.
  *
  * @module
  */
@@ -21,6 +23,9 @@ import {
   conv2DBackpropFilterGemm,
   conv2DBackpropInputGemm,
   conv2DGemm,
+  conv2DTile,
+  derFilterTile,
+  derInputTile,
 } from "@webtune/core/kernels";
 import { resnet18Shapes } from "./bench_kernels.ts";
 
@@ -56,6 +61,33 @@ const CANDIDATES: Record<Family, [string, Record<string, number>][]> = {
   ].map(([tm, tci]) => [`tm${tm} tci${tci}`, { tm, tci }]),
 };
 
+/**
+ * `--textures`: each family's default tile with storage-buffer operands (the baseline), then
+ * with texture operands (texture_operands.ts), then texture operands with other tiles.
+ */
+function textureCandidates(family: Family, c: Shape): [string, Record<string, number>][] {
+  const base: Record<string, number> = family === "fwd"
+    ? { ...conv2DTile(c.cout) }
+    : family === "dw"
+    ? { ...derFilterTile([c.k, c.k, c.cin, c.cout]) }
+    : { ...derInputTile(c.cin) };
+  const others: Record<Family, number[][]> = {
+    fwd: [[16, 2], [16, 4], [8, 4]],
+    dw: [[16, 2], [32, 4], [16, 4]],
+    dx: [[16, 8], [16, 16], [8, 16]],
+  };
+  const keys = Object.keys(base);
+  const named = (t: Record<string, number>) => keys.map((k) => `${k}${t[k]}`).join(" ");
+  return [
+    [`buffers ${named(base)}`, base],
+    [`textures ${named(base)}`, { ...base, textures: 1 }],
+    ...others[family].map(([a, b]): [string, Record<string, number>] => {
+      const t = { [keys[0]]: a, [keys[1]]: b, textures: 1 };
+      return [`textures ${named(t)}`, t];
+    }),
+  ];
+}
+
 function explicitPad(c: Shape): tf.backend_util.ExplicitPadding {
   return [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]];
 }
@@ -69,11 +101,20 @@ function kernelCall(
   backend: WebGPUBackend,
 ): (() => tf.TensorInfo) | null {
   const pad = explicitPad(c);
+  // Candidates with `textures: 1` read their operands from textures (texture_operands.ts).
+  const textures = tile.textures === 1;
   const strides: [number, number] = [c.stride, c.stride];
   if (family === "fwd") {
     if (c.cout < 4 * tile.tc) return null;
     return () =>
-      conv2DGemm(t.x, t.w, { strides, pad }, backend, tile as { tm: number; tc: number });
+      conv2DGemm(
+        t.x,
+        t.w,
+        { strides, pad },
+        backend,
+        tile as { tm: number; tc: number },
+        textures,
+      );
   }
   if (family === "dw") {
     if (c.cout < 4 * tile.tc) return null;
@@ -85,6 +126,7 @@ function kernelCall(
         { strides, pad, dataFormat: "NHWC", filterShape },
         backend,
         tile as { tk: number; tc: number },
+        textures,
       );
   }
   // dX of the stem is never needed in training (the image needs no gradient).
@@ -96,19 +138,40 @@ function kernelCall(
       { strides, pad, dataFormat: "NHWC", inputShape: [c.n, c.hw, c.hw, c.cin] },
       backend,
       tile as { tm: number; tci: number },
+      textures,
     );
 }
 
+/** Records `f`, submits it and waits until the device has finished it: wall milliseconds. */
 async function timeOnce(f: () => tf.TensorInfo, backend: WebGPUBackend): Promise<number> {
-  const t = await tf.time(() => {
-    const out = f();
-    backend.disposeData(out.dataId);
-  });
-  const kernelMs = typeof t.kernelMs === "number" ? t.kernelMs : 0;
-  return kernelMs > 0 ? kernelMs : t.wallMs;
+  const be = backend as unknown as {
+    device: GPUDevice;
+    commandEncoder: GPUCommandEncoder | null;
+    endComputePassEncoder(): void;
+    submitQueue(): void;
+  };
+  const flush = async () => {
+    if (be.commandEncoder) {
+      be.endComputePassEncoder();
+      be.submitQueue();
+    }
+    await be.device.queue.onSubmittedWorkDone();
+  };
+  await flush(); // earlier work must not count
+  const t0 = performance.now();
+  const out = f();
+  await flush();
+  const ms = performance.now() - t0;
+  backend.disposeData(out.dataId);
+  return ms;
 }
 
-async function sweep(families: Family[], shapes: Shape[], runs: number): Promise<void> {
+async function sweep(
+  families: Family[],
+  shapes: Shape[],
+  runs: number,
+  textures: boolean,
+): Promise<void> {
   const backend = tf.backend() as WebGPUBackend;
   for (const c of shapes) {
     const ho = Math.floor((c.hw + 2 * c.pad - c.k) / c.stride) + 1;
@@ -118,7 +181,8 @@ async function sweep(families: Family[], shapes: Shape[], runs: number): Promise
       w: tf.randomNormal([c.k, c.k, c.cin, c.cout]),
     };
     for (const family of families) {
-      const calls = CANDIDATES[family]
+      const candidates = textures ? textureCandidates(family, c) : CANDIDATES[family];
+      const calls = candidates
         .map(([label, tile]) => [label, kernelCall(family, c, tile, t, backend)] as const)
         .filter((e): e is readonly [string, () => tf.TensorInfo] => e[1] !== null);
       if (calls.length === 0) continue;
@@ -147,6 +211,7 @@ if (import.meta.main) {
       family: { type: "string", multiple: true },
       "224": { type: "boolean", default: false },
       shape: { type: "string" },
+      textures: { type: "boolean", default: false },
     },
   });
   const families = (values.family ?? ["fwd", "dw", "dx"]) as Family[];
@@ -157,5 +222,5 @@ if (import.meta.main) {
   if (values["224"]) shapes = shapes.concat(resnet18Shapes(16, 224).slice(0, 2));
   if (values.shape) shapes = shapes.filter((s) => s.name.includes(values.shape!));
   console.log(describeAdapter(await setupBackend({ backend: "webgpu" })));
-  await sweep(families, shapes, Number(values.runs));
+  await sweep(families, shapes, Number(values.runs), values.textures);
 }

@@ -14,6 +14,11 @@
  * Falls back to the stock kernel for NCHW, dilation > 1, Cout not a multiple of 4 and
  * non-float32 inputs.
  *
+ * The registered variant reads x and W from `rgba32float` textures (`textures`, see
+ * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
+ * tensors too large for the device's textures (and as a candidate for other adapters). The
+ * register-tile sweeps recorded below were made with storage buffers.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -29,6 +34,7 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
+import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
 
 /** Register tile of one invocation: output positions × vec4s of output channels. */
 export interface ConvTile {
@@ -97,18 +103,20 @@ class Conv2DGemmProgram extends WebtuneProgram {
     groups: number,
     private readonly padded: boolean,
     private readonly tile: ConvTile,
+    private readonly textures = false,
   ) {
     // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
     super(
       outShape,
       { x: [3], y: [0] },
       dispatch2D(groups),
-      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}`,
+      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}_${textures}`,
     );
   }
 
   getUserCode(): string {
     const { tm, tc } = this.tile;
+    const read = operandRead(this.textures);
     const perPos: string[] = [];
     const perTap: string[] = [];
     const perRow: string[] = [];
@@ -139,8 +147,8 @@ class Conv2DGemmProgram extends WebtuneProgram {
       perRow.push(
         `let at${i} = ((row${i} + iyb${i} + r) * uniforms.inW + ixb${i}) * uniforms.cin4;`,
       );
-      loads.push(`let a${i} = select(vec4<f32>(0.0), x[at${i} + ci4], ok${i});`);
-      loadsPadded.push(`let a${i} = x[at${i} + j];`);
+      loads.push(`let a${i} = select(vec4<f32>(0.0), ${read("x", `at${i} + ci4`)}, ok${i});`);
+      loadsPadded.push(`let a${i} = ${read("x", `at${i} + j`)};`);
       for (let t = 0; t < tc; t++) {
         accs.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
         stores.push(
@@ -151,7 +159,7 @@ class Conv2DGemmProgram extends WebtuneProgram {
     }
     for (let j = 0; j < 4; j++) {
       for (let t = 0; t < tc; t++) {
-        const b = `let b${j}_${t} = w[wb + ${j} * uniforms.cout4 + ${t}];`;
+        const b = `let b${j}_${t} = ${read("w", `wb + ${j} * uniforms.cout4 + ${t}`)};`;
         loads.push(b);
         loadsPadded.push(b);
       }
@@ -242,6 +250,7 @@ export function conv2DGemm(
   attrs: Conv2DAttrs,
   backend: WebGPUBackend,
   tile: ConvTile = conv2DTile(filter.shape[3]),
+  textures = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
@@ -292,8 +301,33 @@ export function conv2DGemm(
     groupsCo,
     groups,
   });
-  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile);
-  const out = backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
+  const useTextures = textures && texturesFit(backend, [xIn, wIn]);
+  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile, useTextures);
+  const out = useTextures
+    ? runWithTextureOperands(backend, program, [xIn, wIn], uniforms)
+    : backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
   disposeAll(backend, temps);
   return out;
+}
+
+/** Whether {@linkcode conv2DTexture} handles these inputs: the same as {@linkcode conv2DGemmSupports}. */
+export const conv2DTextureSupports = conv2DGemmSupports;
+
+/**
+ * {@linkcode conv2DGemm} with x and W read from textures (see texture_operands.ts): several times
+ * faster on llvmpipe, where storage-buffer loads in loops are per-lane scalar loops. Falls back to
+ * storage buffers for tensors too large for the device's textures.
+ *
+ * @example
+ * ```ts ignore
+ * if (conv2DTextureSupports(x, filter, attrs)) return conv2DTexture(x, filter, attrs, backend);
+ * ```
+ */
+export function conv2DTexture(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  return conv2DGemm(x, filter, attrs, backend, conv2DTile(filter.shape[3]), true);
 }

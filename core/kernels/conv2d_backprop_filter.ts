@@ -23,11 +23,17 @@
  * Anything else (NCHW, Cout not a multiple of 4, non-float32) falls back to the stock kernel.
  * Dilation is not an attr of this kernel: tfjs's conv2d gradient refuses dilation > 1.
  *
+ * The registered variant reads x and dy from `rgba32float` textures (`textures`, see
+ * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
+ * tensors too large for the device's textures (and as a candidate for other adapters). The
+ * register-tile sweeps recorded below were made with storage buffers.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { allOf, disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
 
 /** Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout. */
 export interface DerFilterTile {
@@ -98,6 +104,7 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
     cout: number,
     private readonly direct: boolean,
     private readonly tile: DerFilterTile,
+    private readonly textures = false,
   ) {
     super(
       [splits, kRows, cout],
@@ -105,12 +112,13 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       { x: [2], y: [1], z: [0] },
       [Math.ceil(cout / 4 / tile.tc / WG), Math.ceil(kRows / tile.tk), splits],
       // Everything baked into the WGSL below: tile sizes and the mode. Shapes are uniforms.
-      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${direct}`,
+      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${direct}_${textures}`,
     );
   }
 
   getUserCode(): string {
     const { tk: TK, tc: TC } = this.tile;
+    const read = operandRead(this.textures);
     const groups = TK / 4;
     const acc: string[] = [];
     const fma: string[] = [];
@@ -137,8 +145,8 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       }
     }
     const loads: string[] = [];
-    for (let j = 0; j < TC; j++) loads.push(`let d${j} = dy[db + ${j}];`);
-    for (let q = 0; q < groups; q++) loads.push(`let xv${q} = x[xb + off${q}];`);
+    for (let j = 0; j < TC; j++) loads.push(`let d${j} = ${read("dy", `db + ${j}`)};`);
+    for (let q = 0; q < groups; q++) loads.push(`let xv${q} = ${read("x", `xb + off${q}`)};`);
 
     return `
     // vec4 offset in x of tap (r, c) and channel group of row k, relative to x(n, iy0, ix0, 0).
@@ -260,6 +268,7 @@ export function conv2DBackpropFilterGemm(
   attrs: Conv2DBackpropFilterAttrs,
   backend: WebGPUBackend,
   tile: DerFilterTile = derFilterTile(attrs.filterShape),
+  textures = false,
 ): tf.TensorInfo {
   const { strides, pad, dimRoundingMode, filterShape } = attrs;
   const info = tf.backend_util.computeConv2DInfo(
@@ -318,8 +327,11 @@ export function conv2DBackpropFilterGemm(
     rowsPerSplit,
     totalRows,
   });
-  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile);
-  let out = backend.runWebGPUProgram(program, [xIn, dy], "float32", uniforms);
+  const useTextures = textures && texturesFit(backend, [xIn, dy]);
+  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, useTextures);
+  let out = useTextures
+    ? runWithTextureOperands(backend, program, [xIn, dy], uniforms)
+    : backend.runWebGPUProgram(program, [xIn, dy], "float32", uniforms);
   if (splits > 1) {
     disposables.push(out);
     const sum = new SumSplitsProgram(kRows, cout);
@@ -347,4 +359,27 @@ export function conv2DBackpropFilterGemm(
   }
   disposeAll(backend, disposables);
   return result;
+}
+
+/** Whether {@linkcode conv2DBackpropFilterTexture} handles these inputs (as the buffer variant). */
+export const derFilterTextureSupports = derFilterSupports;
+
+/**
+ * {@linkcode conv2DBackpropFilterGemm} with x and dy read from textures (see
+ * texture_operands.ts); storage buffers for tensors too large for the device's textures.
+ *
+ * @example
+ * ```ts ignore
+ * if (derFilterTextureSupports(x, dy, attrs)) {
+ *   return conv2DBackpropFilterTexture(x, dy, attrs, backend);
+ * }
+ * ```
+ */
+export function conv2DBackpropFilterTexture(
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  attrs: Conv2DBackpropFilterAttrs,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  return conv2DBackpropFilterGemm(x, dy, attrs, backend, derFilterTile(attrs.filterShape), true);
 }

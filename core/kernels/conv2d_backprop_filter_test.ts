@@ -9,7 +9,24 @@ import {
   runOnCpu,
   runOnWebGPU,
   useWebGPU,
+  withKernelVariant,
 } from "./kernel_test_util.ts";
+import {
+  type Conv2DBackpropFilterAttrs,
+  conv2DBackpropFilterGemm,
+  derFilterSupports,
+} from "./conv2d_backprop_filter.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+
+/** Conv2DBackpropFilter with storage-buffer operands in place of the registered kernel. */
+function bufferDerFilter<T>(f: () => Promise<T>): Promise<T> {
+  return withKernelVariant("Conv2DBackpropFilter", ({ inputs, attrs, backend }) => {
+    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const a = attrs as Conv2DBackpropFilterAttrs;
+    if (!derFilterSupports(x, dy, a)) return null;
+    return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend);
+  }, f);
+}
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
 
 for (const c of CONV_CASES) {
@@ -24,6 +41,20 @@ for (const c of CONV_CASES) {
       filterShape,
     };
     const got = await runOnWebGPU("Conv2DBackpropFilter", inputs, attrs);
+    assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
+  });
+
+  Deno.test(`Conv2DBackpropFilter with buffers matches the cpu backend: ${c.name}`, async () => {
+    await useWebGPU();
+    const filterShape = [c.k, c.k, c.x[3], c.cout];
+    const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      filterShape,
+    };
+    const got = await bufferDerFilter(() => runOnWebGPU("Conv2DBackpropFilter", inputs, attrs));
     assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
   });
 }

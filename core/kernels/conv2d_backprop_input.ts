@@ -15,6 +15,11 @@
  * tile's positions share the parity of (iy, ix) and the taps that can never reach them are
  * skipped as a whole (3/4 of them for stride 2) instead of being masked position by position.
  *
+ * The registered variant reads dy and W from `rgba32float` textures (`textures`, see
+ * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
+ * tensors too large for the device's textures (and as a candidate for other adapters). The
+ * register-tile sweeps recorded below were made with storage buffers.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -28,6 +33,7 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
+import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
 
 /** Register tile of one invocation: positions × input channels (a multiple of 4). */
 export interface DerInputTile {
@@ -50,13 +56,19 @@ export const DER_INPUT_TILE: DerInputTile = { tm: 16, tci: 8 };
  * gather there, so dot products per load set the speed. tci stays at 8 below Cin 128 so that all
  * WG invocations of a workgroup get channels.
  *
+ * With texture operands (`textures`, cheaper loads) every Cin takes { tm: 16, tci: 8 }: vs
+ * { tm: 32, tci: 16 } with textures 1.39× on layer2 3×3/1, 1.15× layer3, 1.84× layer4 (tm 8 ×
+ * tci 16: 1.46×, 0.98×, 1.28×; tm 16 × tci 16: 1.20×, 0.93×, 1.35×; `sweep_tiles --textures`,
+ * one run on a loaded machine). *
  * @example
  * ```ts
  * derInputTile(64); // { tm: 16, tci: 8 }
+ * derInputTile(256, true); // { tm: 16, tci: 8 }
  * ```
  */
-export function derInputTile(cin: number): DerInputTile {
-  return cin >= 16 * WG && cin % 16 === 0 ? { tm: 32, tci: 16 } : DER_INPUT_TILE;
+export function derInputTile(cin: number, textures = false): DerInputTile {
+  if (cin < 16 * WG || cin % 16 !== 0) return DER_INPUT_TILE;
+  return textures ? DER_INPUT_TILE : { tm: 32, tci: 16 };
 }
 
 const UNIFORMS = uniformBlock({
@@ -87,15 +99,17 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
     groups: number,
     private readonly strides: [number, number],
     private readonly tile: DerInputTile,
+    private readonly textures = false,
   ) {
     // The strides are baked in (llvmpipe has no SIMD integer division; a constant divisor
     // becomes a shift or nothing), so they are part of the key.
-    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}`;
+    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}_${textures}`;
     super(outShape, { x: [3], y: [0] }, dispatch2D(groups), key);
   }
 
   getUserCode(): string {
     const { tm, tci } = this.tile;
+    const read = operandRead(this.textures);
     const [sy, sx] = this.strides;
     const perPos: string[] = [];
     const perTap: string[] = [];
@@ -139,7 +153,7 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
           `uniforms.cout4, ok${i});`,
       );
       anyOk.push(`ok${i}`);
-      loads.push(`let a${i} = select(vec4<f32>(0.0), dy[at${i} + co4], ok${i});`);
+      loads.push(`let a${i} = select(vec4<f32>(0.0), ${read("dy", `at${i} + co4`)}, ok${i});`);
       for (let j = 0; j < tci; j++) {
         accs.push(`var acc${i}_${j} = 0.0;`);
         dots.push(`acc${i}_${j} += dot(a${i}, b${j});`);
@@ -152,7 +166,9 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
         );
       }
     }
-    for (let j = 0; j < tci; j++) loads.push(`let b${j} = w[wb + ${j} * uniforms.cout4 + co4];`);
+    for (let j = 0; j < tci; j++) {
+      loads.push(`let b${j} = ${read("w", `wb + ${j} * uniforms.cout4 + co4`)};`);
+    }
     return `
     const SY = ${sy};
     const SX = ${sx};
@@ -219,6 +235,7 @@ export function conv2DBackpropInputGemm(
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
   tile: DerInputTile = derInputTile(filter.shape[2]),
+  textures = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
@@ -251,6 +268,33 @@ export function conv2DBackpropInputGemm(
     groupsCi,
     groups,
   });
-  const program = new Conv2DDerInputGemmProgram(info.inShape, groups, [sh, sw], tile);
-  return backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
+  const useTextures = textures && texturesFit(backend, [dy, filter]);
+  const program = new Conv2DDerInputGemmProgram(info.inShape, groups, [sh, sw], tile, useTextures);
+  return useTextures
+    ? runWithTextureOperands(backend, program, [dy, filter], uniforms)
+    : backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
+}
+
+/** Whether {@linkcode conv2DBackpropInputTexture} handles these inputs (as the buffer variant). */
+export const derInputTextureSupports = derInputSupports;
+
+/**
+ * {@linkcode conv2DBackpropInputGemm} with dy and W read from textures (see
+ * texture_operands.ts); storage buffers for tensors too large for the device's textures.
+ *
+ * @example
+ * ```ts ignore
+ * if (derInputTextureSupports(dy, filter, attrs)) {
+ *   return conv2DBackpropInputTexture(dy, filter, attrs, backend);
+ * }
+ * ```
+ */
+export function conv2DBackpropInputTexture(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  const tile = derInputTile(filter.shape[2], true);
+  return conv2DBackpropInputGemm(dy, filter, attrs, backend, tile, true);
 }

@@ -7,7 +7,20 @@ import {
   runOnCpu,
   runOnWebGPU,
   useWebGPU,
+  withKernelVariant,
 } from "./kernel_test_util.ts";
+import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+
+/** Conv2D with storage-buffer operands (the variant for textures too large) in place of the registered kernel. */
+function bufferConv2D<T>(f: () => Promise<T>): Promise<T> {
+  return withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
+    const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const a = attrs as Conv2DAttrs;
+    if (!conv2DGemmSupports(x, filter, a)) return null;
+    return conv2DGemm(x, filter, a, backend as WebGPUBackend);
+  }, f);
+}
 
 for (const c of CONV_CASES) {
   Deno.test(`Conv2D matches the cpu backend: ${c.name}`, async () => {
@@ -20,6 +33,19 @@ for (const c of CONV_CASES) {
       dilations: [1, 1],
     };
     const got = await runOnWebGPU("Conv2D", inputs, attrs);
+    assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+  });
+
+  Deno.test(`Conv2D with storage-buffer operands matches the cpu backend: ${c.name}`, async () => {
+    await useWebGPU();
+    const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+    };
+    const got = await bufferConv2D(() => runOnWebGPU("Conv2D", inputs, attrs));
     assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
   });
 }

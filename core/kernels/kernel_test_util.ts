@@ -152,3 +152,32 @@ export function dyShape(c: ConvCase): number[] {
   );
   return info.outShape;
 }
+
+/**
+ * Runs `f` with webgpu's kernel `name` replaced by `variant` (which returns null to defer to
+ * the kernel registered before, as webtune's kernels do), then restores that kernel. For
+ * testing kernel variants that `registerFastKernels` does not pick by default.
+ */
+export async function withKernelVariant<T>(
+  name: string,
+  variant: (args: { inputs: tf.NamedTensorInfoMap; attrs: unknown; backend: unknown }) =>
+    | tf.TensorInfo
+    | null,
+  f: () => Promise<T>,
+): Promise<T> {
+  const before = tf.getKernel(name, "webgpu");
+  if (!before) throw new Error(`no webgpu ${name} kernel registered`);
+  tf.unregisterKernel(name, "webgpu");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "webgpu",
+    kernelFunc: ((args: { inputs: tf.NamedTensorInfoMap; attrs: unknown; backend: unknown }) =>
+      variant(args) ?? before.kernelFunc(args as never)) as tf.KernelFunc,
+  });
+  try {
+    return await f();
+  } finally {
+    tf.unregisterKernel(name, "webgpu");
+    tf.registerKernel(before);
+  }
+}

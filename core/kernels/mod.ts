@@ -24,10 +24,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Conv2DBackpropFilterAttrs,
-  conv2DBackpropFilterGemm,
+  conv2DBackpropFilterTexture,
   derFilterSupports,
 } from "./conv2d_backprop_filter.ts";
-import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
+import { type Conv2DAttrs, conv2DGemmSupports, conv2DTexture } from "./conv2d.ts";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
 import { BATCH_NORM_KERNELS } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
@@ -39,7 +39,7 @@ import {
 } from "./sgd_update.ts";
 import {
   type Conv2DBackpropInputAttrs,
-  conv2DBackpropInputGemm,
+  conv2DBackpropInputTexture,
   derInputSupports,
 } from "./conv2d_backprop_input.ts";
 import { disposeAll, runKernel } from "./kernel_util.ts";
@@ -49,6 +49,17 @@ export { conv2DGemm } from "./conv2d.ts";
 export { channelReduce } from "./channel_reduce.ts";
 export { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./sgd_update.ts";
 export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
+export {
+  conv2DBackpropFilterTexture,
+  derFilterTextureSupports,
+  derFilterTile,
+} from "./conv2d_backprop_filter.ts";
+export { conv2DTexture, conv2DTextureSupports, conv2DTile } from "./conv2d.ts";
+export {
+  conv2DBackpropInputTexture,
+  derInputTextureSupports,
+  derInputTile,
+} from "./conv2d_backprop_input.ts";
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 type Fast = (args: KernelArgs) => tf.TensorInfo | null;
@@ -59,19 +70,19 @@ const FAST: Record<string, Fast> = {
     const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const a = attrs as unknown as Conv2DBackpropFilterAttrs;
     if (!derFilterSupports(x, dy, a)) return null;
-    return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend);
+    return conv2DBackpropFilterTexture(x, dy, a, backend as WebGPUBackend);
   },
   Conv2DBackpropInput: ({ inputs, attrs, backend }) => {
     const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const a = attrs as unknown as Conv2DBackpropInputAttrs;
     if (!derInputSupports(dy, filter, a)) return null;
-    return conv2DBackpropInputGemm(dy, filter, a, backend as WebGPUBackend);
+    return conv2DBackpropInputTexture(dy, filter, a, backend as WebGPUBackend);
   },
   Conv2D: ({ inputs, attrs, backend }) => {
     const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
     const a = attrs as unknown as Conv2DAttrs;
     if (!conv2DGemmSupports(x, filter, a)) return null;
-    return conv2DGemm(x, filter, a, backend as WebGPUBackend);
+    return conv2DTexture(x, filter, a, backend as WebGPUBackend);
   },
   [SGD_UPDATE_KERNEL]: ({ inputs, attrs, backend }) => {
     const { param, grad } = inputs as { param: tf.TensorInfo; grad: tf.TensorInfo };
@@ -144,7 +155,8 @@ const ours = new Map<string, tf.KernelFunc>();
 
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
- * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels, `Sum`/`Mean` over all axes but
+ * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels (operands read from textures, another
+ * 1.3–7× on llvmpipe, see texture_operands.ts), `Sum`/`Mean` over all axes but
  * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
  * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.

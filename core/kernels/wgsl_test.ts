@@ -7,17 +7,40 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
-import { conv2DBackpropFilterGemm, conv2DBackpropInputGemm, conv2DGemm } from "./mod.ts";
+import {
+  conv2DBackpropFilterGemm,
+  conv2DBackpropInputGemm,
+  conv2DGemm,
+  conv2DTile,
+  derFilterTile,
+  derInputTile,
+} from "./mod.ts";
 import { allOf, anyOf } from "./kernel_util.ts";
 import { useWebGPU } from "./kernel_test_util.ts";
 
 /**
  * The real backend, recording the WGSL body (`getUserCode`) of every webtune program it runs, by
- * shader key (read before tfjs overwrites it).
+ * shader key (read before tfjs overwrites it), and the whole WGSL of every shader module made
+ * with a `webtune` label (the texture-operand programs, which build their own pipelines).
  */
 function recordingBackend(real: WebGPUBackend, sources: Map<string, string>): WebGPUBackend {
+  const device = new Proxy(real.device, {
+    get(target, prop) {
+      if (prop === "createShaderModule") {
+        return (descriptor: GPUShaderModuleDescriptor) => {
+          if (descriptor.label?.startsWith("webtune")) {
+            sources.set(descriptor.label, descriptor.code);
+          }
+          return target.createShaderModule(descriptor);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
   return new Proxy(real, {
     get(target, prop) {
+      if (prop === "device") return device;
       if (prop === "runWebGPUProgram") {
         return (program: WebGPUProgram, ...rest: unknown[]) => {
           const key = program.shaderKey;
@@ -47,40 +70,72 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
   const outs: tf.TensorInfo[] = [];
   const inputs: tf.Tensor[] = [];
   const keep = <T extends tf.Tensor>(x: T) => (inputs.push(x), x);
-  // Forward: the padded (3-channel stem) and general (bounds-checked) programs.
-  for (const [x, w, stride] of [[[2, 9, 9, 3], [7, 7, 3, 8], 2], [[2, 8, 8, 8], [3, 3, 8, 8], 1]]) {
-    outs.push(conv2DGemm(keep(t(x as number[])), keep(t(w as number[])), {
-      strides: stride as number,
-      pad: "same",
-    }, backend));
-  }
-  // dX: stride 1 and stride 2 (the strides are baked into the program).
-  for (const stride of [1, 2]) {
-    const inputShape: [number, number, number, number] = [2, 8, 8, 8];
-    const dy = keep(t([2, 8 / stride, 8 / stride, 8]));
-    outs.push(conv2DBackpropInputGemm(dy, keep(t([3, 3, 8, 8])), {
-      inputShape,
-      strides: stride,
-      pad: "same",
-    }, backend));
-  }
-  // dW: direct mode (Cin a multiple of the tile) and padded mode (the stem), both split.
-  for (const [x, filterShape] of [[[2, 8, 8, 16], [3, 3, 16, 8]], [[2, 9, 9, 3], [7, 7, 3, 8]]]) {
-    const dy = keep(t([2, Math.ceil(x[1] / 2), Math.ceil(x[2] / 2), 8]));
-    outs.push(conv2DBackpropFilterGemm(keep(t(x)), dy, {
-      strides: 2,
-      pad: "same",
-      dataFormat: "NHWC",
-      filterShape: filterShape as [number, number, number, number],
-    }, backend));
+  // Every program with storage-buffer and with texture operands.
+  for (const textures of [false, true]) {
+    // Forward: the padded (3-channel stem) and general (bounds-checked) programs.
+    for (
+      const [x, w, stride] of [[[2, 9, 9, 3], [7, 7, 3, 8], 2], [[2, 8, 8, 8], [3, 3, 8, 8], 1]]
+    ) {
+      outs.push(conv2DGemm(
+        keep(t(x as number[])),
+        keep(t(w as number[])),
+        {
+          strides: stride as number,
+          pad: "same",
+        },
+        backend,
+        conv2DTile(8),
+        textures,
+      ));
+    }
+    // dX: stride 1 and stride 2 (the strides are baked into the program).
+    for (const stride of [1, 2]) {
+      const inputShape: [number, number, number, number] = [2, 8, 8, 8];
+      const dy = keep(t([2, 8 / stride, 8 / stride, 8]));
+      outs.push(conv2DBackpropInputGemm(
+        dy,
+        keep(t([3, 3, 8, 8])),
+        {
+          inputShape,
+          strides: stride,
+          pad: "same",
+        },
+        backend,
+        derInputTile(8, textures),
+        textures,
+      ));
+    }
+    // dW: direct mode (Cin a multiple of the tile) and padded mode (the stem), both split.
+    for (
+      const [x, filterShape] of [[[2, 8, 8, 16], [3, 3, 16, 8]], [[2, 9, 9, 3], [7, 7, 3, 8]]]
+    ) {
+      const dy = keep(t([2, Math.ceil(x[1] / 2), Math.ceil(x[2] / 2), 8]));
+      const shape = filterShape as [number, number, number, number];
+      outs.push(conv2DBackpropFilterGemm(
+        keep(t(x)),
+        dy,
+        {
+          strides: 2,
+          pad: "same",
+          dataFormat: "NHWC",
+          filterShape: shape,
+        },
+        backend,
+        derFilterTile(shape),
+        textures,
+      ));
+    }
   }
   for (const out of outs) backend.disposeData(out.dataId);
   tf.dispose(inputs);
 
-  // 2 forward + 2 dX + 2 dW + the split sum.
-  assert(sources.size >= 7, `expected ≥ 7 programs, recorded ${[...sources.keys()]}`);
+  // (2 forward + 2 dX + 2 dW) × 2 operand kinds + the split sum.
+  assert(sources.size >= 13, `expected ≥ 7 programs, recorded ${[...sources.keys()]}`);
   for (const [name, code] of sources) {
     const line = code.split("\n").find((l) => /&&|\|\|/.test(l));
+    if (name.includes("_textures")) {
+      assert(code.includes("textureLoad"), `${name} reads no texture`);
+    }
     assertEquals(line, undefined, `${name} short-circuits: ${line?.trim()}`);
   }
 });

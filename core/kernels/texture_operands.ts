@@ -1,0 +1,315 @@
+/**
+ * Runs a webtune program with its inputs read from `rgba32float` textures instead of storage
+ * buffers.
+ *
+ * Why: on Mesa's llvmpipe (Mesa 22.3, gallivm `lp_bld_nir_soa.c`) a storage-buffer load inside
+ * any loop or `if` becomes, per component, a loop over the 8 SIMD lanes with a bounds-check
+ * branch and a scalar load each, so a vec4 load is ~32 branchy scalar loads. A `textureLoad` of
+ * an `rgba32float` texel goes through the texel-fetch path instead: a branch-free gather with a
+ * select for out-of-bounds lanes. Measured with a raw-WebGPU GEMM microbenchmark (same WGSL
+ * math, only the loads differ; M 4096 × K 576 × N 64, register tile 32 × 2 vec4): storage
+ * buffers 0.61 GFLOP/s, both operands in textures 4.2 GFLOP/s (6.8×), only the per-position
+ * operand in a texture 3.3×, only the filter 1.4×. Folding the tensor into a fixed-width 2-D
+ * texture (below) cost nothing measurable.
+ *
+ * Each input tensor's buffer is copied into a texture (`copyBufferToTexture`, a memcpy next to a
+ * conv) on the backend's own command encoder, in stream order with the dispatch, so tfjs's
+ * batching and buffer-lifetime rules hold: inputs and output are marked command-queue-owned
+ * exactly as `runWebGPUProgram` does. Textures are pooled per (program, input) and only grow, to
+ * power-of-two heights; a replaced one is destroyed after the encoder that used it was submitted.
+ * Reusing one texture for successive dispatches in one encoder is safe: WebGPU orders the copy
+ * after the earlier dispatch that read it.
+ *
+ * Known quirk (not understood): with `MESA_SHADER_CACHE_DISABLE=true`, llvmpipe re-JITs the
+ * texture variant of the dX program at every dispatch (~3 s each on the shared 2-core machine;
+ * 0.1 s with Mesa's shader cache on, as by default), while the forward and dW programs compile
+ * once. Not the `if` around its channel loop (removing it changed nothing) nor texture sharing.
+ *
+ * The program's WGSL reads input `name` with `ld_name(vec4Index)` (see {@linkcode operandRead});
+ * tfjs's prelude is replaced by {@linkcode texturePrelude}, which declares the same `result`,
+ * `uniforms` (only the program's own fields), `localId`, `globalId`, `workgroupId` and
+ * `numWorkgroups`, then calls the program's `main()`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import type { Uniforms, WebtuneProgram } from "./kernel_util.ts";
+
+/** Texels per texture row: 64 KiB rows, a multiple of the 256-byte `bytesPerRow` alignment. */
+export const TEXTURE_WIDTH = 4096;
+const WIDTH_SHIFT = 12;
+
+/** How a program's WGSL reads input vec4 number `index` of `name`. */
+export type OperandRead = (name: string, index: string) => string;
+
+/**
+ * The WGSL expression reading vec4 `index` of input `name`: an array index for storage buffers,
+ * the `ld_name` helper of {@linkcode texturePrelude} for textures.
+ *
+ * @example
+ * ```ts
+ * operandRead(false)("x", "i + 1"); // "x[i + 1]"
+ * operandRead(true)("x", "i + 1"); // "ld_x(i + 1)"
+ * ```
+ */
+export function operandRead(textures: boolean): OperandRead {
+  return textures ? (name, index) => `ld_${name}(${index})` : (name, index) => `${name}[${index}]`;
+}
+
+/**
+ * The WGSL declarations a texture-operand program needs before its own code: bindings (result
+ * 0, inputs 1…n as textures, uniforms n+1), the builtins as private variables, and `ld_name`.
+ */
+export function texturePrelude(program: WebtuneProgram): string {
+  const n = program.variableNames.length;
+  const inputs = program.variableNames.map((name, i) => `
+@group(0) @binding(${i + 1}) var ${name} : texture_2d<f32>;
+fn ld_${name}(i : i32) -> vec4<f32> {
+  return textureLoad(${name}, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${WIDTH_SHIFT}u), 0);
+}`);
+  return `
+struct Uniforms { ${program.uniforms} };
+@group(0) @binding(0) var<storage, read_write> result : array<vec4<f32>>;
+${inputs.join("\n")}
+@group(0) @binding(${n + 1}) var<uniform> uniforms : Uniforms;
+var<private> localId : vec3<u32>;
+var<private> globalId : vec3<u32>;
+var<private> workgroupId : vec3<u32>;
+var<private> numWorkgroups : vec3<u32>;
+`;
+}
+
+function entryPoint(program: WebtuneProgram): string {
+  const [x, y, z] = program.workgroupSize;
+  return `
+@compute @workgroup_size(${x}, ${y}, ${z})
+fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
+          @builtin(global_invocation_id) gid : vec3<u32>,
+          @builtin(workgroup_id) wid : vec3<u32>,
+          @builtin(num_workgroups) nwg : vec3<u32>) {
+  localId = lid;
+  globalId = gid;
+  workgroupId = wid;
+  numWorkgroups = nwg;
+  main();
+}`;
+}
+
+/** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
+interface BackendInternals {
+  device: GPUDevice;
+  tensorMap: { get(dataId: unknown): { resource: unknown } };
+  pipelineCache: Record<string, GPUComputePipeline | Promise<GPUComputePipeline>>;
+  commandEncoder: GPUCommandEncoder | null;
+  computePassEncoder: GPUComputePassEncoder | null;
+  commandQueueOwnedIds: WeakSet<object>;
+  dispatchCountInPass: number;
+  activeTimers: { name: string; query: Promise<number> }[] | null;
+  supportTimestampQuery: boolean;
+  querySet: GPUQuerySet | null;
+  querySetCount: number;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  uploadToGPU(dataId: unknown): void;
+  makeUniforms(uniforms: Uniforms): GPUBufferBinding;
+  getQueryTime(): Promise<number>;
+}
+
+/** Per device: the bind group layouts by input count, and the texture pool by input slot. */
+interface DeviceState {
+  layouts: Map<number, GPUBindGroupLayout>;
+  pool: Map<string, GPUTexture>;
+  /** Replaced textures, destroyed once the encoder that may use them is submitted. */
+  retired: GPUTexture[];
+}
+const states = new WeakMap<GPUDevice, DeviceState>();
+
+function stateOf(device: GPUDevice): DeviceState {
+  let s = states.get(device);
+  if (!s) {
+    s = { layouts: new Map(), pool: new Map(), retired: [] };
+    states.set(device, s);
+  }
+  return s;
+}
+
+function layoutFor(device: GPUDevice, inputs: number): GPUBindGroupLayout {
+  const s = stateOf(device);
+  let layout = s.layouts.get(inputs);
+  if (!layout) {
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+    ];
+    for (let i = 0; i < inputs; i++) {
+      entries.push({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        // rgba32float is not filterable in core WebGPU; textureLoad needs no filtering.
+        texture: { sampleType: "unfilterable-float" },
+      });
+    }
+    entries.push({ binding: inputs + 1, visibility: GPUShaderStage.COMPUTE, buffer: {} });
+    layout = device.createBindGroupLayout({ entries });
+    s.layouts.set(inputs, layout);
+  }
+  return layout;
+}
+
+/** Rows of a {@linkcode TEXTURE_WIDTH}-wide texture holding `floats` floats (a multiple of 4). */
+function rowsFor(floats: number): number {
+  return Math.max(1, Math.ceil(floats / 4 / TEXTURE_WIDTH));
+}
+
+/**
+ * Whether tensors of these sizes fit textures on `backend`'s device (the largest 2-D texture
+ * must hold each one as {@linkcode TEXTURE_WIDTH}-wide rows), and are vec4-sized.
+ */
+export function texturesFit(backend: WebGPUBackend, tensors: tf.TensorInfo[]): boolean {
+  const device = (backend as unknown as BackendInternals).device;
+  return tensors.every((t) => {
+    const floats = tf.util.sizeFromShape(t.shape);
+    return floats % 4 === 0 && rowsFor(floats) <= device.limits.maxTextureDimension2D;
+  });
+}
+
+/** The pooled texture of input slot `slot`, grown to at least `rows` rows. */
+function slotTexture(be: BackendInternals, slot: string, rows: number): GPUTexture {
+  const s = stateOf(be.device);
+  if (be.commandEncoder === null) {
+    // Everything recorded so far was submitted: destroying now is safe for in-flight work.
+    for (const t of s.retired) t.destroy();
+    s.retired = [];
+  }
+  const old = s.pool.get(slot);
+  if (old && old.height >= rows) return old;
+  if (old) s.retired.push(old);
+  const texture = be.device.createTexture({
+    label: `webtune operand ${slot}`,
+    // Heights are powers of two: llvmpipe specialises a compiled shader on whether its texture
+    // sizes are powers of two, so mixed heights would compile each pipeline up to 4 times.
+    size: [
+      TEXTURE_WIDTH,
+      Math.min(be.device.limits.maxTextureDimension2D, 2 ** Math.ceil(Math.log2(rows))),
+    ],
+    format: "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  s.pool.set(slot, texture);
+  return texture;
+}
+
+/** Records the copy of `input`'s buffer into its slot's texture; returns the texture. */
+function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string): GPUTexture {
+  be.uploadToGPU(input.dataId);
+  const buffer = be.tensorMap.get(input.dataId).resource as GPUBuffer;
+  const texels = tf.util.sizeFromShape(input.shape) / 4;
+  const texture = slotTexture(be, slot, rowsFor(texels * 4));
+  be.ensureCommandEncoderReady();
+  be.endComputePassEncoder();
+  const encoder = be.commandEncoder!;
+  const bytesPerRow = TEXTURE_WIDTH * 16;
+  const fullRows = Math.floor(texels / TEXTURE_WIDTH);
+  if (fullRows > 0) {
+    encoder.copyBufferToTexture({ buffer, bytesPerRow }, { texture }, [TEXTURE_WIDTH, fullRows]);
+  }
+  const rest = texels - fullRows * TEXTURE_WIDTH;
+  if (rest > 0) {
+    encoder.copyBufferToTexture(
+      { buffer, offset: fullRows * bytesPerRow, bytesPerRow },
+      { texture, origin: [0, fullRows] },
+      [rest, 1],
+    );
+  }
+  return texture;
+}
+
+/**
+ * Like `backend.runWebGPUProgram(program, inputs, "float32", uniforms)`, with the inputs read
+ * from textures (the program's WGSL uses `ld_name`, see {@linkcode operandRead}). Honours
+ * `WEBGPU_ENGINE_COMPILE_ONLY` (compile asynchronously into the backend's pipeline cache, record
+ * nothing), the deferred-submit batch size and `tf.time`'s timers as tfjs does.
+ *
+ * @returns a new float32 tensor of `program.outputShape`, owned by the caller.
+ */
+export function runWithTextureOperands(
+  backend: WebGPUBackend,
+  program: WebtuneProgram,
+  inputs: tf.TensorInfo[],
+  uniforms: Uniforms,
+): tf.TensorInfo {
+  const be = backend as unknown as BackendInternals;
+  const output = backend.makeTensorInfo(program.outputShape, "float32");
+  be.uploadToGPU(output.dataId);
+  const key = `${program.shaderKey}_textures_${program.workgroupSize.join("_")}`;
+  const compileOnly = tf.env().getBool("WEBGPU_ENGINE_COMPILE_ONLY");
+  if (!(key in be.pipelineCache)) {
+    const module = be.device.createShaderModule({
+      code: texturePrelude(program) + program.getUserCode() + entryPoint(program),
+      label: key,
+    });
+    const descriptor: GPUComputePipelineDescriptor = {
+      label: key,
+      layout: be.device.createPipelineLayout({
+        bindGroupLayouts: [layoutFor(be.device, inputs.length)],
+      }),
+      compute: { module, entryPoint: "_start" },
+    };
+    be.pipelineCache[key] = compileOnly
+      ? be.device.createComputePipelineAsync(descriptor)
+      : be.device.createComputePipeline(descriptor);
+  }
+  if (compileOnly) return output;
+  const pipeline = be.pipelineCache[key];
+  if (pipeline instanceof Promise) {
+    throw new Error(
+      "Please call checkCompileCompletionAsync to ensure parallel compilation is done!",
+    );
+  }
+  const textures = inputs.map((input, i) =>
+    copyToTexture(be, input, `${program.constructor.name} ${program.variableNames[i]}`)
+  );
+  const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
+  const bindGroup = be.device.createBindGroup({
+    layout: layoutFor(be.device, inputs.length),
+    entries: [
+      { binding: 0, resource: { buffer: outBuffer } },
+      ...textures.map((t, i) => ({ binding: i + 1, resource: t.createView() })),
+      { binding: inputs.length + 1, resource: be.makeUniforms(uniforms) },
+    ],
+  });
+  for (const input of inputs) be.commandQueueOwnedIds.add(input.dataId);
+  be.commandQueueOwnedIds.add(output.dataId);
+
+  const timed = be.activeTimers != null;
+  be.ensureCommandEncoderReady();
+  if (timed && be.supportTimestampQuery) {
+    be.endComputePassEncoder();
+    if (be.querySet == null) {
+      be.querySet = be.device.createQuerySet({ type: "timestamp", count: be.querySetCount });
+    }
+    be.computePassEncoder = be.commandEncoder!.beginComputePass({
+      timestampWrites: {
+        querySet: be.querySet,
+        beginningOfPassWriteIndex: 0,
+        endOfPassWriteIndex: 1,
+      },
+    });
+  } else if (!be.computePassEncoder) {
+    be.computePassEncoder = be.commandEncoder!.beginComputePass();
+  }
+  be.computePassEncoder.setPipeline(pipeline);
+  be.computePassEncoder.setBindGroup(0, bindGroup);
+  const [x, y, z] = program.dispatch;
+  be.computePassEncoder.dispatchWorkgroups(x, y, z);
+  be.dispatchCountInPass++;
+  if (
+    timed || tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number <= be.dispatchCountInPass
+  ) {
+    be.endComputePassEncoder();
+    if (timed) be.activeTimers!.push({ name: program.constructor.name, query: be.getQueryTime() });
+    else be.submitQueue();
+  }
+  return output;
+}

@@ -1,0 +1,21 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { assert, assertEquals } from "@std/assert";
+import { operandRead, TEXTURE_WIDTH, texturesFit } from "./texture_operands.ts";
+import { useWebGPU } from "./kernel_test_util.ts";
+
+Deno.test("operandRead indexes buffers and calls the texture loader", () => {
+  assertEquals(operandRead(false)("x", "at0 + j"), "x[at0 + j]");
+  assertEquals(operandRead(true)("dy", "db + 1"), "ld_dy(db + 1)");
+});
+
+Deno.test("texturesFit wants vec4-sized tensors within the device's texture height", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  const info = (shape: number[]): tf.TensorInfo => ({ dataId: {}, shape, dtype: "float32" });
+  assert(texturesFit(backend, [info([2, 8, 8, 64]), info([3, 3, 64, 64])]));
+  assert(!texturesFit(backend, [info([2, 7, 7, 3])]), "3 channels are not whole texels");
+  const maxRows = backend.device.limits.maxTextureDimension2D;
+  assert(texturesFit(backend, [info([maxRows, TEXTURE_WIDTH, 4])]));
+  assert(!texturesFit(backend, [info([maxRows + 1, TEXTURE_WIDTH, 4])]), "one row too many");
+});
