@@ -212,7 +212,7 @@ if (import.meta.main) {
   const args = Deno.args;
   const runsAt = args.indexOf("--runs");
   const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
-  console.log(describeAdapter(await setupBackend({ backend: "webgpu" })));
+  console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   if (!args.includes("--only-224")) await benchShapes(resnet18Shapes(16, 64), runs);
   if (args.includes("--224") || args.includes("--only-224")) {
     await benchShapes(resnet18Shapes(16, 224).slice(0, 2), 1);
