@@ -243,16 +243,18 @@ export const DENO_WEBGPU_BACKENDS = "vulkan,metal,dx12";
  * Keeps Deno's wgpu from opening its OpenGL backend, by setting `DENO_WEBGPU_BACKEND` (which Deno
  * reads at each adapter request) to {@linkcode DENO_WEBGPU_BACKENDS} unless it is set already.
  *
- * Why: with every backend allowed, wgpu initialises an EGL display (Mesa's llvmpipe behind
- * glvnd's libEGL) next to the Vulkan adapter it then picks, and never uses it. At exit, glvnd's
- * libEGL destructor (`_dl_fini`) frees that display's memory while a Mesa thread is still
- * exiting; in 2 to 5 % of WebGPU test processes glibc aborted with "corrupted size vs. prev_size
- * in fastbins" or "malloc_consolidate(): invalid chunk size" after the summary (core dumps: the
- * main thread in libEGL.so.1's fini, another thread in its own thread-exit free). Destroying the
- * device on unload did not help (Deno's device.destroy() leaves the EGL display alone). Without
- * OpenGL, libEGL is never loaded. The adapter is the same (Vulkan: lavapipe here); an explicit
- * `DENO_WEBGPU_BACKEND` (e.g. `gl` on a machine without Vulkan) is left alone. `deno task test`
- * sets the same value for test processes, which call setupBackend without `env`.
+ * Why: with every backend allowed, wgpu initialises EGL (glvnd's libEGL, Mesa's llvmpipe) next
+ * to the Vulkan adapter it then picks, and never uses it. About 1.4 % of WebGPU `deno test` runs
+ * then aborted after their summary with glibc's "corrupted size vs. prev_size in fastbins" (or
+ * "malloc_consolidate(): invalid chunk size", or a SIGSEGV in unlink_chunk). In all 4 core dumps
+ * the main thread is in libEGL.so.1's destructor (`exit` → `_dl_fini`) freeing into a heap arena
+ * while another thread frees into the same arena on its way out (`tcache_thread_shutdown`): a
+ * teardown race inside glvnd/Mesa, of the kind of libglvnd#103. Without OpenGL, libEGL is never
+ * loaded: core/{loss,sgd,head_init}_test.ts together crashed in 4 of 288 runs with every
+ * backend, 0 of 275 with this. Destroying the device on unload (tried before) did not help: 1
+ * of 80. The adapter is the same (Vulkan: lavapipe here); an explicit `DENO_WEBGPU_BACKEND`
+ * (e.g. `gl` on a machine without Vulkan) is left alone. `deno task test` sets the same value
+ * for test processes, which call setupBackend without `env`.
  *
  * @example
  * ```ts ignore
