@@ -305,7 +305,7 @@ if (import.meta.main) {
   const args = Deno.args;
   const runsAt = args.indexOf("--runs");
   const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
-  console.log(describeAdapter(await setupBackend({ backend: "webgpu" })));
+  console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   if (args.includes("--compile")) {
     await benchCompile(resnet18Shapes(16, 64));
     Deno.exit(0);

@@ -69,7 +69,7 @@ export async function soak(
 }
 
 if (import.meta.main) {
-  const adapter = await setupBackend({ backend: "webgpu" });
+  const adapter = await setupBackend({ backend: "webgpu", env: Deno.env });
   console.log(`device: ${describeAdapter(adapter)}`);
   console.log("epoch  tensors  tensor MiB  RSS MiB");
   const mib = (n: number) => (n / 2 ** 20).toFixed(1).padStart(10);

@@ -221,6 +221,6 @@ if (import.meta.main) {
   let shapes = resnet18Shapes(16, 64);
   if (values["224"]) shapes = shapes.concat(resnet18Shapes(16, 224).slice(0, 2));
   if (values.shape) shapes = shapes.filter((s) => s.name.includes(values.shape!));
-  console.log(describeAdapter(await setupBackend({ backend: "webgpu" })));
+  console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   await sweep(families, shapes, Number(values.runs), values.textures);
 }

@@ -67,8 +67,9 @@ export interface SetupBackendOptions {
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
   registerWebgl?: () => Promise<void>;
   /**
-   * The process environment (`Deno.env` in the CLI), so that headless runs can be kept quiet;
-   * see {@linkcode quietMesaDeviceSelect}. Absent in a browser.
+   * The process environment (`Deno.env` in the CLI), so that headless runs can be kept quiet
+   * (see {@linkcode quietMesaDeviceSelect}) and Deno's wgpu leaves its OpenGL backend closed
+   * (see {@linkcode skipWgpuOpenGl}). Absent in a browser.
    */
   env?: EnvironmentVariables;
 }
@@ -145,7 +146,10 @@ async function createBackend(
     };
   }
 
-  if (options.env) quietMesaDeviceSelect(options.env);
+  if (options.env) {
+    quietMesaDeviceSelect(options.env);
+    skipWgpuOpenGl(options.env);
+  }
   const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new NoWebGPUError(`${NO_ADAPTER_HELP} (navigator.gpu is missing)`);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -173,7 +177,6 @@ async function createBackend(
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  destroyOnUnload(device);
 
   // Replace the factory tfjs-webgpu registers on import with one that uses our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
@@ -233,6 +236,38 @@ export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
   if (env.get("NODEVICE_SELECT") === undefined) env.set("NODEVICE_SELECT", "1");
 }
 
+/** The wgpu backends Deno's WebGPU may open: every native one but OpenGL. */
+export const DENO_WEBGPU_BACKENDS = "vulkan,metal,dx12";
+
+/**
+ * Keeps Deno's wgpu from opening its OpenGL backend, by setting `DENO_WEBGPU_BACKEND` (which Deno
+ * reads at each adapter request) to {@linkcode DENO_WEBGPU_BACKENDS} unless it is set already.
+ *
+ * Why: with every backend allowed, wgpu initialises EGL (glvnd's libEGL, Mesa's llvmpipe) next
+ * to the Vulkan adapter it then picks, and never uses it. About 1.4 % of WebGPU `deno test` runs
+ * then aborted after their summary with glibc's "corrupted size vs. prev_size in fastbins" (or
+ * "malloc_consolidate(): invalid chunk size", or a SIGSEGV in unlink_chunk). In all 4 core dumps
+ * the main thread is in libEGL.so.1's destructor (`exit` → `_dl_fini`) freeing into a heap arena
+ * while another thread frees into the same arena on its way out (`tcache_thread_shutdown`): a
+ * teardown race inside glvnd/Mesa, of the kind of libglvnd#103. Without OpenGL, libEGL is never
+ * loaded: core/{loss,sgd,head_init}_test.ts together crashed in 4 of 288 runs with every
+ * backend, 0 of 275 with this. Destroying the device on unload (tried before) did not help: 1
+ * of 80. The adapter is the same (Vulkan: lavapipe here); an explicit `DENO_WEBGPU_BACKEND`
+ * (e.g. `gl` on a machine without Vulkan) is left alone. `deno task test` sets the same value
+ * for test processes, which call setupBackend without `env`.
+ *
+ * @example
+ * ```ts ignore
+ * import { skipWgpuOpenGl } from "@webtune/core";
+ * skipWgpuOpenGl(Deno.env);
+ * ```
+ */
+export function skipWgpuOpenGl(env: EnvironmentVariables): void {
+  if (env.get("DENO_WEBGPU_BACKEND") === undefined) {
+    env.set("DENO_WEBGPU_BACKEND", DENO_WEBGPU_BACKENDS);
+  }
+}
+
 /**
  * tfjs-backend-cpu prints a "looks like you are running TensorFlow.js in Node.js ... install
  * tfjs-node" banner on its first tensor when tfjs detects Node, which Deno's npm compatibility
@@ -242,19 +277,6 @@ export function quietMesaDeviceSelect(env: EnvironmentVariables): void {
 function skipNodeBanner(): void {
   const cpu = tf.backend() as unknown as { firstUse?: boolean };
   if (cpu.firstUse === true) cpu.firstUse = false;
-}
-
-/**
- * Destroys the device when the page or Deno module unloads, so it is torn down while the runtime
- * is still whole instead of being dropped with its buffers in whatever order the runtime's exit
- * chooses. Why: a `deno test` run of several WebGPU test modules (each makes its own device and
- * never destroyed it) sometimes aborted after its summary with glibc's "corrupted size vs.
- * prev_size in fastbins" (2 of 65 runs of core/{loss,sgd,head_init}_test.ts together on
- * lavapipe; 0 of 26 with this). Harmless where that never happens: nothing runs after unload.
- */
-function destroyOnUnload(device: GPUDevice): void {
-  const target = globalThis as { addEventListener?: typeof addEventListener };
-  target.addEventListener?.("unload", () => device.destroy(), { once: true });
 }
 
 async function activate(name: BackendName): Promise<void> {

@@ -161,7 +161,14 @@ function parseJson(text: string, name: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${name}: not valid JSON (${(e as Error).message})`);
+    // V8's message quotes the text around the fault, line breaks and all: escape control
+    // characters so the error stays on one line (the state.json fuzzer found a broken one).
+    const why = (e as Error).message.replace(
+      // deno-lint-ignore no-control-regex -- matching control characters is the point
+      /[\u0000-\u001f]/g,
+      (c) => JSON.stringify(c).slice(1, -1),
+    );
+    throw new Error(`${name}: not valid JSON (${why})`);
   }
 }
 

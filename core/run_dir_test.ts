@@ -1,11 +1,18 @@
-import { assertEquals, assertNotEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import {
+  assertEquals,
+  assertMatch,
+  assertNotEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import * as tf from "@tensorflow/tfjs-core";
 import { createRng, normalizeInto, rgbImage, testCrop } from "@webtune/data";
 import { createResNet18, writeSafetensors } from "@webtune/models";
 import { setupBackend } from "./backend.ts";
 import { predictProbabilities } from "./predict.ts";
 import { defaultRunConfig } from "./run_config.ts";
-import { encodeModelFiles, RunDir, type RunDirFs } from "./run_dir.ts";
+import { encodeModelFiles, parseRunState, RunDir, type RunDirFs } from "./run_dir.ts";
 
 /** A run directory in memory: the adapter is all RunDir sees of a file system. */
 export function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
@@ -139,6 +146,12 @@ Deno.test("run dir: config.json and state.json are checked, naming the file", as
     assertStringIncludes(e.message, "run/state.json: ");
     assertStringIncludes(e.message, message);
   }
+});
+
+Deno.test("run dir: broken JSON is refused on one line, its line breaks escaped", () => {
+  const e = assertThrows(() => parseRunState('{"task":\n\tlr}', "s.json"), Error);
+  assertMatch(e.message, /^s\.json: not valid JSON \(.*\)$/);
+  assertEquals(e.message.split("\n").length, 1, e.message);
 });
 
 Deno.test("run dir: writes are atomic (no temporary file is left, a failed write keeps the old)", async () => {

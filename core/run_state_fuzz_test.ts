@@ -1,19 +1,22 @@
 /**
- * A seeded fuzzer for `state.json`: every mutated file ends in a valid state or a clean one-line
- * error naming the file; never a TypeError from deep inside, never a state that breaks the
- * invariants a resume relies on.
+ * Fuzzes `state.json` through tests/fuzz.ts's harness (a child process: a hang or a memory blow-up
+ * fails the test too): every mutated file ends in a valid state or a clean one-line error naming
+ * the file; never a TypeError from deep inside, never a state that breaks the invariants a resume
+ * relies on.
  *
  * Mutations are structural (a field replaced by a value of another type or out of range, deleted,
- * added; arrays grown and shrunk) and textual (truncated, a byte changed), because a hand-edited
- * `state.json` goes wrong in both ways. (When `tests/fuzz.ts` lands on main, the textual half can
- * move onto its byte mutators.)
+ * added; arrays grown and shrunk) and, in one case of five, the harness's byte mutations of the
+ * text (truncated, bytes changed), because a hand-edited `state.json` goes wrong in both ways.
  */
 import { assert, assertEquals } from "@std/assert";
-import { createRng, type Rng } from "@webtune/data";
+import type { Rng } from "@webtune/data";
+import { type FuzzCase, fuzzTest, mutate } from "../tests/fuzz.ts";
 import { defaultRunConfig } from "./run_config.ts";
 import { parseRunState, type RunState } from "./run_dir.ts";
 
 const PATH = "fuzz/state.json";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const SEED_STATE = {
   version: 1,
   task: "finetune",
@@ -111,65 +114,49 @@ function mutateValue(root: unknown, rng: Rng): { value: unknown; op: string } {
   return { value: copy, op: `${where} = ${JSON.stringify(odd)}` };
 }
 
-/** One textual mutation of `text`. */
-function mutateText(text: string, rng: Rng): { text: string; op: string } {
-  const at = rng.int(0, text.length);
-  if (rng.float() < 0.5) return { text: text.slice(0, at), op: `truncate at ${at}` };
-  const c = String.fromCharCode(rng.int(0, 128));
-  return {
-    text: text.slice(0, at) + c + text.slice(at + 1),
-    op: `char ${at} = ${JSON.stringify(c)}`,
-  };
-}
-
 /** What a resume relies on, checked independently of the parser. */
-function assertResumable(s: RunState, ops: string) {
-  assertEquals(s.version, 1, ops);
-  assertEquals(s.task, s.config.task, ops);
-  assert(Number.isInteger(s.completed_epochs) && s.completed_epochs >= 0, ops);
-  assert(s.completed_epochs <= s.config.epochs, ops);
-  assertEquals(s.history.length, s.completed_epochs, ops);
-  s.history.forEach((m, i) => assertEquals(m.epoch, i + 1, ops));
+function assertResumable(s: RunState) {
+  assertEquals(s.version, 1);
+  assertEquals(s.task, s.config.task);
+  assert(Number.isInteger(s.completed_epochs) && s.completed_epochs >= 0);
+  assert(s.completed_epochs <= s.config.epochs);
+  assertEquals(s.history.length, s.completed_epochs);
+  s.history.forEach((m, i) => assertEquals(m.epoch, i + 1));
   for (const key of ["imageSize", "batchSize", "epochs"] as const) {
-    assert(Number.isInteger(s.config[key]) && s.config[key] > 0, `${ops}: ${key}`);
+    assert(Number.isInteger(s.config[key]) && s.config[key] > 0, key);
   }
-  assert(Number.isFinite(s.config.lr) && s.config.lr >= 0, `${ops}: lr`);
-  assert(typeof s.data === "string", ops);
+  assert(Number.isFinite(s.config.lr) && s.config.lr >= 0, "lr");
+  assert(typeof s.data === "string");
 }
 
-Deno.test("fuzz: state.json (seeded; every case a valid state or a clean one-line error)", () => {
-  const rng = createRng(12);
-  const deadline = performance.now() + 3000;
-  let cases = 0, valid = 0;
-  while (cases < 5000 && performance.now() < deadline) {
-    cases++;
-    let value: unknown = SEED_STATE;
-    const ops: string[] = [];
-    for (let k = 1 + rng.int(0, 3); k > 0; k--) {
-      const m = mutateValue(value, rng);
-      value = m.value;
-      ops.push(m.op);
-    }
-    let text = JSON.stringify(value) ?? "";
-    if (rng.float() < 0.2) {
-      const m = mutateText(text, rng);
-      text = m.text;
-      ops.push(m.op);
-    }
-    const description = `case ${cases}: ${ops.join("; ")}`;
-    let state: RunState;
-    try {
-      state = parseRunState(text, PATH);
-    } catch (e) {
-      assert(e instanceof Error && e.constructor === Error, `${description}: threw ${e}`);
-      assert(e.message.startsWith(`${PATH}: `), `${description}: ${e.message}`);
-      assert(!e.message.includes("\n"), `${description}: more than one line`);
-      continue;
-    }
-    valid++;
-    assertResumable(state, description);
+/**
+ * 1-3 structural mutations of the seed's JSON, then in one case of five the byte mutations of the
+ * text as well.
+ */
+function mutateState(input: Uint8Array, rng: Rng): FuzzCase {
+  let value: unknown = JSON.parse(decoder.decode(input));
+  const ops: string[] = [];
+  for (let k = 1 + rng.int(0, 3); k > 0; k--) {
+    const m = mutateValue(value, rng);
+    value = m.value;
+    ops.push(m.op);
   }
-  // The fuzzer must reach both ends; a parser that refuses everything would pass otherwise.
-  assert(valid > 0 && valid < cases, `valid ${valid} of ${cases}`);
-  console.log(`state.json fuzz: ${cases} cases, ${valid} valid`);
+  // JSON.stringify(undefined) is undefined: an empty file.
+  const bytes = encoder.encode(JSON.stringify(value) ?? "");
+  if (rng.float() >= 0.2) return { bytes, ops };
+  const text = mutate(bytes, rng);
+  return { bytes: text.bytes, ops: [...ops, ...text.ops] };
+}
+
+fuzzTest(import.meta.url, {
+  name: "state.json",
+  seeds: () => [encoder.encode(JSON.stringify(SEED_STATE))],
+  mutate: mutateState,
+  // Decoded as RunDir.readState decodes the file; a broken invariant throws AssertionError,
+  // which is not clean, so the harness fails naming the case.
+  run: (bytes) => assertResumable(parseRunState(decoder.decode(bytes), PATH)),
+  // parseRunState throws plain Errors (not a subclass such as TypeError) naming the file.
+  isClean: (e) =>
+    e instanceof Error && e.constructor === Error && e.message.startsWith(`${PATH}: `) &&
+    !e.message.includes("\n"),
 });

@@ -1,18 +1,20 @@
 /**
  * A tiny seeded mutation fuzzer for the file readers (zip, pickle, `.pth`, safetensors, JPEG, PNG,
- * and later `state.json`).
+ * `state.json`).
  *
  * A case takes one of the target's valid seed inputs and applies 1-4 seeded mutations (bit flips,
  * byte and integer overwrites, truncations, insertions, deletions, duplicated ranges), biased to the
- * first bytes where headers and declared sizes live. Every case must end in a result or a *clean*
+ * first bytes where headers and declared sizes live; a target whose input is structured text (JSON)
+ * can bring its own mutator ({@linkcode FuzzTarget.mutate}). Every case must end in a result or a *clean*
  * error, as the target defines it (typically the reader's own error class with its file-name
  * prefix); a `RangeError` or `TypeError` from deep inside a reader is a bug in the reader.
  *
  * The cases run in a child process so that a hang is caught too: the test fails, naming the case,
  * when a case runs longer than `caseTimeoutMs`, and the child is killed. Memory is bounded by
  * failing a case after which the process holds more than `maxMemoryGrowth` bytes above where it
- * started (readers must refuse absurd declared sizes before allocating). A case is reproduced
- * from `(seed, index)` alone with {@linkcode fuzzCase}.
+ * started (readers must refuse absurd declared sizes before allocating). A run must reach both
+ * ends, some results and some clean errors: a reader that refuses (or accepts) everything would
+ * pass otherwise. A case is reproduced from `(seed, index)` alone with {@linkcode fuzzCase}.
  *
  * ```ts ignore
  * // x_fuzz_test.ts: the same file is the test and the runner (in a child process).
@@ -39,7 +41,15 @@ export interface FuzzTarget {
   run: (bytes: Uint8Array) => unknown;
   /** Whether a thrown value is the reader's own, expected kind of error. */
   isClean: (error: unknown) => boolean;
+  /**
+   * Makes a case from a seed input; default {@linkcode mutate} (bytes). Must use only `rng` for
+   * its choices, so that `(seed, index)` reproduces the case.
+   */
+  mutate?: (input: Uint8Array, rng: Rng) => FuzzCase;
 }
+
+/** Below this many cases a run is too short to require both results and clean errors. */
+const MIN_CASES_FOR_BOTH_ENDS = 100;
 
 /** Limits of one fuzz run. */
 export interface FuzzOptions {
@@ -160,11 +170,19 @@ export function mutate(input: Uint8Array, rng: Rng): FuzzCase {
   return { bytes, ops };
 }
 
-/** Case `index` of a run seeded `seed` over `seeds`: the same bytes on every machine. */
-export function fuzzCase(seeds: readonly Uint8Array[], seed: number, index: number): FuzzCase {
+/**
+ * Case `index` of a run seeded `seed` over `seeds`, made by `mutator` (a target's own, or the byte
+ * mutations): the same bytes on every machine.
+ */
+export function fuzzCase(
+  seeds: readonly Uint8Array[],
+  seed: number,
+  index: number,
+  mutator: (input: Uint8Array, rng: Rng) => FuzzCase = mutate,
+): FuzzCase {
   const rng = new Rng(Math.imul(seed, 0x9e3779b1) ^ index);
   const input = seeds[index % seeds.length];
-  const { bytes, ops } = mutate(input, rng);
+  const { bytes, ops } = mutator(input, rng);
   return { bytes, ops: [`seed input ${index % seeds.length} (${input.length} bytes)`, ...ops] };
 }
 
@@ -300,7 +318,7 @@ export async function runFuzz(
 
 async function describeCase(target: FuzzTarget, options: FuzzOptions, index: number) {
   const seed = options.seed ?? 1;
-  const { ops } = fuzzCase(await target.seeds(), seed, index);
+  const { ops } = fuzzCase(await target.seeds(), seed, index, target.mutate);
   return `case ${index} (seed ${seed}: ${ops.join(", ")})`;
 }
 
@@ -337,7 +355,7 @@ async function runCases(
   };
   for (let index = 0; index < maxCases && performance.now() - started < budgetMs; index++) {
     onCase({ kind: "case", index });
-    const { bytes, ops } = fuzzCase(seeds, seed, index);
+    const { bytes, ops } = fuzzCase(seeds, seed, index, target.mutate);
     const t0 = performance.now();
     try {
       await target.run(bytes);
@@ -364,6 +382,15 @@ async function runCases(
     }
   }
   report.ms = performance.now() - started;
+  if (
+    report.cases >= MIN_CASES_FOR_BOTH_ENDS && (report.results === 0 || report.cleanErrors === 0)
+  ) {
+    throw new Error(
+      `fuzz ${target.name}: all ${report.cases} cases ${
+        report.results === 0 ? "threw clean errors" : "returned results"
+      } (seed ${seed}): the mutations never reach the other end`,
+    );
+  }
   return report;
 }
 

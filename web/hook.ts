@@ -53,6 +53,11 @@ export interface WebtuneHook {
   live?: LiveHook;
   /** `tf.memory().numTensors`: must not grow from one training to the next. */
   numTensors(): number;
+  /**
+   * Test only, present with `?test-device-loss`: destroys the WebGPU device in use, as a driver
+   * reset would lose it (see main.ts).
+   */
+  destroyDevice?: () => void;
 }
 
 /** Publishes the hook as `window.webtune`. */

@@ -32,6 +32,17 @@ const hook: WebtuneHook = {
 };
 publishHook(hook);
 
+/**
+ * `?test-device-loss` adds `webtune.destroyDevice()`, for the browser test of the lost-device
+ * message (tests/web_device_loss_test.ts): it must lose the device in the middle of training, as
+ * a driver reset or the GPU process's watchdog would, and the device is private to tfjs' backend,
+ * out of a test's reach. The current backend's device is looked up at the call (Start after a
+ * loss makes a new one). Without the parameter the page exposes nothing more.
+ */
+if (new URLSearchParams(location.search).has("test-device-loss")) {
+  hook.destroyDevice = () => (tf.backend() as WebGPUBackend).device.destroy();
+}
+
 const errorBox = byId("error", HTMLElement);
 const updates: (() => void)[] = [];
 const page: Page = {
