@@ -226,7 +226,9 @@ export class KernelTuner {
    * {@linkcode TUNE_ROUNDS} interleaved rounds, keeping each candidate's minimum; the fastest
    * wins (ties go to the earlier candidate; list stock first). Stops starting runs once
    * `budgetMs` is spent or would be by the next run (a shape cut short during its warm-ups stays
-   * pending; after a full round it is decided on what was measured). New choices are saved.
+   * pending; after a full round it is decided on what was measured), except that the first
+   * shape always gets its warm-ups and one round: each call makes progress, and a later run
+   * (with the choices stored) goes on from there. New choices are saved.
    */
   async tune({ budgetMs = DEFAULT_TUNE_BUDGET_MS } = {}): Promise<TuneReport> {
     const start = this.#now();
@@ -234,7 +236,9 @@ export class KernelTuner {
     const decided: KernelChoiceReport[] = [];
     for (const request of [...this.#pending.values()]) {
       if (this.#now() >= deadline) break;
-      const report = await this.#tuneShape(request, deadline);
+      // The first shape of a call gets its warm-ups and one round whatever they cost, so that
+      // every call makes progress even where one shape's compiles exceed the budget.
+      const report = await this.#tuneShape(request, deadline, decided.length === 0);
       if (!report) break;
       this.#pending.delete(request.key);
       this.#choices.set(request.key, report);
@@ -247,6 +251,7 @@ export class KernelTuner {
   async #tuneShape(
     request: ShapeRequest,
     deadline: number,
+    mustFinish: boolean,
   ): Promise<KernelChoiceReport | undefined> {
     const bench = this.#options.bench(request);
     try {
@@ -263,7 +268,7 @@ export class KernelTuner {
       // fails here (a pipeline the adapter rejects) is left out, with a warning.
       let alive: string[] = [];
       for (const name of request.candidates) {
-        if (this.#now() >= deadline) return undefined;
+        if (!mustFinish && this.#now() >= deadline) return undefined;
         try {
           await timed(name);
           alive.push(name);
@@ -275,7 +280,7 @@ export class KernelTuner {
       for (let round = 0; round < TUNE_ROUNDS; round++) {
         for (const name of alive) {
           const expected = round === 0 ? 0 : (last.get(name) ?? 0);
-          if (this.#now() + expected > deadline) {
+          if (!(mustFinish && round === 0) && this.#now() + expected > deadline) {
             if (round === 0) return undefined;
             return this.#decide(request, best);
           }

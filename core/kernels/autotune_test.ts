@@ -121,12 +121,17 @@ Deno.test("the tuner respects its budget and leaves the rest pending", async () 
 });
 
 Deno.test("a shape the budget cuts short during its warm-ups stays pending", async () => {
-  const { tuner } = fakeTuner({ "Conv2D a": { stock: 100, fast: 1, small: 1 } }, 0);
+  const cost = { stock: 100, fast: 1, small: 1 };
+  const { tuner, runs } = fakeTuner({ "Conv2D a": cost, "Conv2D b": cost });
   await tuner.useStore(undefined, "adapter");
   tuner.choose(request("a"));
+  tuner.choose(request("b"));
   const report = await tuner.tune({ budgetMs: 50 });
-  assertEquals(report.decided, []);
-  assertEquals(tuner.choose(request("a")), "fast");
+  // The first shape always gets its warm-ups and a round (progress on every call), the second
+  // none: its first warm-up would start after the deadline.
+  assertEquals(report.decided.map((d) => [d.key, d.variant]), [["Conv2D a", "fast"]]);
+  assertEquals(runs.filter((r) => r.startsWith("Conv2D b")), []);
+  assertEquals(tuner.choose(request("b")), "fast");
   assertEquals(tuner.pendingCount, 1);
 });
 
