@@ -254,29 +254,41 @@ export function shapeLabel(family: KernelFamily, spec: CallSpec): string {
   return `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
 }
 
-/**
- * Multiply-adds ×2 of one image: the same for all three families of a conv
- * (y = x ⊛ W, dX = dy ⊛ Wᵀ, dW = xᵀ ⊛ dy).
- */
-function flopsPerImage(family: KernelFamily, spec: CallSpec): number {
+/** Output positions of one image and multiply-adds ×2 per image, the same for all three
+ * families of a conv (y = x ⊛ W, dX = dy ⊛ Wᵀ, dW = xᵀ ⊛ dy). */
+function perImage(family: KernelFamily, spec: CallSpec): { positions: number; flops: number } {
   const { x, filter, strides } = family.conv(spec);
-  const outH = Math.ceil(x[1] / strides[0]), outW = Math.ceil(x[2] / strides[1]);
-  return 2 * outH * outW * filter[0] * filter[1] * filter[2] * filter[3];
+  const positions = Math.ceil(x[1] / strides[0]) * Math.ceil(x[2] / strides[1]);
+  return { positions, flops: 2 * positions * filter[0] * filter[1] * filter[2] * filter[3] };
 }
 
 /**
  * Work per timed run while tuning. The candidates are timed at a reduced batch when the real
  * one exceeds this: stock's naive dW runs near 0.5 GFLOP/s on llvmpipe, so ResNet-18's layer1
  * dW at 224 px batch 16 (3.7 GFLOP) would take seconds per run. 50 MFLOP keeps it near 0.1 s;
- * at 64 px that is batch 2. The winner at the reduced batch is taken for the full one (the
- * kernels' speed per image barely depends on the batch once there are a few workgroups).
+ * at 64 px that is batch 2 for layer1.
  */
 const TUNE_FLOPS = 50e6;
+/**
+ * Output positions a timed run keeps at least (within the real batch): a reduced batch must not
+ * leave a big tile mostly idle where the real batch fills it (layer4 at 64 px has 4 positions
+ * per image, so batch 2 would fill a 32-position tile to a quarter and favour small tiles).
+ */
+const TUNE_MIN_POSITIONS = 128;
 
-/** The batch at which to time a call (at most its own). */
+/**
+ * The batch at which to time a call (at most its own). The winner at that batch is taken for
+ * the full one: with enough positions to fill the tiles, the kernels' time per image barely
+ * depends on the batch.
+ */
 export function timingBatch(family: KernelFamily, spec: CallSpec): number {
   const n = family.conv(spec).x[0];
-  return Math.max(1, Math.min(n, Math.floor(TUNE_FLOPS / flopsPerImage(family, spec))));
+  const { positions, flops } = perImage(family, spec);
+  const wanted = Math.max(
+    Math.floor(TUNE_FLOPS / flops),
+    Math.ceil(TUNE_MIN_POSITIONS / positions),
+  );
+  return Math.max(1, Math.min(n, wanted));
 }
 
 /** The call at batch `n`: every input but the filter and `inputShape` get `n` as dim 0. */

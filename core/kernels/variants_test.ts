@@ -124,6 +124,21 @@ Deno.test("shape keys tell calls apart; labels and timing batches follow the con
   assertEquals(keys.size, 3);
   // 2·8·8·3·3·64·128 = 9.4 MFLOP per image: 5 images stay under 50 MFLOP.
   assertEquals(timingBatch(family, a), 5);
+  const conv = (x: number[], cin: number, cout: number) =>
+    callSpec(family, {
+      inputs: {
+        x: { dataId: {}, shape: x, dtype: "float32" },
+        filter: { dataId: {}, shape: [3, 3, cin, cout], dtype: "float32" },
+      },
+      backend: undefined,
+      attrs: { strides: 1, pad: 1, dataFormat: "NHWC", dilations: [1, 1] },
+    });
+  // layer1 at 224 px: 231 MFLOP per image, over the cap alone; 3136 positions fill any tile.
+  assertEquals(timingBatch(family, conv([16, 56, 56, 64], 64, 64)), 1);
+  // layer4 at 64 px: 18.9 MFLOP but 4 positions per image; batch 2 would leave a 32-position
+  // tile 3/4 idle, so it is timed with 32 images' positions (here all 16).
+  assertEquals(timingBatch(family, conv([16, 2, 2, 512], 512, 512)), 16);
+  assertEquals(timingBatch(family, conv([64, 2, 2, 512], 512, 512)), 32);
   assertEquals(atBatch(a, 5).inputs, { x: [5, 16, 16, 64], filter: [3, 3, 64, 128] });
   const dx = atBatch(
     { inputs: { dy: [16, 8, 8, 128] }, attrs: { inputShape: [16, 16, 16, 64] } },
