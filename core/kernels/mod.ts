@@ -5,6 +5,12 @@
  * kernel everywhere, including inside the gradients of `conv2d`. Each of ours falls back to the
  * stock kernel for inputs it does not handle (NCHW, dilation, odd channel counts, non-float32).
  *
+ * The conv families (`Conv2D`, `Conv2DBackpropInput`, `Conv2DBackpropFilter`) have several
+ * variants, declared in `variants.ts`: under `--kernels fast` the default one runs, under `auto`
+ * the one measured fastest for the call's shape on this adapter (`autotune.ts`; stock tfjs is a
+ * candidate, so a measured shape never runs slower than stock). {@linkcode tunePendingKernels}
+ * does the measuring: the training loop calls it once, after its first step.
+ *
  * No tfjs-webgpu flag is set: on llvmpipe `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false` (tfjs's tiled
  * dX) measured slower than the default naive dX on most ResNet-18 shapes (0.01 GFLOP/s on the
  * stem, 0.3 on layer4), and `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (5, 15, 50, 100) changed a
