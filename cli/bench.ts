@@ -1,7 +1,9 @@
 /**
  * `deno task bench [--json] [--compare-stock]`: where webtune's speed is tracked (tests never
  * time anything). Prints the adapter, ResNet training and inference images/s per image size
- * (webtune's kernels and, with `--compare-stock`, tfjs-webgpu's own in the same process), peak
+ * (webtune's kernels as `--kernels` asks and, with `--compare-stock`, webtune's `fast` ones and
+ * tfjs-webgpu's own in the same process), the `auto` kernel choices per conv shape with the time
+ * their measurement took (measured afresh: the stored choices are replaced), peak
  * tensor memory, GPU dispatches per training step, the time from launch to the first finished
  * training step with a cold and a warm shader cache (fresh processes running the real training
  * path on `--data`, with and without the pipelines compiled ahead, per phase and with the
@@ -20,8 +22,12 @@ import {
   trainStep,
 } from "@webtune/core";
 import {
+  describeVariant,
   FAST_KERNEL_NAMES,
+  kernelChoices,
   registerFastKernels,
+  setKernelMode,
+  tunePendingKernels,
   unregisterFastKernels,
 } from "@webtune/core/kernels";
 import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
@@ -71,6 +77,12 @@ const FLAGS = {
     kind: "boolean",
     help: "also time tfjs-webgpu's stock kernels, in the same process",
   },
+  "tune-budget": {
+    kind: "number",
+    min: 0,
+    default: 120,
+    help: "seconds per image size for --kernels auto to time the conv variants",
+  },
   "skip-first-step": {
     kind: "boolean",
     help: "skip timing launch → first finished step (fresh processes, cold and warm cache)",
@@ -92,8 +104,21 @@ const FLAGS = {
   json: { kind: "boolean", help: "print one JSON object" },
 } as const satisfies Flags;
 
+/** The kernel sets `bench` times: `auto` (measured choices), `fast` (webtune's), `stock`. */
+type BenchKernels = "auto" | "fast" | "stock";
+
+/** What choosing the `auto` kernels cost at one image size. */
+interface TuningBench {
+  size: number;
+  seconds: number;
+  /** Shapes measured. */
+  decided: number;
+  /** Shapes the budget left unmeasured (they run the default variant). */
+  pending: number;
+}
+
 interface TrainingBench {
-  kernels: "fast" | "stock";
+  kernels: BenchKernels;
   size: number;
   batch: number;
   train_images_per_sec: number;
@@ -144,15 +169,27 @@ async function countDispatches(f: () => Promise<unknown>): Promise<number> {
 
 async function benchSize(
   arch: Arch,
-  kernels: "fast" | "stock",
+  kernels: BenchKernels,
   size: number,
   batch: number,
   steps: number,
-): Promise<TrainingBench> {
+  tuneBudgetMs: number,
+): Promise<TrainingBench & { tuning?: TuningBench }> {
   const { model, sgd, device, dispose } = setupStep(arch, size, batch);
   try {
     // Warm-up: compiles the step's pipelines. tf.profile also records the step's peak bytes.
     const profile = await tf.profile(async () => ({ ...await trainStep(model, device, sgd) }));
+    let tuning: TuningBench | undefined;
+    if (kernels === "auto") {
+      // As in training: the first step met the shapes; time their variants, then the inference
+      // shapes (eval mode runs the same convs forward only).
+      const infer = tf.tidy(() => model.forward(device.x, "eval").logits);
+      await infer.data();
+      infer.dispose();
+      const t = await tunePendingKernels({ budgetMs: tuneBudgetMs });
+      tuning = { size, seconds: t.ms / 1000, decided: t.decided.length, pending: t.pending };
+    }
+    // Also the warm-up of the chosen variants at the real batch.
     const dispatches = await countDispatches(() => trainStep(model, device, sgd));
     let t0 = performance.now();
     for (let i = 0; i < steps; i++) await trainStep(model, device, sgd);
@@ -174,6 +211,7 @@ async function benchSize(
       infer_images_per_sec: (steps * batch) / inferSec,
       peak_megabytes: profile.peakBytes / 2 ** 20,
       dispatches_per_step: dispatches,
+      ...(tuning ? { tuning } : {}),
     };
   } finally {
     dispose();
@@ -197,7 +235,10 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   const backendStart: [number, number] = [performance.now(), processCpuSeconds()];
   // The child counts every compile, so the wrapping comes before the device exists.
   const compiles = values["first-step-only"] ? countCompiles() : undefined;
-  const adapter = await setupCommandBackend(values.backend, kernels);
+  // The first-step child processes use the stored choices, as a second run would.
+  const adapter = await setupCommandBackend(values.backend, kernels, {
+    retuneKernels: !values["first-step-only"],
+  });
   if (compiles) {
     const result = await firstStep({
       arch,
@@ -215,17 +256,31 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
 
   const say = values.json ? () => {} : (line: string) => console.log(line);
   say(`device: ${describeAdapter(adapter)}, ${arch}, kernels ${kernels}`);
-  const mainChoice = adapter.fastKernels ? "fast" : "stock";
-  const variants: ("fast" | "stock")[] = values["compare-stock"] && adapter.backend === "webgpu"
-    ? ["fast", "stock"]
+  const mainChoice: BenchKernels = adapter.backend !== "webgpu" ? "stock" : kernels;
+  const variants: BenchKernels[] = values["compare-stock"] && adapter.backend === "webgpu"
+    ? [...new Set<BenchKernels>([mainChoice, "fast", "stock"])]
     : [mainChoice];
   const training: TrainingBench[] = [];
+  const tuning: TuningBench[] = [];
   for (const variant of variants) {
-    if (variant === "stock") unregisterFastKernels();
-    else registerFastKernels();
+    useKernels(variant);
     for (const size of sizes) {
-      const r = await benchSize(arch, variant, size, batch, steps);
+      const { tuning: t, ...r } = await benchSize(
+        arch,
+        variant,
+        size,
+        batch,
+        steps,
+        values["tune-budget"] * 1000,
+      );
       training.push(r);
+      if (t) {
+        tuning.push(t);
+        say(
+          `auto kernels, ${size}px: ${t.decided} conv shapes measured in ` +
+            `${t.seconds.toFixed(1)} s` + (t.pending > 0 ? ` (${t.pending} left: budget)` : ""),
+        );
+      }
       say(
         `${variant} kernels, train ${size}px batch ${batch}: ` +
           `${r.train_images_per_sec.toFixed(2)} images/s; inference ` +
@@ -236,8 +291,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
       );
     }
   }
-  if (mainChoice === "fast") registerFastKernels();
-  else unregisterFastKernels();
+  useKernels(mainChoice);
 
   const firstSteps: (FirstStep & { size: number; cache: string; precompile: boolean })[] = [];
   if (!values["skip-first-step"] && sizes.length > 0) {
@@ -295,13 +349,31 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
       );
     }
   }
-  const kernelChoices = { asked: kernels, used: mainChoice, fast_kernels: FAST_KERNEL_NAMES };
-  say(`kernel choices: ${mainChoice} (${adapter.fastKernels ? FAST_KERNEL_NAMES.join(", ") : ""})`);
+  const choices = kernelChoices().map((c) => ({
+    shape: c.label,
+    variant: describeVariant(c),
+    speedup_over_stock: c.speedupOverStock,
+    ms: c.ms,
+  }));
+  say(`kernels: ${mainChoice} (${adapter.fastKernels ? FAST_KERNEL_NAMES.join(", ") : ""})`);
+  if (choices.length > 0) say("kernel choices (auto, per conv shape):");
+  for (const c of choices) {
+    const vs = c.speedup_over_stock === undefined
+      ? "cached"
+      : `${c.speedup_over_stock.toFixed(2)}× stock`;
+    say(`  ${c.shape} → ${c.variant} (${vs})`);
+  }
   if (values.json) {
     console.log(JSON.stringify(
       {
         adapter,
-        kernel_choices: kernelChoices,
+        kernel_choices: {
+          asked: kernels,
+          used: mainChoice,
+          fast_kernels: FAST_KERNEL_NAMES,
+          tuning,
+          choices,
+        },
         training,
         first_step: firstSteps,
         data_pipeline: pipeline,
@@ -310,6 +382,14 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
       2,
     ));
   }
+}
+
+/** Registers the kernels of `variant` (webgpu). */
+function useKernels(variant: BenchKernels): void {
+  if (tf.getBackend() !== "webgpu") return;
+  if (variant === "stock") return unregisterFastKernels();
+  registerFastKernels();
+  setKernelMode(variant);
 }
 
 if (import.meta.main) await main(benchCommand);

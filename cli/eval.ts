@@ -9,7 +9,7 @@ import { createBatchLoader, describeSkipped } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main } from "./shell.ts";
 import { openData } from "./sources.ts";
-import { BACKEND_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
+import { BACKEND_FLAG, KERNELS_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
 
 /** The `eval` command. */
 export const evalCommand = defineCommand({
@@ -27,10 +27,11 @@ export const evalCommand = defineCommand({
     "batch-size": { kind: "number", integer: true, min: 1, default: 32, help: "images per batch" },
     json: { kind: "boolean", help: "print JSON instead of text" },
     backend: BACKEND_FLAG,
+    kernels: KERNELS_FLAG,
   },
   async run({ values, out, err }) {
     const log = values.json ? err : out;
-    const adapter = await setupCommandBackend(values.backend);
+    const adapter = await setupCommandBackend(values.backend, values.kernels);
     log(`device: ${describeAdapter(adapter)}`);
     const { model, config } = await new RunDir(denoFs, values.model).readModel();
     try {

@@ -5,6 +5,7 @@
  */
 import { type Arch, pretrainedConfig } from "@webtune/models";
 import { type BackendName, KERNEL_CHOICES, type KernelChoice, setupBackend } from "@webtune/core";
+import { defaultKernelStore } from "./kernel_store.ts";
 
 /** `--backend`, shared by every command that computes. */
 export const BACKEND_FLAG = {
@@ -46,13 +47,20 @@ export function sourceWeights(weights: unknown, arch: Arch | undefined): string 
 
 /**
  * The backend for a command. The process environment goes along so that a headless Mesa stays
- * quiet (see core's `quietMesaDeviceSelect`).
+ * quiet (see core's `quietMesaDeviceSelect`); `--kernels auto` keeps its measured choices in the
+ * cache directory (cli/kernel_store.ts). `retuneKernels` measures them again (`bench`).
  */
-export function setupCommandBackend(backend: unknown, kernels?: unknown) {
+export function setupCommandBackend(
+  backend: unknown,
+  kernels?: unknown,
+  { retuneKernels = false } = {},
+) {
   return setupBackend({
     backend: backend as BackendName,
     kernels: kernels as KernelChoice | undefined,
     env: Deno.env,
+    kernelStore: defaultKernelStore(),
+    retuneKernels,
   });
 }
 

@@ -7,7 +7,7 @@ import { describeAdapter, predictProbabilities, RunDir } from "@webtune/core";
 import { decodeImage } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { defineCommand, main, UsageError } from "./shell.ts";
-import { BACKEND_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
+import { BACKEND_FLAG, KERNELS_FLAG, MODEL_FLAG, setupCommandBackend } from "./flags.ts";
 
 /** One image's prediction, as `--json` prints it. */
 export interface Prediction {
@@ -26,10 +26,11 @@ export const predictCommand = defineCommand({
     model: MODEL_FLAG,
     json: { kind: "boolean", help: "print a JSON array instead of text" },
     backend: BACKEND_FLAG,
+    kernels: KERNELS_FLAG,
   },
   async run({ values, positionals, out }) {
     if (positionals.length === 0) throw new UsageError("give at least one IMAGE (see --help)");
-    const adapter = await setupCommandBackend(values.backend);
+    const adapter = await setupCommandBackend(values.backend, values.kernels);
     if (!values.json) out(`device: ${describeAdapter(adapter)}`);
     const { model, config } = await new RunDir(denoFs, values.model).readModel();
     try {

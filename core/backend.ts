@@ -17,14 +17,19 @@ import "@tensorflow/tfjs-backend-cpu";
 // tfjs-core's npm bundles register no gradients; @webtune/models' gradients.ts does (see there).
 import "@webtune/models";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { registerFastKernels } from "./kernels/mod.ts";
+import {
+  configureKernelChoice,
+  type KernelChoiceStore,
+  registerFastKernels,
+} from "./kernels/mod.ts";
 
 /** The tfjs backends webtune can train on. */
 export type BackendName = "webgpu" | "cpu" | "webgl";
 
 /**
  * Which webgpu kernels run: webtune's (`fast`, core/kernels), tfjs-webgpu's own (`stock`), or
- * `auto` (today: webtune's on every adapter; a per-shape choice by measurement is not built).
+ * `auto`: webtune's, with each conv shape's variant (stock tfjs among them) chosen by timing
+ * them on this adapter (core/kernels/autotune.ts) and remembered in `kernelStore`.
  */
 export type KernelChoice = "auto" | "fast" | "stock";
 
@@ -62,6 +67,13 @@ export interface SetupBackendOptions {
   fastKernels?: boolean;
   /** Which kernels to use (see {@linkcode KernelChoice}); overrides `fastKernels`. */
   kernels?: KernelChoice;
+  /**
+   * Where `auto` keeps its measured choices per adapter (a file in the CLI's cache, IndexedDB in
+   * the page). Absent: the store of an earlier call, else none (measured again every process).
+   */
+  kernelStore?: KernelChoiceStore;
+  /** `auto` measures again instead of using the stored choices (`bench`). */
+  retuneKernels?: boolean;
   /** Ignore a backend set up earlier in this process and make a new one (tests). */
   fresh?: boolean;
   /** Registers the webgl backend when `backend` is `webgl` (browser only; kept out of Deno). */
@@ -191,6 +203,12 @@ async function createBackend(
   // short-circuit && in our WGSL, see kernel_util.ts's allOf).
   const fastKernels = kernels !== "stock";
   if (fastKernels) registerFastKernels();
+  await configureKernelChoice({
+    mode: kernels === "auto" ? "auto" : "fast",
+    adapter: [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].join(" / "),
+    store: options.kernelStore,
+    fresh: options.retuneKernels,
+  });
 
   return {
     backend,

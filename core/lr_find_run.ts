@@ -1,6 +1,7 @@
 import type { HostBatch } from "./batches.ts";
 import { lrFind, type LrFindOptions, type LrFindResult } from "./lr_find.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
+import { tunePendingKernels } from "./kernels/mod.ts";
 import type { TrainableModel } from "./model.ts";
 import type { Optimizer } from "./optimizer.ts";
 
@@ -61,12 +62,16 @@ export async function lrFindOnModel(options: LrFindModelOptions): Promise<LrFind
     }
     return next.value;
   };
+  let firstStep = true;
   try {
     return await lrFind(async (lr) => {
       const host = await nextBatch();
       optimizer.lrFactor = lr / baseLr;
       const step = await trainOnHostBatch(model, host, optimizer, stepOptions);
       host.release?.();
+      // `--kernels auto`: after the first step, time the kernel variants of the shapes it met.
+      if (firstStep) await tunePendingKernels();
+      firstStep = false;
       return step.lossSum / step.examples;
     }, options);
   } finally {

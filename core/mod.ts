@@ -23,6 +23,12 @@ export {
   NoWebGPUError,
   setupBackend,
 } from "./backend.ts";
+export {
+  kernelChoices,
+  type KernelChoiceStore,
+  tunePendingKernels,
+  type TuneReport,
+} from "./kernels/mod.ts";
 export { disposeBatch, type HostBatch, toDevice } from "./batches.ts";
 export { type ClassReport, classReport } from "./confusion.ts";
 export { CHART_COLORS, curvesSvg, type Series, trainingCurvesSvg } from "./curves_svg.ts";

@@ -6,6 +6,7 @@ import type { Optimizer } from "./optimizer.ts";
 import type { TrainingRecipe } from "./recipe.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
 import type { BnMode } from "./train_step.ts";
+import { tunePendingKernels } from "./kernels/mod.ts";
 
 /**
  * Training produced a non-finite loss. The model's weights are no longer trustworthy: callers
@@ -136,6 +137,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         examples: step.examples,
         lr,
       });
+      // `--kernels auto`: the first step met every shape; time their kernel variants now (a
+      // small budget, outside the timed step), so the following steps run the winners.
+      if (epoch === startEpoch && batchIndex === 1) await tunePendingKernels();
       if (signal?.aborted) {
         onEvent({ type: "stopped", epoch, batch: batchIndex });
         return { epochs: history, stopped: true, examplesPerSec: rate(trainedExamples, trainMs) };

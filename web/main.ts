@@ -6,7 +6,14 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { type AdapterReport, describeAdapter, NoWebGPUError, setupBackend } from "@webtune/core";
+import {
+  type AdapterReport,
+  describeAdapter,
+  KERNEL_CHOICES,
+  type KernelChoice,
+  NoWebGPUError,
+  setupBackend,
+} from "@webtune/core";
 import { setupBuilderView } from "./builder_view.ts";
 import { setupLivePrediction } from "./camera_predict.ts";
 import { setupDataView } from "./data_view.ts";
@@ -16,6 +23,7 @@ import { setupLrFindView } from "./lr_find_view.ts";
 import { errorMessage, setupModelView } from "./model_view.ts";
 import type { Page } from "./page.ts";
 import { setupSavedView } from "./saved_view.ts";
+import { kernelChoiceStore } from "./store.ts";
 import { Session } from "./session.ts";
 import { setupTrainView } from "./train_view.ts";
 import { setupUseView } from "./use_view.ts";
@@ -128,12 +136,13 @@ const useWebgl = () =>
 byId("use-webgl", HTMLButtonElement).addEventListener("click", useWebgl);
 
 /**
- * `?kernels=stock` or `?kernels=fast` overrides core's choice of kernels (webtune's own by
- * default; stock tfjs kernels to compare, as `web/bench_browser.ts` does).
+ * `?kernels=stock|fast|auto` overrides core's choice of kernels (`auto` by default: each conv
+ * shape's variant measured on this adapter, the choices kept in IndexedDB; `fast` and `stock`
+ * to compare, as `web/bench_browser.ts` does).
  */
-function askedKernels(): boolean | undefined {
+function askedKernels(): KernelChoice | undefined {
   const asked = new URLSearchParams(location.search).get("kernels");
-  return asked === "stock" || asked === "fast" ? asked === "fast" : undefined;
+  return KERNEL_CHOICES.find((k) => k === asked);
 }
 
 /** `?backend=webgl` starts on tfjs' webgl backend (to compare speed: `web/bench_browser.ts`). */
@@ -150,7 +159,8 @@ async function startWebgpu(): Promise<void> {
     const report = await setupBackend({
       backend: "webgpu",
       gpu: navigator.gpu,
-      fastKernels: askedKernels(),
+      kernels: askedKernels(),
+      kernelStore: kernelChoiceStore(),
     });
     useBackend(report);
     hook.fastKernels = report.fastKernels;

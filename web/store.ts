@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { EpochMetrics } from "@webtune/core";
+import type { EpochMetrics, KernelChoiceStore } from "@webtune/core";
 import type { BuilderState } from "./dataset_builder.ts";
 
 /** A trained model as saved: the two files the CLI writes, plus what the list shows. */
@@ -122,6 +122,8 @@ interface StateValues {
   data: File;
   /** The source weights last chosen. */
   source: SavedSource;
+  /** `--kernels auto`'s measured choices, per adapter (see core/kernels/autotune.ts). */
+  kernelChoices: Record<string, string>;
 }
 
 /** Saves one named value (the data set being built, the source weights). */
@@ -142,6 +144,22 @@ export function getState<K extends keyof StateValues>(
 /** Removes one named value. */
 export function deleteState(key: keyof StateValues): Promise<unknown> {
   return run("state", "readwrite", `forget the ${key}`, (s) => s.delete(key));
+}
+
+/**
+ * The page's store of measured kernel choices (a value of the `state` store), so that a reload's
+ * first training step already runs the winners. What is read back is core's to validate.
+ *
+ * @example
+ * ```ts ignore
+ * await setupBackend({ backend: "webgpu", kernelStore: kernelChoiceStore() });
+ * ```
+ */
+export function kernelChoiceStore(): KernelChoiceStore {
+  return {
+    load: async () => (await getState("kernelChoices")) ?? {},
+    save: async (choices) => void await putState("kernelChoices", choices),
+  };
 }
 
 /**

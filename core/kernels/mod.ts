@@ -5,6 +5,12 @@
  * kernel everywhere, including inside the gradients of `conv2d`. Each of ours falls back to the
  * stock kernel for inputs it does not handle (NCHW, dilation, odd channel counts, non-float32).
  *
+ * The conv families (`Conv2D`, `Conv2DBackpropInput`, `Conv2DBackpropFilter`) have several
+ * variants, declared in `variants.ts`: under `--kernels fast` the default one runs, under `auto`
+ * the one measured fastest for the call's shape on this adapter (`autotune.ts`; stock tfjs is a
+ * candidate, so a measured shape never runs slower than stock). {@linkcode tunePendingKernels}
+ * does the measuring: the training loop calls it once, after its first step.
+ *
  * No tfjs-webgpu flag is set: on llvmpipe `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false` (tfjs's tiled
  * dX) measured slower than the default naive dX on most ResNet-18 shapes (0.01 GFLOP/s on the
  * stem, 0.3 on layer4), and `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (5, 15, 50, 100) changed a
@@ -22,12 +28,6 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  type Conv2DBackpropFilterAttrs,
-  conv2DBackpropFilterTexture,
-  derFilterSupports,
-} from "./conv2d_backprop_filter.ts";
-import { type Conv2DAttrs, conv2DGemmSupports, conv2DTexture } from "./conv2d.ts";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
 import { BATCH_NORM_KERNELS } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
@@ -37,12 +37,29 @@ import {
   type SgdUpdateAttrs,
   sgdUpdateSupports,
 } from "./sgd_update.ts";
-import {
-  type Conv2DBackpropInputAttrs,
-  conv2DBackpropInputTexture,
-  derInputSupports,
-} from "./conv2d_backprop_input.ts";
 import { disposeAll, runKernel } from "./kernel_util.ts";
+import {
+  DEFAULT_TUNE_BUDGET_MS,
+  type KernelChoiceReport,
+  type KernelChoiceStore,
+  KernelTuner,
+  type ShapeBench,
+  type ShapeRequest,
+  type TuneReport,
+} from "./autotune.ts";
+import {
+  atBatch,
+  type CallSpec,
+  callSpec,
+  KERNEL_FAMILIES,
+  KERNEL_SET_VERSION,
+  type KernelArgs,
+  type KernelFamily,
+  shapeKey,
+  shapeLabel,
+  timingBatch,
+  type TunedKernel,
+} from "./variants.ts";
 
 export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
 export { conv2DGemm } from "./conv2d.ts";
@@ -60,30 +77,22 @@ export {
   derInputTextureSupports,
   derInputTile,
 } from "./conv2d_backprop_input.ts";
+export {
+  DEFAULT_TUNE_BUDGET_MS,
+  type KernelChoiceReport,
+  type KernelChoiceStore,
+  memoryKernelStore,
+  type TuneReport,
+} from "./autotune.ts";
+export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 type Fast = (args: KernelArgs) => tf.TensorInfo | null;
 
 /** Our kernels: each returns null when the stock kernel should run instead. */
 const FAST: Record<string, Fast> = {
-  Conv2DBackpropFilter: ({ inputs, attrs, backend }) => {
-    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-    const a = attrs as unknown as Conv2DBackpropFilterAttrs;
-    if (!derFilterSupports(x, dy, a)) return null;
-    return conv2DBackpropFilterTexture(x, dy, a, backend as WebGPUBackend);
-  },
-  Conv2DBackpropInput: ({ inputs, attrs, backend }) => {
-    const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-    const a = attrs as unknown as Conv2DBackpropInputAttrs;
-    if (!derInputSupports(dy, filter, a)) return null;
-    return conv2DBackpropInputTexture(dy, filter, a, backend as WebGPUBackend);
-  },
-  Conv2D: ({ inputs, attrs, backend }) => {
-    const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-    const a = attrs as unknown as Conv2DAttrs;
-    if (!conv2DGemmSupports(x, filter, a)) return null;
-    return conv2DTexture(x, filter, a, backend as WebGPUBackend);
-  },
+  Conv2DBackpropFilter: tunedKernel(KERNEL_FAMILIES.Conv2DBackpropFilter),
+  Conv2DBackpropInput: tunedKernel(KERNEL_FAMILIES.Conv2DBackpropInput),
+  Conv2D: tunedKernel(KERNEL_FAMILIES.Conv2D),
   [SGD_UPDATE_KERNEL]: ({ inputs, attrs, backend }) => {
     const { param, grad } = inputs as { param: tf.TensorInfo; grad: tf.TensorInfo };
     if (!sgdUpdateSupports(param, grad)) return null; // callers check first: no stock kernel
@@ -202,4 +211,166 @@ export function unregisterFastKernels(): void {
     const config = stock.get(name);
     if (config) tf.registerKernel(config);
   }
+}
+
+/**
+ * How the tuned families (see `variants.ts`) pick a variant: `fast` always runs the family's
+ * default variant, `auto` the one measured fastest for the call's shape (see `autotune.ts`).
+ */
+export type KernelMode = "auto" | "fast";
+
+let mode: KernelMode = "fast";
+
+/** Chooses and remembers the tuned families' variants (one per process, like the registry). */
+const kernelTuner = new KernelTuner({ bench: benchCall });
+
+/** The kernel of a tuned family: the chosen variant, or null to run the stock kernel. */
+function tunedKernel(family: KernelFamily): Fast {
+  return (args) => {
+    const candidates = family.variants.filter((v) => v.supports(args));
+    if (candidates.length <= 1) return null; // only stock handles it: nothing to choose
+    let name = candidates.some((v) => v.name === family.defaultVariant)
+      ? family.defaultVariant
+      : candidates.find((v) => v.name !== "stock")!.name;
+    if (mode === "auto") {
+      const spec = callSpec(family, args);
+      name = kernelTuner.choose({
+        family: family.name,
+        key: shapeKey(family, spec),
+        label: shapeLabel(family, spec),
+        candidates: candidates.map((v) => v.name),
+        defaultVariant: name,
+        spec,
+      });
+    }
+    const variant = candidates.find((v) => v.name === name)!;
+    return variant.run ? variant.run(args) : null;
+  };
+}
+
+/** Deterministic inputs in [-1, 1) (the values do not change a kernel's speed). */
+function patternData(size: number): Float32Array {
+  const data = new Float32Array(size);
+  for (let i = 0; i < size; i++) data[i] = ((i * 7919) % 2003) / 1001.5 - 1;
+  return data;
+}
+
+/**
+ * The tuner's bench for a pending call: inputs of its shapes (at {@linkcode timingBatch}), and
+ * a run that waits for the result by reading it back (the same small copy for every candidate).
+ */
+function benchCall(request: ShapeRequest): ShapeBench {
+  const family = KERNEL_FAMILIES[request.family as TunedKernel];
+  const full = request.spec as CallSpec;
+  const spec = atBatch(full, timingBatch(family, full));
+  const backend = tf.backend() as WebGPUBackend;
+  const inputs: Record<string, tf.TensorInfo> = {};
+  for (const [name, shape] of Object.entries(spec.inputs)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    inputs[name] = backend.makeTensorInfo(shape, "float32", patternData(size));
+  }
+  const args: KernelArgs = { inputs, attrs: spec.attrs, backend };
+  return {
+    run: async (name) => {
+      const variant = family.variants.find((v) => v.name === name);
+      if (!variant) throw new Error(`no ${family.name} variant ${name}`);
+      const stockKernel = stock.get(family.name);
+      if (!variant.run && !stockKernel) throw new Error(`no stock webgpu ${family.name} kernel`);
+      const out = variant.run ? variant.run(args) : stockKernel!.kernelFunc(args as never);
+      try {
+        await backend.read((out as tf.TensorInfo).dataId);
+      } finally {
+        disposeAll(backend, [out as tf.TensorInfo]);
+      }
+    },
+    dispose: () => disposeAll(backend, Object.values(inputs)),
+  };
+}
+
+/** Options of {@linkcode configureKernelChoice}. */
+export interface KernelChoiceOptions {
+  mode: KernelMode;
+  /** Names the adapter the choices are measured on (its vendor, architecture, description). */
+  adapter: string;
+  /**
+   * Where choices persist (`auto`); absent: the store given to an earlier call, if any (a
+   * fresh device on the same adapter keeps its cache), else choices last for the process.
+   */
+  store?: KernelChoiceStore;
+  /** Measure this adapter's shapes again instead of using stored choices (`bench`). */
+  fresh?: boolean;
+}
+
+let lastStore: KernelChoiceStore | undefined;
+
+/**
+ * Sets how the tuned families choose (see {@linkcode KernelMode}) and, for `auto`, loads the
+ * choices stored for `adapter` and this {@linkcode KERNEL_SET_VERSION}. A corrupt store is
+ * ignored with a one-line warning.
+ *
+ * @example
+ * ```ts ignore
+ * await configureKernelChoice({ mode: "auto", adapter: "llvmpipe", store: memoryKernelStore() });
+ * ```
+ */
+export async function configureKernelChoice(options: KernelChoiceOptions): Promise<void> {
+  mode = options.mode;
+  if (options.store) lastStore = options.store;
+  if (mode !== "auto") return;
+  await kernelTuner.useStore(lastStore, `${KERNEL_SET_VERSION} ${options.adapter}`, {
+    fresh: options.fresh,
+  });
+}
+
+/** Switches between `auto` and `fast` without touching the stored choices (`bench`). */
+export function setKernelMode(next: KernelMode): void {
+  mode = next;
+}
+
+/**
+ * Times the candidates of every shape met since the last call that has no recorded choice,
+ * within `budgetMs` (default {@linkcode DEFAULT_TUNE_BUDGET_MS}), and saves the winners. Does
+ * nothing unless webtune's kernels run in `auto` mode on webgpu. The training loop calls it
+ * once, after its first step; later steps then use the winners.
+ *
+ * @example
+ * ```ts ignore
+ * const report = await tunePendingKernels({ budgetMs: 5000 });
+ * console.log(`${report.decided.length} shapes tuned in ${report.ms.toFixed(0)} ms`);
+ * ```
+ */
+export async function tunePendingKernels(
+  options: { budgetMs?: number } = {},
+): Promise<TuneReport> {
+  const active = mode === "auto" && tf.getBackend() === "webgpu" &&
+    tf.getKernel("Conv2D", "webgpu")?.kernelFunc === ours.get("Conv2D");
+  if (!active || kernelTuner.pendingCount === 0) {
+    return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
+  }
+  return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+}
+
+/** Every decided shape of this adapter (measured in this process or loaded from the store). */
+export function kernelChoices(): KernelChoiceReport[] {
+  return kernelTuner.choices();
+}
+
+/**
+ * The chosen variant with its tile, e.g. `texture 32x2`, `buffer 8x2` or `stock`.
+ *
+ * @example
+ * ```ts ignore
+ * kernelChoices().map(describeVariant); // ["fast 32x2", "stock", …]
+ * ```
+ */
+export function describeVariant(choice: KernelChoiceReport): string {
+  const family = KERNEL_FAMILIES[choice.family as TunedKernel];
+  const variant = family?.variants.find((v) => v.name === choice.variant);
+  const spec = choice.spec as CallSpec | undefined;
+  if (!variant?.tile || !spec) return choice.variant;
+  const inputs: tf.NamedTensorInfoMap = {};
+  for (const [name, shape] of Object.entries(spec.inputs)) {
+    inputs[name] = { dataId: {}, shape, dtype: "float32" };
+  }
+  return `${choice.variant} ${variant.tile({ inputs, attrs: spec.attrs, backend: undefined })}`;
 }

@@ -1,0 +1,359 @@
+/**
+ * Choosing a kernel variant per shape by measurement, and remembering the choice per adapter.
+ *
+ * tfjs kernel functions are synchronous, so a kernel cannot stop to time its candidates when it
+ * meets a new shape. Instead {@linkcode KernelTuner.choose} answers at once: the recorded winner
+ * for a shape it knows, else the family's default variant, noting the shape as pending. An
+ * async {@linkcode KernelTuner.tune}, called between the first and second training step (and by
+ * `bench`), times every candidate of every pending shape within a budget and records the
+ * winners, which later calls then use. Stock tfjs is always a candidate, so a measured choice is
+ * never slower than stock for that shape (up to timing noise).
+ *
+ * This file is the logic only (no tfjs): what it runs and how it waits for the GPU comes in as a
+ * {@linkcode ShapeBench}, its clock as `now`, so tests drive it with a fake clock.
+ *
+ * @example
+ * ```ts
+ * import { KernelTuner, memoryKernelStore } from "./autotune.ts";
+ * let clock = 0;
+ * const cost: Record<string, number> = { stock: 5, fast: 2 };
+ * const tuner = new KernelTuner({
+ *   now: () => clock,
+ *   bench: () => ({ run: async (name) => void (clock += cost[name]), dispose() {} }),
+ * });
+ * await tuner.useStore(memoryKernelStore(), "adapter v1");
+ * const shape = { family: "Conv2D", key: "k", label: "Conv2D k", candidates: ["stock", "fast"] };
+ * tuner.choose({ ...shape, defaultVariant: "fast", spec: {} }); // "fast" (pending)
+ * await tuner.tune({ budgetMs: 1000 });
+ * tuner.choose({ ...shape, defaultVariant: "fast", spec: {} }); // "fast", measured 2.5× stock
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * Where chosen variants persist between runs: a JSON file in the CLI's cache directory, IndexedDB
+ * in the page. Keys are opaque strings (adapter, kernel-set version and shape), values variant
+ * names. `load` may throw or return garbage (a corrupt file): the tuner then warns and starts
+ * empty.
+ */
+export interface KernelChoiceStore {
+  /** Every stored choice, of every adapter. */
+  load(): Promise<Record<string, string>>;
+  /** Replaces the stored choices (an atomic write where the medium allows). */
+  save(choices: Record<string, string>): Promise<void>;
+}
+
+/** A store in memory only (tests; a run without a cache). */
+export function memoryKernelStore(initial: Record<string, string> = {}): KernelChoiceStore & {
+  saved: Record<string, string>;
+} {
+  const store = {
+    saved: { ...initial },
+    load: () => Promise.resolve({ ...store.saved }),
+    save: (choices: Record<string, string>) => {
+      store.saved = { ...choices };
+      return Promise.resolve();
+    },
+  };
+  return store;
+}
+
+/** A kernel call's shape, as the dispatch describes it to the tuner. */
+export interface ShapeRequest {
+  /** Kernel family, e.g. `Conv2D`. */
+  family: string;
+  /** Everything that can change the winner: the family, input shapes and attrs. */
+  key: string;
+  /** Short form for people, e.g. `Conv2D 16x16x16x64→64 k3s1`. */
+  label: string;
+  /** The variants that handle this call, stock included. */
+  candidates: readonly string[];
+  /** What runs while the shape is not yet measured. */
+  defaultVariant: string;
+  /** What the bench needs to rebuild the call (shapes, attrs); opaque to the tuner. */
+  spec: unknown;
+}
+
+/** Runs the candidates of one pending shape on inputs it made for the purpose. */
+export interface ShapeBench {
+  /** Runs variant `name` once and resolves when its result has been computed. */
+  run(name: string): Promise<void>;
+  /** Frees the inputs. */
+  dispose(): void;
+}
+
+/** One decided shape. */
+export interface KernelChoiceReport {
+  family: string;
+  key: string;
+  label: string;
+  /** The winning variant. */
+  variant: string;
+  /** Best time of each candidate measured this run, ms (absent for a cached choice). */
+  ms?: Record<string, number>;
+  /** Stock's best time over the winner's (absent for a cached choice). */
+  speedupOverStock?: number;
+  /** True when the choice came from the store, not from timing in this process. */
+  cached: boolean;
+  /** The request's spec (absent for a cached choice whose shape has not run yet). */
+  spec?: unknown;
+}
+
+/** What one {@linkcode KernelTuner.tune} call did. */
+export interface TuneReport {
+  /** Wall time spent, ms. */
+  ms: number;
+  /** Shapes decided by this call. */
+  decided: KernelChoiceReport[];
+  /** Shapes still pending (the budget ran out first). */
+  pending: number;
+}
+
+/** Options of {@linkcode KernelTuner}. */
+export interface KernelTunerOptions {
+  /** Builds the inputs for timing one pending shape. */
+  bench: (shape: ShapeRequest) => ShapeBench;
+  /** Clock in ms; `performance.now` by default. */
+  now?: () => number;
+  /** Where a one-line warning goes (a corrupt cache); `console.warn` by default. */
+  warn?: (line: string) => void;
+}
+
+/** Timed rounds per candidate after its warm-up (compile) run; the minimum counts. */
+export const TUNE_ROUNDS = 3;
+/**
+ * A candidate slower than this many times the best after the first round is dropped from the
+ * remaining rounds: its minimum can only fall by noise, not by 2×, and stock's naive kernels
+ * cost most of the budget otherwise.
+ */
+const DROP_FACTOR = 2;
+/** Budget of the tuning pass between a run's first and second step. */
+export const DEFAULT_TUNE_BUDGET_MS = 5000;
+
+/** Chooses variants per shape; see the module docs. */
+export class KernelTuner {
+  readonly #options: KernelTunerOptions;
+  readonly #now: () => number;
+  /** Decided shapes of the current scope, by key. */
+  readonly #choices = new Map<string, KernelChoiceReport>();
+  /** Shapes met but not measured, by key, in the order first met. */
+  readonly #pending = new Map<string, ShapeRequest>();
+  /** Stored entries of other scopes (other adapters, older kernel sets), kept when saving. */
+  #foreign: Record<string, string> = {};
+  #store: KernelChoiceStore | undefined;
+  #scope = "";
+
+  constructor(options: KernelTunerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /**
+   * Loads the choices stored for `scope` (adapter + kernel-set version) and saves new ones there.
+   * A store that fails to load or holds something other than string values is ignored with one
+   * warning. `fresh` ignores this scope's stored choices (they are measured again, then
+   * replaced).
+   */
+  async useStore(
+    store: KernelChoiceStore | undefined,
+    scope: string,
+    { fresh = false } = {},
+  ): Promise<void> {
+    this.#store = store;
+    this.#scope = scope;
+    this.#choices.clear();
+    this.#pending.clear();
+    this.#foreign = {};
+    if (!store) return;
+    let loaded: unknown;
+    try {
+      loaded = await store.load();
+    } catch (e) {
+      this.#warn(`ignoring the kernel-choice cache: ${e instanceof Error ? e.message : e}`);
+      return;
+    }
+    if (typeof loaded !== "object" || loaded === null || Array.isArray(loaded)) {
+      this.#warn("ignoring the kernel-choice cache: it is not a JSON object");
+      return;
+    }
+    const prefix = scopePrefix(scope);
+    for (const [key, value] of Object.entries(loaded)) {
+      if (typeof value !== "string") continue; // a damaged entry: measured again
+      if (!key.startsWith(prefix)) this.#foreign[key] = value;
+      else if (!fresh) {
+        const shapeKey = key.slice(prefix.length);
+        this.#choices.set(shapeKey, {
+          family: shapeKey.split(" ")[0],
+          key: shapeKey,
+          label: shapeKey,
+          variant: value,
+          cached: true,
+        });
+      }
+    }
+  }
+
+  /**
+   * The variant to run for this call: the recorded winner, else the default (and the shape is
+   * remembered as pending). Synchronous: called from inside a tfjs kernel.
+   */
+  choose(request: ShapeRequest): string {
+    const known = this.#choices.get(request.key);
+    if (known && request.candidates.includes(known.variant)) {
+      if (known.spec === undefined) {
+        known.label = request.label;
+        known.spec = request.spec;
+      }
+      return known.variant;
+    }
+    if (!this.#pending.has(request.key)) this.#pending.set(request.key, request);
+    return request.defaultVariant;
+  }
+
+  /** Shapes waiting for {@linkcode tune}. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Every decided shape (measured or cached), in the order decided or loaded. */
+  choices(): KernelChoiceReport[] {
+    return [...this.#choices.values()];
+  }
+
+  /**
+   * Times the candidates of each pending shape: one warm-up run each (it compiles), then
+   * {@linkcode TUNE_ROUNDS} interleaved rounds, keeping each candidate's minimum; the fastest
+   * wins (ties go to the earlier candidate; list stock first). Stops starting runs once
+   * `budgetMs` is spent or would be by the next run (a shape cut short during its warm-ups stays
+   * pending; after a full round it is decided on what was measured), except that the first
+   * shape always gets its warm-ups and one round: each call makes progress, and a later run
+   * (with the choices stored) goes on from there. New choices are saved.
+   */
+  async tune({ budgetMs = DEFAULT_TUNE_BUDGET_MS } = {}): Promise<TuneReport> {
+    const start = this.#now();
+    const deadline = start + budgetMs;
+    const decided: KernelChoiceReport[] = [];
+    for (const request of [...this.#pending.values()]) {
+      if (this.#now() >= deadline) break;
+      // The first shape of a call gets its warm-ups and one round whatever they cost, so that
+      // every call makes progress even where one shape's compiles exceed the budget.
+      const report = await this.#tuneShape(request, deadline, decided.length === 0);
+      if (!report) break;
+      this.#pending.delete(request.key);
+      this.#choices.set(request.key, report);
+      decided.push(report);
+    }
+    if (decided.length > 0) await this.#save();
+    return { ms: this.#now() - start, decided, pending: this.#pending.size };
+  }
+
+  async #tuneShape(
+    request: ShapeRequest,
+    deadline: number,
+    mustFinish: boolean,
+  ): Promise<KernelChoiceReport | undefined> {
+    const bench = this.#options.bench(request);
+    try {
+      const best = new Map<string, number>();
+      const last = new Map<string, number>();
+      const timed = async (name: string) => {
+        const t0 = this.#now();
+        await bench.run(name);
+        const ms = this.#now() - t0;
+        last.set(name, ms);
+        return ms;
+      };
+      // Warm-ups: each compiles its pipelines; their times are not kept. A candidate that
+      // fails here (a pipeline the adapter rejects) is left out, with a warning.
+      let alive: string[] = [];
+      for (const name of request.candidates) {
+        if (!mustFinish && this.#now() >= deadline) return undefined;
+        try {
+          await timed(name);
+          alive.push(name);
+        } catch (e) {
+          this.#warn(`${request.label}: ${name} failed (${e instanceof Error ? e.message : e})`);
+        }
+      }
+      if (alive.length === 0) return undefined;
+      for (let round = 0; round < TUNE_ROUNDS; round++) {
+        for (const name of alive) {
+          const expected = round === 0 ? 0 : (last.get(name) ?? 0);
+          if (!(mustFinish && round === 0) && this.#now() + expected > deadline) {
+            if (round === 0) return undefined;
+            return this.#decide(request, best);
+          }
+          const ms = await timed(name);
+          best.set(name, Math.min(best.get(name) ?? Infinity, ms));
+        }
+        const fastest = Math.min(...alive.map((n) => best.get(n)!));
+        alive = alive.filter((n) => best.get(n)! <= DROP_FACTOR * fastest);
+      }
+      return this.#decide(request, best);
+    } finally {
+      bench.dispose();
+    }
+  }
+
+  #decide(request: ShapeRequest, best: Map<string, number>): KernelChoiceReport {
+    let variant = [...best.keys()][0];
+    for (const name of request.candidates) {
+      if (best.has(name) && best.get(name)! < best.get(variant)!) variant = name;
+    }
+    const stock = best.get("stock");
+    return {
+      family: request.family,
+      key: request.key,
+      label: request.label,
+      variant,
+      spec: request.spec,
+      ms: Object.fromEntries(best),
+      ...(stock === undefined ? {} : { speedupOverStock: stock / best.get(variant)! }),
+      cached: false,
+    };
+  }
+
+  async #save(): Promise<void> {
+    if (!this.#store) return;
+    const all: Record<string, string> = { ...this.#foreign };
+    const prefix = scopePrefix(this.#scope);
+    for (const [key, choice] of this.#choices) all[prefix + key] = choice.variant;
+    try {
+      await this.#store.save(all);
+    } catch (e) {
+      this.#warn(`could not save the kernel choices: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+
+  #warn(line: string): void {
+    (this.#options.warn ?? ((l: string) => console.warn(l)))(`webtune: ${line}`);
+  }
+}
+
+/** Stored keys are `<scope> :: <shape key>`. */
+function scopePrefix(scope: string): string {
+  return `${scope} :: `;
+}
+
+/**
+ * One line per decided shape, e.g. `Conv2D 16x16x16x64→64 k3s1 → fast 32x2 (1.9× stock)`.
+ *
+ * @example
+ * ```ts
+ * formatChoice({ family: "Conv2D", key: "k", label: "Conv2D k", variant: "stock", cached: true });
+ * // "Conv2D k → stock (cached)"
+ * ```
+ */
+export function formatChoice(
+  choice: KernelChoiceReport,
+  describe?: (c: KernelChoiceReport) => string,
+): string {
+  const name = describe?.(choice) ?? choice.variant;
+  const how = choice.cached
+    ? "cached"
+    : choice.speedupOverStock === undefined
+    ? "measured"
+    : `${choice.speedupOverStock.toFixed(2)}× stock`;
+  return `${choice.label} → ${name} (${how})`;
+}

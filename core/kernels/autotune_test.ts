@@ -1,0 +1,227 @@
+import { assert, assertEquals } from "@std/assert";
+import {
+  KernelTuner,
+  type KernelTunerOptions,
+  memoryKernelStore,
+  type ShapeRequest,
+  TUNE_ROUNDS,
+} from "./autotune.ts";
+
+/**
+ * A tuner on a fake clock: running variant `v` on shape `key` advances the clock by
+ * `cost[key][v]` ms (the first run of each, its "compile", by `compileMs` more). Records runs.
+ */
+function fakeTuner(cost: Record<string, Record<string, number>>, compileMs = 0) {
+  let clock = 0;
+  const runs: string[] = [];
+  const warnings: string[] = [];
+  const compiled = new Set<string>();
+  const options: KernelTunerOptions = {
+    now: () => clock,
+    warn: (line) => warnings.push(line),
+    bench: (request) => ({
+      run: (name) => {
+        runs.push(`${request.key}:${name}`);
+        const ms = cost[request.key]?.[name];
+        if (ms === undefined) return Promise.reject(new Error(`${name} is broken`));
+        clock += ms + (compiled.has(name) ? 0 : compileMs);
+        compiled.add(name);
+        return Promise.resolve();
+      },
+      dispose: () => {},
+    }),
+  };
+  return { tuner: new KernelTuner(options), runs, warnings, clock: () => clock };
+}
+
+function request(key: string, candidates = ["stock", "fast", "small"]): ShapeRequest {
+  return {
+    family: "Conv2D",
+    key: `Conv2D ${key}`,
+    label: `Conv2D ${key}`,
+    candidates,
+    defaultVariant: "fast",
+    spec: { key },
+  };
+}
+
+Deno.test("the tuner runs the default for a new shape and the fastest candidate after tuning", async () => {
+  const { tuner, runs } = fakeTuner({ "Conv2D a": { stock: 9, fast: 5, small: 3 } });
+  await tuner.useStore(undefined, "adapter");
+  assertEquals(tuner.choose(request("a")), "fast");
+  assertEquals(tuner.pendingCount, 1);
+  const report = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(report.decided.map((d) => d.variant), ["small"]);
+  assertEquals(report.decided[0].speedupOverStock, 3);
+  assertEquals(report.pending, 0);
+  assertEquals(tuner.choose(request("a")), "small");
+  assertEquals(tuner.pendingCount, 0);
+  // Every candidate ran: a warm-up, then interleaved rounds (stock dropped after round 1: 3×).
+  assertEquals(runs.slice(0, 6), [
+    "Conv2D a:stock",
+    "Conv2D a:fast",
+    "Conv2D a:small",
+    "Conv2D a:stock",
+    "Conv2D a:fast",
+    "Conv2D a:small",
+  ]);
+  assertEquals(runs.filter((r) => r.endsWith("small")).length, 1 + TUNE_ROUNDS);
+  assertEquals(runs.filter((r) => r.endsWith("stock")).length, 2);
+});
+
+Deno.test("the tuner picks stock where stock is fastest", async () => {
+  const { tuner } = fakeTuner({ "Conv2D b": { stock: 2, fast: 4, small: 6 } });
+  await tuner.useStore(undefined, "adapter");
+  assertEquals(tuner.choose(request("b")), "fast");
+  const report = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(report.decided[0].variant, "stock");
+  assertEquals(report.decided[0].speedupOverStock, 1);
+  assertEquals(tuner.choose(request("b")), "stock");
+});
+
+Deno.test("the tuner keeps each candidate's minimum over noisy rounds, not the mean", async () => {
+  let clock = 0;
+  // Per run, warm-up first: fast's rounds average 4.7 ms, more than stock's 3, but its best is 1.
+  const times: Record<string, number[]> = { stock: [0, 3, 3, 3], fast: [0, 4, 1, 9] };
+  const seen: Record<string, number> = { stock: 0, fast: 0 };
+  const tuner = new KernelTuner({
+    now: () => clock,
+    bench: () => ({
+      run: (name) => {
+        clock += times[name][seen[name]++];
+        return Promise.resolve();
+      },
+      dispose: () => {},
+    }),
+  });
+  await tuner.useStore(undefined, "adapter");
+  tuner.choose(request("c", ["stock", "fast"]));
+  const report = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(report.decided[0].variant, "fast");
+  assertEquals(report.decided[0].ms, { stock: 3, fast: 1 });
+  assertEquals(seen.fast, 1 + TUNE_ROUNDS);
+});
+
+Deno.test("the tuner respects its budget and leaves the rest pending", async () => {
+  // Each shape: 3 warm-ups + 3 rounds of 3 candidates at 10 ms = at most 120 ms.
+  const cost = Object.fromEntries(
+    ["a", "b", "c", "d", "e"].map((k) => [`Conv2D ${k}`, { stock: 10, fast: 10, small: 10 }]),
+  );
+  const { tuner, clock } = fakeTuner(cost);
+  await tuner.useStore(undefined, "adapter");
+  for (const k of ["a", "b", "c", "d", "e"]) tuner.choose(request(k));
+  const report = await tuner.tune({ budgetMs: 250 });
+  assert(clock() <= 250, `ran ${clock()} ms on a 250 ms budget`);
+  assertEquals(report.decided.length, 2);
+  assertEquals(report.pending, 3);
+  assertEquals(tuner.pendingCount, 3);
+  // The next pass goes on where this one stopped.
+  const next = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(next.decided.map((d) => d.key), ["Conv2D c", "Conv2D d", "Conv2D e"]);
+});
+
+Deno.test("a shape the budget cuts short during its warm-ups stays pending", async () => {
+  const cost = { stock: 100, fast: 1, small: 1 };
+  const { tuner, runs } = fakeTuner({ "Conv2D a": cost, "Conv2D b": cost });
+  await tuner.useStore(undefined, "adapter");
+  tuner.choose(request("a"));
+  tuner.choose(request("b"));
+  const report = await tuner.tune({ budgetMs: 50 });
+  // The first shape always gets its warm-ups and a round (progress on every call), the second
+  // none: its first warm-up would start after the deadline.
+  assertEquals(report.decided.map((d) => [d.key, d.variant]), [["Conv2D a", "fast"]]);
+  assertEquals(runs.filter((r) => r.startsWith("Conv2D b")), []);
+  assertEquals(tuner.choose(request("b")), "fast");
+  assertEquals(tuner.pendingCount, 1);
+});
+
+Deno.test("stored choices are used without timing; new ones are saved beside other adapters'", async () => {
+  const store = memoryKernelStore({
+    "v1 llvmpipe :: Conv2D a": "small",
+    "v1 other-gpu :: Conv2D a": "stock",
+  });
+  const { tuner, runs } = fakeTuner({ "Conv2D b": { stock: 1, fast: 5, small: 5 } });
+  await tuner.useStore(store, "v1 llvmpipe");
+  assertEquals(tuner.choose(request("a")), "small");
+  assertEquals(tuner.pendingCount, 0);
+  assertEquals(tuner.choices().map((c) => [c.variant, c.cached]), [["small", true]]);
+  const none = await tuner.tune();
+  assertEquals(none.decided, []);
+  assertEquals(runs, []);
+  tuner.choose(request("b"));
+  await tuner.tune();
+  assertEquals(store.saved, {
+    "v1 other-gpu :: Conv2D a": "stock",
+    "v1 llvmpipe :: Conv2D a": "small",
+    "v1 llvmpipe :: Conv2D b": "stock",
+  });
+  // A second process: both choices come from the store, nothing is timed.
+  const second = fakeTuner({});
+  await second.tuner.useStore(store, "v1 llvmpipe");
+  assertEquals(second.tuner.choose(request("b")), "stock");
+  assertEquals(await second.tuner.tune().then((r) => r.decided.length), 0);
+  assertEquals(second.runs, []);
+});
+
+Deno.test("a stored choice that is no longer a candidate is measured again", async () => {
+  const store = memoryKernelStore({ "s :: Conv2D a": "retired-variant" });
+  const { tuner } = fakeTuner({ "Conv2D a": { stock: 3, fast: 1, small: 2 } });
+  await tuner.useStore(store, "s");
+  assertEquals(tuner.choose(request("a")), "fast");
+  assertEquals(tuner.pendingCount, 1);
+});
+
+Deno.test("a corrupt store is ignored with one warning, and replaced on save", async () => {
+  for (
+    const broken of [
+      { load: () => Promise.reject(new Error("kernel-choices.json: not valid JSON")) },
+      { load: () => Promise.resolve("[1,2" as unknown as Record<string, string>) },
+      { load: () => Promise.resolve(null as unknown as Record<string, string>) },
+    ]
+  ) {
+    let saved: Record<string, string> | undefined;
+    const store = { ...broken, save: (c: Record<string, string>) => void (saved = c) };
+    const { tuner, warnings } = fakeTuner({ "Conv2D a": { stock: 3, fast: 1, small: 2 } });
+    await tuner.useStore(store as never, "s");
+    assertEquals(warnings.length, 1);
+    assert(warnings[0].includes("ignoring the kernel-choice cache"), warnings[0]);
+    assertEquals(tuner.choose(request("a")), "fast");
+    await tuner.tune();
+    assertEquals(saved, { "s :: Conv2D a": "fast" });
+  }
+});
+
+Deno.test("a store entry that is not a string is skipped; a failing save only warns", async () => {
+  const store = {
+    load: () => Promise.resolve({ "s :: Conv2D a": 42 } as unknown as Record<string, string>),
+    save: () => Promise.reject(new Error("read-only file system")),
+  };
+  const { tuner, warnings } = fakeTuner({ "Conv2D a": { stock: 3, fast: 1, small: 2 } });
+  await tuner.useStore(store, "s");
+  assertEquals(tuner.choose(request("a")), "fast");
+  assertEquals(tuner.pendingCount, 1);
+  const report = await tuner.tune();
+  assertEquals(report.decided.length, 1);
+  assertEquals(warnings.length, 1);
+  assert(warnings[0].includes("read-only file system"), warnings[0]);
+});
+
+Deno.test("a fresh tuner ignores this scope's stored choices and measures again", async () => {
+  const store = memoryKernelStore({ "s :: Conv2D a": "small" });
+  const { tuner } = fakeTuner({ "Conv2D a": { stock: 3, fast: 1, small: 2 } });
+  await tuner.useStore(store, "s", { fresh: true });
+  assertEquals(tuner.choose(request("a")), "fast");
+  await tuner.tune();
+  assertEquals(store.saved, { "s :: Conv2D a": "fast" });
+});
+
+Deno.test("a candidate that fails is left out with a warning", async () => {
+  const { tuner, warnings } = fakeTuner({ "Conv2D a": { stock: 3, fast: 2 } });
+  await tuner.useStore(undefined, "s");
+  tuner.choose(request("a"));
+  const report = await tuner.tune();
+  assertEquals(report.decided[0].variant, "fast");
+  assertEquals(Object.keys(report.decided[0].ms!), ["stock", "fast"]);
+  assertEquals(warnings.length, 1);
+  assert(warnings[0].includes("small failed"), warnings[0]);
+});

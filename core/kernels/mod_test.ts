@@ -1,0 +1,94 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { assert, assertEquals } from "@std/assert";
+import { assertClose, hostInput, useWebGPU } from "./kernel_test_util.ts";
+import {
+  configureKernelChoice,
+  kernelChoices,
+  memoryKernelStore,
+  registerFastKernels,
+  setKernelMode,
+  tunePendingKernels,
+  unregisterFastKernels,
+} from "./mod.ts";
+
+/** A small conv stack's output and weight gradients (all three tuned families run). */
+async function convStack(): Promise<Float32Array[]> {
+  const x = hostInput([2, 12, 12, 3], 21);
+  const shapes = [[7, 7, 3, 16], [3, 3, 16, 16], [3, 3, 16, 32], [1, 1, 16, 32]];
+  const vars = shapes.map((s, i) => {
+    const w = hostInput(s, 30 + i);
+    return tf.variable(tf.tensor(w.data, w.shape));
+  });
+  const input = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
+  let y: tf.Tensor | undefined;
+  const f = () => {
+    const [stem, a, b, ds] = vars as tf.Variable<tf.Rank.R4>[];
+    const h = tf.relu(tf.conv2d(input, stem, 2, 3));
+    const out = tf.add(tf.conv2d(tf.relu(tf.conv2d(h, a, 1, 1)), b, 2, 1), tf.conv2d(h, ds, 2, 0));
+    y = tf.keep(out);
+    return tf.sum(tf.mul(out, 0.01)) as tf.Scalar;
+  };
+  const { value, grads } = tf.variableGrads(f, vars);
+  const out = await Promise.all(
+    [y!, ...vars.map((v) => grads[v.name])].map((t) => t.data() as Promise<Float32Array>),
+  );
+  tf.dispose([value, input, y!, ...vars, ...Object.values(grads)]);
+  return out;
+}
+
+Deno.test("auto: the tuner measures the shapes a step met, and its choices compute what fast and stock do", async () => {
+  await useWebGPU();
+  const store = memoryKernelStore();
+  try {
+    await configureKernelChoice({ mode: "auto", adapter: "test adapter", store });
+    const first = await convStack(); // unmeasured shapes: the default (fast) variants
+    const report = await tunePendingKernels({ budgetMs: 120_000 });
+    assertEquals(report.pending, 0);
+    const families = new Set(report.decided.map((d) => d.family));
+    assertEquals(families, new Set(["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"]));
+    for (const d of report.decided) {
+      assert(Object.keys(d.ms!).includes("stock"), `${d.label}: stock was not timed`);
+    }
+    assertEquals(Object.keys(store.saved).length, report.decided.length);
+    const auto = await convStack(); // measured choices
+    assertEquals((await tunePendingKernels()).decided.length, 0, "no new shapes");
+
+    setKernelMode("fast");
+    const fast = await convStack();
+    unregisterFastKernels();
+    const stock = await convStack();
+    registerFastKernels();
+    for (let i = 0; i < auto.length; i++) {
+      assertClose(first[i], fast[i]);
+      assertClose(auto[i], fast[i]);
+      assertClose(auto[i], stock[i]);
+    }
+
+    // A second process on the same adapter: the choices come from the store, nothing is timed.
+    await configureKernelChoice({ mode: "auto", adapter: "test adapter", store });
+    assertEquals(kernelChoices().length, report.decided.length);
+    assert(kernelChoices().every((c) => c.cached));
+    await convStack();
+    assertEquals(await tunePendingKernels(), { ms: 0, decided: [], pending: 0 });
+    // Another adapter measures for itself.
+    await configureKernelChoice({ mode: "auto", adapter: "another adapter", store });
+    await convStack();
+    assert((await tunePendingKernels({ budgetMs: 0 })).pending > 0);
+  } finally {
+    registerFastKernels();
+    await configureKernelChoice({ mode: "fast", adapter: "" });
+  }
+});
+
+Deno.test("fast mode runs the default variants and records nothing to tune", async () => {
+  await useWebGPU();
+  try {
+    await configureKernelChoice({ mode: "auto", adapter: "fast-mode test" });
+    setKernelMode("fast");
+    await convStack();
+    setKernelMode("auto");
+    assertEquals((await tunePendingKernels({ budgetMs: 0 })).pending, 0);
+  } finally {
+    await configureKernelChoice({ mode: "fast", adapter: "" });
+  }
+});

@@ -1,0 +1,315 @@
+/**
+ * The kernel variants `--kernels auto` chooses between, per kernel family: one table.
+ *
+ * Each family lists stock tfjs first (the safe choice: ties go to it, and it is what the tuner
+ * must never lose to), then webtune's register-blocked kernels with their measured tiles
+ * (`fast`, the default while a shape is unmeasured and under `--kernels fast`), then a
+ * low-unroll tile (`small`): a quarter to a half of the accumulators, so a fraction of the
+ * WGSL for the shader compiler. On llvmpipe it runs slower (each storage load is a per-lane
+ * gather there, so FMAs per load set the speed; see the kernels' tile docs), but adapters with
+ * a slow compiler (SwiftShader) or real registers may prefer it.
+ *
+ * @example
+ * ```ts
+ * import { KERNEL_FAMILIES } from "./variants.ts";
+ * KERNEL_FAMILIES.Conv2D.variants.map((v) => v.name); // ["stock", "fast", "small"]
+ * ```
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  type Conv2DAttrs,
+  conv2DGemm,
+  conv2DGemmSupports,
+  conv2DTile,
+  type ConvTile,
+} from "./conv2d.ts";
+import {
+  type Conv2DBackpropFilterAttrs,
+  conv2DBackpropFilterGemm,
+  derFilterSupports,
+  type DerFilterTile,
+  derFilterTile,
+} from "./conv2d_backprop_filter.ts";
+import {
+  type Conv2DBackpropInputAttrs,
+  conv2DBackpropInputGemm,
+  derInputSupports,
+  type DerInputTile,
+  derInputTile,
+} from "./conv2d_backprop_input.ts";
+
+/**
+ * The version of the kernel set the stored choices were measured with. Bump it whenever a
+ * kernel, a tile or this table changes, so that every adapter measures again.
+ */
+export const KERNEL_SET_VERSION = "conv-variants-2";
+
+/** A kernel call as tfjs makes it. */
+export interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** One way to compute a family's kernel. */
+export interface KernelVariant {
+  /** Stored in the cache: `stock`, `fast` or `small`. */
+  name: string;
+  /** Whether it handles this call (stock handles every call). */
+  supports(args: KernelArgs): boolean;
+  /** Runs it; absent for `stock`, which the dispatch runs as the kernel tfjs registered. */
+  run?(args: KernelArgs): tf.TensorInfo;
+  /** Its tile for this call, for people, e.g. `32x2` (absent for stock). */
+  tile?(args: KernelArgs): string;
+}
+
+/** What rebuilds a call for timing: the input shapes and the attrs. */
+export interface CallSpec {
+  inputs: Record<string, number[]>;
+  attrs: tf.NamedAttrMap;
+}
+
+/** A tuned kernel family. */
+export interface KernelFamily {
+  /** The tfjs kernel name. */
+  name: TunedKernel;
+  variants: readonly KernelVariant[];
+  /** The variant that runs while a shape is unmeasured (and always under `--kernels fast`). */
+  defaultVariant: string;
+  /** The attrs that can change the winner (they go into the shape key). */
+  keyAttrs: readonly string[];
+  /** [N, H, W, Cin] of the conv's input, the filter's [kh, kw, Cin, Cout] and its strides. */
+  conv(spec: CallSpec): { x: number[]; filter: number[]; strides: number[] };
+}
+
+/** The kernels chosen by measurement. */
+export type TunedKernel = "Conv2D" | "Conv2DBackpropInput" | "Conv2DBackpropFilter";
+
+const STOCK: KernelVariant = { name: "stock", supports: () => true };
+const SMALL_CONV: ConvTile = { tm: 8, tc: 2 };
+const SMALL_DER_INPUT: DerInputTile = { tm: 8, tci: 8 };
+const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2 };
+
+function backendOf(args: KernelArgs): WebGPUBackend {
+  return args.backend as WebGPUBackend;
+}
+
+function conv2DVariant(
+  name: string,
+  tileOf: (cout: number) => ConvTile,
+  textures: boolean,
+): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    return { x, filter, attrs: args.attrs as unknown as Conv2DAttrs, cout: filter.shape[3] };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { x, filter, attrs, cout } = parts(args);
+      return conv2DGemmSupports(x, filter, attrs) && cout / 4 >= tileOf(cout).tc;
+    },
+    run: (args) => {
+      const { x, filter, attrs, cout } = parts(args);
+      return conv2DGemm(x, filter, attrs, backendOf(args), tileOf(cout), textures);
+    },
+    tile: (args) => {
+      const t = tileOf(parts(args).cout);
+      return `${t.tm}x${t.tc}`;
+    },
+  };
+}
+
+function derInputVariant(
+  name: string,
+  tileOf: (cin: number) => DerInputTile,
+  textures: boolean,
+): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+    return { dy, filter, attrs, cin: filter.shape[2] };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { dy, filter, attrs, cin } = parts(args);
+      return derInputSupports(dy, filter, attrs) && cin % tileOf(cin).tci === 0;
+    },
+    run: (args) => {
+      const { dy, filter, attrs, cin } = parts(args);
+      return conv2DBackpropInputGemm(dy, filter, attrs, backendOf(args), tileOf(cin), textures);
+    },
+    tile: (args) => {
+      const t = tileOf(parts(args).cin);
+      return `${t.tm}x${t.tci}`;
+    },
+  };
+}
+
+function derFilterVariant(
+  name: string,
+  tileOf: (filterShape: readonly number[]) => DerFilterTile,
+  textures: boolean,
+): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+    return { x, dy, attrs, tile: tileOf(attrs.filterShape) };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { x, dy, attrs, tile } = parts(args);
+      const [kh, kw, cin, cout] = attrs.filterShape;
+      return derFilterSupports(x, dy, attrs) && cout / 4 >= tile.tc &&
+        kh * kw * Math.ceil(cin / 4) * 4 >= tile.tk;
+    },
+    run: (args) => {
+      const { x, dy, attrs, tile } = parts(args);
+      return conv2DBackpropFilterGemm(x, dy, attrs, backendOf(args), tile, textures);
+    },
+    tile: (args) => {
+      const t = parts(args).tile;
+      return `${t.tk}x${t.tc}`;
+    },
+  };
+}
+
+/** The attrs every conv family shares that change the work. */
+const CONV_KEY_ATTRS = ["strides", "pad", "dataFormat", "dilations", "dimRoundingMode"] as const;
+
+/** Every tuned family with its variants: the one table. */
+export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
+  Conv2D: {
+    name: "Conv2D",
+    variants: [
+      STOCK,
+      conv2DVariant("texture", conv2DTile, true),
+      conv2DVariant("texture-small", () => SMALL_CONV, true),
+      conv2DVariant("buffer", conv2DTile, false),
+    ],
+    defaultVariant: "texture",
+    keyAttrs: CONV_KEY_ATTRS,
+    conv: ({ inputs, attrs }) => ({
+      x: inputs.x,
+      filter: inputs.filter,
+      strides: pair(attrs.strides),
+    }),
+  },
+  Conv2DBackpropInput: {
+    name: "Conv2DBackpropInput",
+    variants: [
+      STOCK,
+      derInputVariant("texture", (cin) => derInputTile(cin, true), true),
+      derInputVariant("texture-small", () => SMALL_DER_INPUT, true),
+      derInputVariant("buffer", (cin) => derInputTile(cin), false),
+    ],
+    defaultVariant: "texture",
+    keyAttrs: [...CONV_KEY_ATTRS, "inputShape"],
+    conv: ({ inputs, attrs }) => ({
+      x: attrs.inputShape as number[],
+      filter: inputs.filter,
+      strides: pair(attrs.strides),
+    }),
+  },
+  Conv2DBackpropFilter: {
+    name: "Conv2DBackpropFilter",
+    variants: [
+      STOCK,
+      derFilterVariant("texture", derFilterTile, true),
+      derFilterVariant("texture-small", () => SMALL_DER_FILTER, true),
+      derFilterVariant("buffer", derFilterTile, false),
+    ],
+    defaultVariant: "texture",
+    keyAttrs: [...CONV_KEY_ATTRS, "filterShape"],
+    conv: ({ inputs, attrs }) => ({
+      x: inputs.x,
+      filter: attrs.filterShape as number[],
+      strides: pair(attrs.strides),
+    }),
+  },
+};
+
+function pair(v: unknown): number[] {
+  return typeof v === "number" ? [v, v] : (v as number[]);
+}
+
+/** The shapes and key attrs of a call (what the tuner must know to rebuild it). */
+export function callSpec(family: KernelFamily, args: KernelArgs): CallSpec {
+  const inputs: Record<string, number[]> = {};
+  for (const [name, info] of Object.entries(args.inputs)) inputs[name] = [...info!.shape];
+  const attrs: tf.NamedAttrMap = {};
+  for (const name of family.keyAttrs) {
+    const value = args.attrs?.[name];
+    if (value !== undefined) attrs[name] = value;
+  }
+  return { inputs, attrs };
+}
+
+/**
+ * The shape key: family, input shapes, attrs; e.g.
+ * `Conv2D x=16x16x16x64 filter=3x3x64x64 {"strides":[1,1],"pad":[[0,0],[1,1],[1,1],[0,0]],…}`.
+ */
+export function shapeKey(family: KernelFamily, spec: CallSpec): string {
+  const shapes = Object.entries(spec.inputs).map(([name, s]) => `${name}=${s.join("x")}`);
+  return `${family.name} ${shapes.join(" ")} ${JSON.stringify(spec.attrs)}`;
+}
+
+/** For people: `Conv2D 16x16x16x64→128 k3s2`. */
+export function shapeLabel(family: KernelFamily, spec: CallSpec): string {
+  const { x, filter, strides } = family.conv(spec);
+  const s = strides[0] === strides[1] ? `${strides[0]}` : strides.join("x");
+  return `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
+}
+
+/** Output positions of one image and multiply-adds ×2 per image, the same for all three
+ * families of a conv (y = x ⊛ W, dX = dy ⊛ Wᵀ, dW = xᵀ ⊛ dy). */
+function perImage(family: KernelFamily, spec: CallSpec): { positions: number; flops: number } {
+  const { x, filter, strides } = family.conv(spec);
+  const positions = Math.ceil(x[1] / strides[0]) * Math.ceil(x[2] / strides[1]);
+  return { positions, flops: 2 * positions * filter[0] * filter[1] * filter[2] * filter[3] };
+}
+
+/**
+ * Work per timed run while tuning. The candidates are timed at a reduced batch when the real
+ * one exceeds this: stock's naive dW runs near 0.5 GFLOP/s on llvmpipe, so ResNet-18's layer1
+ * dW at 224 px batch 16 (3.7 GFLOP) would take seconds per run. 50 MFLOP keeps it near 0.1 s;
+ * at 64 px that is batch 2 for layer1.
+ */
+const TUNE_FLOPS = 50e6;
+/**
+ * Output positions a timed run keeps at least (within the real batch): a reduced batch must not
+ * leave a big tile mostly idle where the real batch fills it (layer4 at 64 px has 4 positions
+ * per image, so batch 2 would fill a 32-position tile to a quarter and favour small tiles).
+ */
+const TUNE_MIN_POSITIONS = 128;
+
+/**
+ * The batch at which to time a call (at most its own). The winner at that batch is taken for
+ * the full one: with enough positions to fill the tiles, the kernels' time per image barely
+ * depends on the batch.
+ */
+export function timingBatch(family: KernelFamily, spec: CallSpec): number {
+  const n = family.conv(spec).x[0];
+  const { positions, flops } = perImage(family, spec);
+  const wanted = Math.max(
+    Math.floor(TUNE_FLOPS / flops),
+    Math.ceil(TUNE_MIN_POSITIONS / positions),
+  );
+  return Math.max(1, Math.min(n, wanted));
+}
+
+/** The call at batch `n`: every input but the filter and `inputShape` get `n` as dim 0. */
+export function atBatch(spec: CallSpec, n: number): CallSpec {
+  const inputs: Record<string, number[]> = {};
+  for (const [name, shape] of Object.entries(spec.inputs)) {
+    inputs[name] = name === "filter" ? shape : [n, ...shape.slice(1)];
+  }
+  const attrs = { ...spec.attrs };
+  if (Array.isArray(attrs.inputShape)) attrs.inputShape = [n, ...attrs.inputShape.slice(1)];
+  return { inputs, attrs };
+}
