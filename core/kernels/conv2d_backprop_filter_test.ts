@@ -29,34 +29,28 @@ function bufferDerFilter<T>(f: () => Promise<T>): Promise<T> {
 }
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
 
-for (const c of CONV_CASES) {
-  Deno.test(`Conv2DBackpropFilter matches the cpu backend: ${c.name}`, async () => {
-    await useWebGPU();
-    const filterShape = [c.k, c.k, c.x[3], c.cout];
-    const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
-    const attrs = {
-      strides: [c.stride, c.stride],
-      pad: padAttr(c.pad),
-      dataFormat: "NHWC",
-      filterShape,
-    };
-    const got = await runOnWebGPU("Conv2DBackpropFilter", inputs, attrs);
-    assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
-  });
+/** The registered kernel (texture operands), and the storage-buffer variant it falls back to. */
+const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
+  ["", (f) => f()],
+  [" with buffers", bufferDerFilter],
+];
 
-  Deno.test(`Conv2DBackpropFilter with buffers matches the cpu backend: ${c.name}`, async () => {
-    await useWebGPU();
-    const filterShape = [c.k, c.k, c.x[3], c.cout];
-    const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
-    const attrs = {
-      strides: [c.stride, c.stride],
-      pad: padAttr(c.pad),
-      dataFormat: "NHWC",
-      filterShape,
-    };
-    const got = await bufferDerFilter(() => runOnWebGPU("Conv2DBackpropFilter", inputs, attrs));
-    assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
-  });
+for (const c of CONV_CASES) {
+  for (const [variant, run] of VARIANTS) {
+    Deno.test(`Conv2DBackpropFilter${variant} matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const filterShape = [c.k, c.k, c.x[3], c.cout];
+      const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
+      const attrs = {
+        strides: [c.stride, c.stride],
+        pad: padAttr(c.pad),
+        dataFormat: "NHWC",
+        filterShape,
+      };
+      const got = await run(() => runOnWebGPU("Conv2DBackpropFilter", inputs, attrs));
+      assertClose(got, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
+    });
+  }
 }
 
 Deno.test("Conv2DBackpropFilter falls back to the stock kernel when Cout % 4 != 0", async () => {

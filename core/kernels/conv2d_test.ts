@@ -22,32 +22,27 @@ function bufferConv2D<T>(f: () => Promise<T>): Promise<T> {
   }, f);
 }
 
-for (const c of CONV_CASES) {
-  Deno.test(`Conv2D matches the cpu backend: ${c.name}`, async () => {
-    await useWebGPU();
-    const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
-    const attrs = {
-      strides: [c.stride, c.stride],
-      pad: padAttr(c.pad),
-      dataFormat: "NHWC",
-      dilations: [1, 1],
-    };
-    const got = await runOnWebGPU("Conv2D", inputs, attrs);
-    assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
-  });
+/** The registered kernel (texture operands), and the storage-buffer variant it falls back to. */
+const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
+  ["", (f) => f()],
+  [" with storage-buffer operands", bufferConv2D],
+];
 
-  Deno.test(`Conv2D with storage-buffer operands matches the cpu backend: ${c.name}`, async () => {
-    await useWebGPU();
-    const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
-    const attrs = {
-      strides: [c.stride, c.stride],
-      pad: padAttr(c.pad),
-      dataFormat: "NHWC",
-      dilations: [1, 1],
-    };
-    const got = await bufferConv2D(() => runOnWebGPU("Conv2D", inputs, attrs));
-    assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
-  });
+for (const c of CONV_CASES) {
+  for (const [variant, run] of VARIANTS) {
+    Deno.test(`Conv2D${variant} matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
+      const attrs = {
+        strides: [c.stride, c.stride],
+        pad: padAttr(c.pad),
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+      };
+      const got = await run(() => runOnWebGPU("Conv2D", inputs, attrs));
+      assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+    });
+  }
 }
 
 Deno.test("Conv2D falls back to the stock kernel for dilation 2", async () => {
