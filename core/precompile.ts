@@ -4,13 +4,18 @@
  * compile-only mode (`WEBGPU_ENGINE_COMPILE_ONLY`), which creates every pipeline with
  * `createComputePipelineAsync` and dispatches nothing.
  *
- * Where pipeline creation is truly asynchronous (Chromium: the GPU process compiles), the
- * compiles then overlap whatever the caller does before awaiting the result — `prepareRun`
- * decodes the images meanwhile. Where it is not (Deno 2.9's wgpu compiles on the calling thread
- * inside `createShaderModule` and `createComputePipelineAsync`, measured), the work only moves
- * before the decoding; the step's numerics are the same either way. Nor does it reach llvmpipe's
- * own code generation, which happens at a pipeline's first dispatch (measured: after this pass a
- * ResNet-18 step still spends most of a cold start there; Mesa's shader cache keeps the result).
+ * Where pipeline creation is truly asynchronous (Chromium: the GPU process compiles), the run's
+ * pipelines compile in parallel instead of one by one at their first dispatch. Where it is not
+ * (Deno 2.9's wgpu compiles on the calling thread inside `createShaderModule` and
+ * `createComputePipelineAsync`, measured), the work only moves ahead of the first step; the
+ * step's numerics are the same either way. Nor does it reach llvmpipe's own code generation,
+ * which happens at a pipeline's first dispatch (measured: after this pass a ResNet-18 step still
+ * spends most of a cold start there; Mesa's shader cache keeps the result).
+ *
+ * **No other GPU work may run until the returned promise resolves**: tfjs-webgpu throws ("Please
+ * call checkCompileCompletionAsync") when a real dispatch meets a pipeline still compiling. So
+ * `prepareRun` awaits it before decoding (decoding dispatches tf ops on the same backend); the
+ * first version overlapped the two and failed that way in CI.
  *
  * Nothing the pass computes is real (outputs are never written), so it must not leave any trace
  * in the training state: every registered variable that the pass re-assigns (BatchNorm running
@@ -71,9 +76,8 @@ interface HostCounters {
  *
  * @example
  * ```ts ignore
- * const ready = precompile(model, { size: 224, trainBatch: 128, evalBatch: 128 });
- * await decodeImages(); // overlaps the compiles where the browser compiles in parallel
- * await ready;
+ * await precompile(model, { size: 224, trainBatch: 128, evalBatch: 128 });
+ * await decodeImages(); // only now: a dispatch must not meet a pipeline still compiling
  * ```
  */
 export async function precompile(
@@ -86,7 +90,14 @@ export async function precompile(
   }
   const backend = tf.backend() as unknown as CompilingBackend;
   const before = Object.keys(backend.pipelineCache).length;
-  compileOnlyPass(model, shapes);
+  try {
+    compileOnlyPass(model, shapes);
+  } catch (error) {
+    // The pipelines issued before the throw sit in tfjs's cache as promises until this settles
+    // them; left there, the next real dispatch of one of those programs would throw.
+    await backend.checkCompileCompletionAsync().catch(() => {});
+    throw error;
+  }
   const issueMs = performance.now() - started;
   await backend.checkCompileCompletionAsync();
   return {

@@ -109,6 +109,13 @@ class FailingModel extends TinyModel {
   }
 }
 
+/** tfjs-webgpu pipelines still compiling (promises in its cache). */
+function pendingPipelines(): number {
+  const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> })
+    .pipelineCache;
+  return Object.values(cache).filter((p) => p instanceof Promise).length;
+}
+
 Deno.test("precompile puts the state back and leaves compile-only mode when the pass throws", async () => {
   const model = new FailingModel(2, lcg(5));
   await assertRejects(
@@ -117,6 +124,8 @@ Deno.test("precompile puts the state back and leaves compile-only mode when the 
     "forward failed",
   );
   assertEquals(tf.env().getBool("WEBGPU_ENGINE_COMPILE_ONLY"), false);
+  // Left pending, a pipeline would make the next real dispatch of its program throw.
+  assertEquals(pendingPipelines(), 0);
   assertEquals(Array.from(await model.running.data()), [1, 2, 3]);
   model.dispose();
 });
@@ -140,6 +149,7 @@ Deno.test("precompile refuses a pass that creates variables, and frees them", as
   );
   assert(model.made?.isDisposed);
   assertEquals(tf.env().getBool("WEBGPU_ENGINE_COMPILE_ONLY"), false);
+  assertEquals(pendingPipelines(), 0);
   model.dispose();
 });
 

@@ -72,7 +72,7 @@ export interface PrepareRunOptions {
   checkpoint?: Checkpoint;
   /**
    * Compile the run's GPU pipelines (train step and eval pass, the run's shapes) in tfjs-webgpu's
-   * compile-only mode while the images decode (see `precompile.ts`). Default true; the training
+   * compile-only mode before the images decode (see `precompile.ts`). Default true; the training
    * numerics are the same either way.
    */
   precompile?: boolean;
@@ -173,22 +173,22 @@ export async function prepareRun(
       batchSize: config.batchSize,
       onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
     });
-    // Started before decoding so that asynchronous compilers (a browser's GPU process) overlap
-    // it. Only the run's shapes: its micro-batch, or the whole set when that is smaller.
-    const compiling = options.precompile === false ? undefined : precompile(model, {
+    // Before decoding, and awaited: decoding dispatches tf ops on the same backend, and tfjs-webgpu
+    // throws ("Please call checkCompileCompletionAsync") when a dispatch meets a pipeline that is
+    // still compiling, so the two must not overlap. A browser still compiles all of the run's
+    // pipelines in parallel in its GPU process instead of one by one at their first dispatch.
+    // Only the run's shapes: its micro-batch, or the whole set when that is smaller.
+    const precompiled = options.precompile === false ? undefined : await precompile(model, {
       size: config.imageSize,
       trainBatch: Math.min(microBatch, trainSet.labels.length),
       evalBatch: Math.min(microBatch, config.batchSize, testSet.labels.length),
       mode: config.bn,
       labelSmoothing: config.labelSmoothing,
     });
-    // Awaited after decoding; meanwhile a rejection is not left unhandled.
-    compiling?.catch(() => {});
     const trainReport = await trainLoader.prepare();
     // After decoding: files that failed to decode are not in the count.
     if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
     const testReport = await testLoader.prepare();
-    const precompiled = await compiling;
     const recipe = new TrainingRecipe(optimizer, {
       lr: config.lr,
       epochs: config.epochs,
