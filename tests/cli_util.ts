@@ -31,6 +31,34 @@ export async function cli(command: string, args: string[]): Promise<CliResult> {
   return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
 }
 
+/**
+ * Runs `deno run -A cli/<command>.ts ...args` and sends it SIGINT (Ctrl-C) once `interruptWhen`
+ * holds for the standard output read so far; returns the finished command's output.
+ */
+export async function cliInterrupted(
+  command: string,
+  args: string[],
+  interruptWhen: (stdout: string) => boolean,
+): Promise<CliResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `cli/${command}.ts`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let stdout = "", signalled = false;
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (!signalled && interruptWhen(stdout)) {
+      child.kill("SIGINT");
+      signalled = true;
+    }
+  }
+  const { code } = await child.status;
+  return { code, stdout, stderr: await stderr };
+}
+
 /** Every line of `text` that parses as a JSON object. */
 export function jsonLines(text: string): Record<string, unknown>[] {
   return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));

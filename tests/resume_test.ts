@@ -5,7 +5,7 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { setupBackend } from "@webtune/core";
 import { createResNet18, readSafetensors, stateDictOf, writeSafetensors } from "@webtune/models";
-import { cli, jsonLines, ROOT, SHARED, sharedPresent } from "./cli_util.ts";
+import { cli, cliInterrupted, jsonLines, SHARED, sharedPresent } from "./cli_util.ts";
 
 const FLAGS = [
   "--data",
@@ -26,38 +26,6 @@ const FLAGS = [
 ];
 
 /**
- * Starts a command, sends SIGINT once the checkpoint of epoch `afterEpoch` is written, returns its
- * output.
- */
-async function interruptAfterCheckpoint(
-  command: string,
-  flags: string[],
-  out: string,
-  afterEpoch: number,
-) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `cli/${command}.ts`, ...flags, "--out", out],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  let stdout = "", signalled = false;
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    stdout += chunk;
-    const written = jsonLines(stdout).some((e) =>
-      e.type === "checkpoint" && e.epoch === afterEpoch
-    );
-    if (!signalled && written) {
-      child.kill("SIGINT");
-      signalled = true;
-    }
-  }
-  const { code } = await child.status;
-  return { code, stdout, stderr: await stderr };
-}
-
-/**
  * Runs `command` with `flags` once whole and once interrupted after epoch `afterEpoch` (default
  * 1) then resumed, and checks that both end with the same metrics and weights.
  */
@@ -67,7 +35,11 @@ async function resumeEqualsUninterrupted(command: string, flags: string[], after
   const uninterrupted = await cli(command, [...flags, "--out", whole]);
   assertEquals(uninterrupted.code, 0, uninterrupted.stderr);
 
-  const interrupted = await interruptAfterCheckpoint(command, flags, cut, afterEpoch);
+  const interrupted = await cliInterrupted(
+    command,
+    [...flags, "--out", cut],
+    (stdout) => jsonLines(stdout).some((e) => e.type === "checkpoint" && e.epoch === afterEpoch),
+  );
   assertEquals(interrupted.code, 130, interrupted.stderr);
   assertStringIncludes(interrupted.stderr, `--resume ${cut}`);
   assertStringIncludes(interrupted.stdout, '"type":"stopped"');

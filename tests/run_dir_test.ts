@@ -4,7 +4,7 @@
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { readSafetensors } from "@webtune/models";
-import { cli, ROOT } from "./cli_util.ts";
+import { cli, cliInterrupted } from "./cli_util.ts";
 
 const TINY = [
   "--data",
@@ -47,24 +47,12 @@ async function assertUnchanged(dir: string, before: Map<string, Uint8Array>) {
 }
 
 /** Runs scratch and sends SIGINT after its first training batch (in epoch 1). */
-async function interruptInFirstEpoch(out: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/scratch.ts", ...TINY, "--json", "--out", out],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  let stdout = "", signalled = false;
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    stdout += chunk;
-    if (!signalled && stdout.includes('"type":"batch-end"')) {
-      child.kill("SIGINT");
-      signalled = true;
-    }
-  }
-  const { code } = await child.status;
-  return { code, stdout, stderr: await stderr };
+function interruptInFirstEpoch(out: string) {
+  return cliInterrupted(
+    "scratch",
+    [...TINY, "--json", "--out", out],
+    (stdout) => stdout.includes('"type":"batch-end"'),
+  );
 }
 
 const epochOf = async (file: string) =>
