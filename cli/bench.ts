@@ -7,7 +7,8 @@
  * tensor memory, GPU dispatches per training step, the time from launch to the first finished
  * training step with a cold and a warm shader cache (fresh processes running the real training
  * path on `--data`, with and without the pipelines compiled ahead, per phase and with the
- * compile calls counted; see bench_first_step.ts), and the data pipeline's images/s.
+ * compile calls counted; see bench_first_step.ts), and the data pipeline's images/s. With
+ * `--profile`, also a training step's time by kernel family (see bench_profile.ts).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -34,6 +35,7 @@ import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { type Arch, ARCHS, createResNet } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
+import { formatProfile, profileStep } from "./bench_profile.ts";
 import {
   countCompiles,
   type FirstStep,
@@ -88,6 +90,10 @@ const FLAGS = {
     help: "skip timing launch → first finished step (fresh processes, cold and warm cache)",
   },
   "skip-data": { kind: "boolean", help: "skip the data pipeline" },
+  profile: {
+    kind: "boolean",
+    help: "also print where a training step's time goes, by kernel family (bench_profile.ts)",
+  },
   "skip-precompile": {
     kind: "boolean",
     help: "time launch → first step only without the pipelines compiled ahead (default: both)",
@@ -126,6 +132,8 @@ interface TrainingBench {
   peak_megabytes: number;
   /** GPU programs run by one training step (forward, backward, update). */
   dispatches_per_step: number;
+  /** With `--profile`: milliseconds per step by kernel family, and their sum. */
+  profile?: { families: Record<string, number>; total_ms: number; calls: number };
 }
 
 /** A model, optimizer and one random batch on the device. */
@@ -174,7 +182,8 @@ async function benchSize(
   batch: number,
   steps: number,
   tuneBudgetMs: number,
-): Promise<TrainingBench & { tuning?: TuningBench }> {
+  withProfile: boolean,
+): Promise<TrainingBench & { tuning?: TuningBench; profileText?: string }> {
   const { model, sgd, device, dispose } = setupStep(arch, size, batch);
   try {
     // Warm-up: compiles the step's pipelines. tf.profile also records the step's peak bytes.
@@ -203,6 +212,9 @@ async function benchSize(
     t0 = performance.now();
     for (let i = 0; i < steps; i++) await infer();
     const inferSec = (performance.now() - t0) / 1000;
+    const stepProfile = withProfile
+      ? await profileStep(() => trainStep(model, device, sgd))
+      : undefined;
     return {
       kernels,
       size,
@@ -212,6 +224,16 @@ async function benchSize(
       peak_megabytes: profile.peakBytes / 2 ** 20,
       dispatches_per_step: dispatches,
       ...(tuning ? { tuning } : {}),
+      ...(stepProfile
+        ? {
+          profile: {
+            families: Object.fromEntries(stepProfile.families),
+            total_ms: stepProfile.totalMs,
+            calls: stepProfile.calls.reduce((sum, c) => sum + c.count, 0),
+          },
+          profileText: formatProfile(stepProfile),
+        }
+        : {}),
     };
   } finally {
     dispose();
@@ -265,13 +287,14 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   for (const variant of variants) {
     useKernels(variant);
     for (const size of sizes) {
-      const { tuning: t, ...r } = await benchSize(
+      const { tuning: t, profileText, ...r } = await benchSize(
         arch,
         variant,
         size,
         batch,
         steps,
         values["tune-budget"] * 1000,
+        values.profile,
       );
       training.push(r);
       if (t) {
@@ -289,6 +312,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
           } MiB; ` +
           `${r.dispatches_per_step} dispatches per step`,
       );
+      if (profileText) say(`${variant} kernels, ${size}px step by kernel family:\n${profileText}`);
     }
   }
   useKernels(mainChoice);

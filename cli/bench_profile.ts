@@ -1,0 +1,181 @@
+/**
+ * Where a training step's time goes, by kernel family (`deno task bench --profile`).
+ *
+ * WebGPU on a software adapter has no timestamp queries, and tfjs submits a step's dispatches in
+ * batches, so a kernel's own time cannot be read off a real step. Instead one step's top-level
+ * kernel calls (name, input shapes, attributes) are recorded, and each distinct call is replayed
+ * alone on fresh inputs of the same shapes: `runs` back-to-back calls, then one wait for the
+ * device, minus the time of an empty wait. Multiplied by how often the step made the call and
+ * summed per family, this is the step's cost per family (it leaves out what runs between kernels:
+ * tfjs's bookkeeping and the JavaScript of the step).
+ *
+ * @example
+ * ```ts
+ * const profile = await profileStep(() => trainStep(model, device, sgd));
+ * console.log(formatProfile(profile));
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+
+/** One distinct kernel call of the step and what it costs there. */
+export interface ProfiledCall {
+  kernel: string;
+  inputShapes: number[][];
+  attrs: string;
+  /** How often the step made this call. */
+  count: number;
+  /** Milliseconds of one call, replayed alone. */
+  ms: number;
+}
+
+/** A step's kernel time grouped by family. */
+export interface StepProfile {
+  calls: ProfiledCall[];
+  /** Family → milliseconds per step (count × ms summed), largest first. */
+  families: [string, number][];
+  totalMs: number;
+}
+
+interface RecordedCall {
+  kernel: string;
+  inputs: { name: string; shape: number[]; dtype: tf.DataType }[];
+  attrs: tf.NamedAttrMap;
+  key: string;
+}
+
+/** The family a kernel name belongs to, for the summary. */
+export function kernelFamily(kernel: string, inputShapes: number[][]): string {
+  if (kernel === "Conv2D") return "conv forward";
+  if (kernel === "Conv2DBackpropInput") return "conv dX";
+  if (kernel === "Conv2DBackpropFilter") return "conv dW";
+  if (kernel.startsWith("WebtuneBatchNorm") || kernel === "FusedBatchNorm") return "batchnorm";
+  if (kernel === "WebtuneSgdUpdate") return "sgd update";
+  if (["Sum", "Mean", "Max", "Min", "ArgMax", "Prod"].includes(kernel)) {
+    return inputShapes[0]?.length === 4 ? "reductions (4-D)" : "reductions (small)";
+  }
+  if (["MaxPool", "MaxPoolGrad", "AvgPool", "AvgPoolGrad"].includes(kernel)) return "pooling";
+  const elements = inputShapes.reduce((m, s) => Math.max(m, s.reduce((a, b) => a * b, 1)), 0);
+  return elements >= 65536 ? "elementwise (large)" : "elementwise (small)";
+}
+
+/** Records `step`'s top-level kernel calls (nested calls inside a kernel are part of it). */
+async function recordCalls(step: () => Promise<unknown>): Promise<RecordedCall[]> {
+  const engine = tf.engine() as unknown as {
+    runKernel: (name: string, inputs: tf.NamedTensorMap, attrs?: tf.NamedAttrMap) => unknown;
+  };
+  const original = engine.runKernel;
+  const calls: RecordedCall[] = [];
+  let depth = 0;
+  engine.runKernel = function (name, inputs, attrs = {}) {
+    if (depth === 0) {
+      const ins = Object.entries(inputs).filter(([, t]) => t != null).map(([n, t]) => ({
+        name: n,
+        shape: [...t.shape],
+        dtype: t.dtype,
+      }));
+      const plainAttrs = JSON.stringify(attrs, (_k, v) => (v instanceof tf.Tensor ? "tensor" : v));
+      calls.push({
+        kernel: name,
+        inputs: ins,
+        attrs,
+        key: `${name}|${JSON.stringify(ins)}|${plainAttrs}`,
+      });
+    }
+    depth++;
+    try {
+      return original.call(this, name, inputs, attrs);
+    } finally {
+      depth--;
+    }
+  };
+  try {
+    await step();
+  } finally {
+    engine.runKernel = original;
+  }
+  return calls;
+}
+
+/**
+ * Profiles one call of `step` (which must already have run once, so its pipelines are compiled).
+ * `runs`: back-to-back calls per distinct kernel call.
+ */
+export async function profileStep(
+  step: () => Promise<unknown>,
+  runs = 3,
+): Promise<StepProfile> {
+  const recorded = await recordCalls(step);
+  const byKey = new Map<string, { call: RecordedCall; count: number }>();
+  for (const call of recorded) {
+    const entry = byKey.get(call.key);
+    if (entry) entry.count++;
+    else byKey.set(call.key, { call, count: 1 });
+  }
+  const calls: ProfiledCall[] = [];
+  for (const { call, count } of byKey.values()) {
+    const inputs: tf.NamedTensorMap = {};
+    for (const input of call.inputs) {
+      inputs[input.name] = input.dtype === "float32"
+        ? tf.randomUniform(input.shape, 0.1, 1)
+        : tf.zeros(input.shape, input.dtype);
+    }
+    // Runs the call `times` times back to back, then reads the last output: a readback
+    // (`mapAsync`) waits for every dispatch before it. (A small probe op would not: tfjs runs
+    // those on the CPU, and Deno's `onSubmittedWorkDone` resolved before llvmpipe had run the work.)
+    const run = async (times: number) => {
+      let last: tf.Tensor[] = [];
+      for (let i = 0; i < times; i++) {
+        for (const t of last) t.dispose();
+        const out = tf.engine().runKernel(call.kernel, inputs, call.attrs) as
+          | tf.Tensor
+          | tf.Tensor[];
+        last = Array.isArray(out) ? out : [out];
+      }
+      await last[0].data();
+      for (const t of last) t.dispose();
+    };
+    // One call plus the readback, then 1 + `runs` calls plus the readback: the difference is
+    // `runs` calls without the readback's fixed cost (about 12 ms on llvmpipe).
+    await run(1);
+    let one = Infinity, many = Infinity;
+    for (let round = 0; round < 2; round++) {
+      let t0 = performance.now();
+      await run(1);
+      one = Math.min(one, performance.now() - t0);
+      t0 = performance.now();
+      await run(1 + runs);
+      many = Math.min(many, performance.now() - t0);
+    }
+    const best = Math.max(0, many - one) / runs;
+    for (const t of Object.values(inputs)) t.dispose();
+    calls.push({
+      kernel: call.kernel,
+      inputShapes: call.inputs.map((i) => i.shape),
+      attrs: JSON.stringify(call.attrs),
+      count,
+      ms: best,
+    });
+  }
+  const families = new Map<string, number>();
+  for (const c of calls) {
+    const family = kernelFamily(c.kernel, c.inputShapes);
+    families.set(family, (families.get(family) ?? 0) + c.count * c.ms);
+  }
+  const sorted = [...families].sort((a, b) => b[1] - a[1]);
+  return { calls, families: sorted, totalMs: sorted.reduce((s, [, ms]) => s + ms, 0) };
+}
+
+/** One line per family: milliseconds per step and share, then the total and call count. */
+export function formatProfile(profile: StepProfile): string {
+  const lines = profile.families.map(([family, ms]) =>
+    `  ${family.padEnd(22)} ${ms.toFixed(0).padStart(7)} ms  ${
+      (100 * ms / profile.totalMs).toFixed(0).padStart(3)
+    }%`
+  );
+  const count = profile.calls.reduce((s, c) => s + c.count, 0);
+  lines.push(
+    `  ${"total".padEnd(22)} ${profile.totalMs.toFixed(0).padStart(7)} ms  (${count} calls)`,
+  );
+  return lines.join("\n");
+}
