@@ -26,6 +26,7 @@ import {
   describeVariant,
   FAST_KERNEL_NAMES,
   kernelChoices,
+  operandTextureBytes,
   registerFastKernels,
   setKernelMode,
   tunePendingKernels,
@@ -129,7 +130,10 @@ interface TrainingBench {
   batch: number;
   train_images_per_sec: number;
   infer_images_per_sec: number;
+  /** Peak tensor memory of a training step (`tf.profile`'s peak bytes). */
   peak_megabytes: number;
+  /** Operand textures webtune's kernels hold besides the tensors (tf.memory() misses them). */
+  texture_megabytes: number;
   /** GPU programs run by one training step (forward, backward, update). */
   dispatches_per_step: number;
   /** With `--profile`: milliseconds per step by kernel family, and their sum. */
@@ -222,6 +226,9 @@ async function benchSize(
       train_images_per_sec: (steps * batch) / trainSec,
       infer_images_per_sec: (steps * batch) / inferSec,
       peak_megabytes: profile.peakBytes / 2 ** 20,
+      texture_megabytes: tf.getBackend() === "webgpu"
+        ? operandTextureBytes(tf.backend() as WebGPUBackend) / 2 ** 20
+        : 0,
       dispatches_per_step: dispatches,
       ...(tuning ? { tuning } : {}),
       ...(stepProfile
@@ -309,7 +316,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
           `${r.train_images_per_sec.toFixed(2)} images/s; inference ` +
           `${r.infer_images_per_sec.toFixed(2)} images/s; peak ${
             r.peak_megabytes.toFixed(0)
-          } MiB; ` +
+          } MiB tensors + ${r.texture_megabytes.toFixed(0)} MiB operand textures; ` +
           `${r.dispatches_per_step} dispatches per step`,
       );
       if (profileText) say(`${variant} kernels, ${size}px step by kernel family:\n${profileText}`);

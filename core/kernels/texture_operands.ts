@@ -313,3 +313,19 @@ export function runWithTextureOperands(
   }
   return output;
 }
+
+/**
+ * Bytes of the operand textures held for `backend`'s device (pooled and retired): memory that
+ * `tf.memory()` does not see. The pool only grows, so after a step this is that step's peak.
+ *
+ * @example
+ * ```ts
+ * console.log(operandTextureBytes(tf.backend() as WebGPUBackend) / 2 ** 20, "MiB");
+ * ```
+ */
+export function operandTextureBytes(backend: WebGPUBackend): number {
+  const s = states.get((backend as unknown as BackendInternals).device);
+  if (!s) return 0;
+  const bytes = (t: GPUTexture) => t.width * t.height * 16;
+  return [...s.pool.values(), ...s.retired].reduce((sum, t) => sum + bytes(t), 0);
+}

@@ -1,7 +1,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
-import { operandRead, TEXTURE_WIDTH, texturesFit } from "./texture_operands.ts";
+import {
+  operandRead,
+  operandTextureBytes,
+  TEXTURE_WIDTH,
+  texturesFit,
+} from "./texture_operands.ts";
+import { conv2DTexture } from "./conv2d.ts";
 import { useWebGPU } from "./kernel_test_util.ts";
 
 Deno.test("operandRead indexes buffers and calls the texture loader", () => {
@@ -18,4 +24,19 @@ Deno.test("texturesFit wants vec4-sized tensors within the device's texture heig
   const maxRows = backend.device.limits.maxTextureDimension2D;
   assert(texturesFit(backend, [info([maxRows, TEXTURE_WIDTH, 4])]));
   assert(!texturesFit(backend, [info([maxRows + 1, TEXTURE_WIDTH, 4])]), "one row too many");
+});
+
+Deno.test("operandTextureBytes counts the pooled operand textures a texture conv grew", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  const before = operandTextureBytes(backend);
+  const x = tf.ones([2, 8, 8, 64]);
+  const w = tf.ones([3, 3, 64, 64]);
+  const attrs = { strides: 1, pad: 1, dataFormat: "NHWC" } as const;
+  const out = conv2DTexture(x, w, attrs, backend);
+  backend.disposeData(out.dataId);
+  // Two fresh slots, TEXTURE_WIDTH texels of 16 bytes per row, power-of-two rows: x's 2,048
+  // texels take 1 row, w's 9,216 texels 3 rows → 4.
+  assertEquals(operandTextureBytes(backend) - before, (1 + 4) * TEXTURE_WIDTH * 16);
+  tf.dispose([x, w]);
 });
