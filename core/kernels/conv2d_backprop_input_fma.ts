@@ -42,24 +42,22 @@ export interface DerInputFmaTile {
   tc: number;
 }
 
-/** The tile for Cin < 128 (and the one the support check is made against). */
-export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 32, tc: 2 };
-
-const WIDE_TILE: DerInputFmaTile = { tm: 32, tc: 4 };
-
 /**
- * The tile for `cin` input channels. tc stays at 2 below Cin 128 so that all WG invocations of
- * a workgroup get channels.
+ * The tile for every Cin, measured on llvmpipe (batch 16, 64 px, ResNet-18's dX shapes, CPU time
+ * of the candidates interleaved in one process, several runs on a loaded machine): vs tm 32 ×
+ * tc 2, tm 32 × tc 4 was 0.46× on Cin 64 (half the lanes idle) and 0.7–1.15× on Cin ≥ 128
+ * (better on 3×3/1, worse on 3×3/2); tm 48 × tc 4, 64 × 2, 24 × 8 and 16 × 8 lost on most
+ * shapes, as did 16 × 4 and 32 × 4 with 4 invocations on Cin and 2 on positions (Cin 64).
+ * Why it saturates: with the loads replaced by constants the kernel ran 7–10× faster, with only
+ * dy's loads replaced 3.4–4.5×: texel fetches, dy's above all (TM per 4·TM·TC FMAs), set the
+ * speed, and bigger tiles' gain in FMAs per fetch goes to spilled accumulators.
  *
  * @example
  * ```ts
- * derInputFmaTile(64); // { tm: 32, tc: 2 }
- * derInputFmaTile(256); // { tm: 32, tc: 4 }
+ * DER_INPUT_FMA_TILE; // { tm: 32, tc: 2 }
  * ```
  */
-export function derInputFmaTile(cin: number): DerInputFmaTile {
-  return cin >= 4 * 4 * WG ? WIDE_TILE : DER_INPUT_FMA_TILE;
-}
+export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 32, tc: 2 };
 
 const UNIFORMS = uniformBlock({
   batch: "i32",
@@ -236,7 +234,7 @@ export function conv2DBackpropInputFma(
   filter: tf.TensorInfo,
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
-  tile: DerInputFmaTile = derInputFmaTile(filter.shape[2]),
+  tile: DerInputFmaTile = DER_INPUT_FMA_TILE,
   textures = true,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
