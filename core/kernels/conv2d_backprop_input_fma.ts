@@ -16,7 +16,7 @@
  * sub-pixel (py, px) (each sub-pixel's positions are padded to whole tiles), so the tap loops
  * start at the first tap that reaches it and step by the stride: no condition, and 3/4 of the
  * taps of a stride-2 conv are never visited. Measured on llvmpipe (batch 16, 64 px, CPU time of
- * both variants interleaved in one process, `cli/sweep_tiles.ts --dx-variants`): stride-1 3×3
+ * both variants interleaved in one process, `cli/bench_dx.ts --cpu`): stride-1 3×3
  * 1.14–1.23×, 3×3/2 1.14–1.8×, 1×1/2 about 5× faster than the dot-product kernel.
  *
  * dy and W are read from `rgba32float` textures when they fit (texture_operands.ts).
@@ -42,22 +42,34 @@ export interface DerInputFmaTile {
   tc: number;
 }
 
+/** The tile the support check is made against (the narrowest). */
+export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 32, tc: 2 };
+
+const WIDE_TILE: DerInputFmaTile = { tm: 32, tc: 4 };
+
 /**
- * The tile for every Cin, measured on llvmpipe (batch 16, 64 px, ResNet-18's dX shapes, CPU time
- * of the candidates interleaved in one process, several runs on a loaded machine): vs tm 32 ×
- * tc 2, tm 32 × tc 4 was 0.46× on Cin 64 (half the lanes idle) and 0.7–1.15× on Cin ≥ 128
- * (better on 3×3/1, worse on 3×3/2); tm 48 × tc 4, 64 × 2, 24 × 8 and 16 × 8 lost on most
- * shapes, as did 16 × 4 and 32 × 4 with 4 invocations on Cin and 2 on positions (Cin 64).
+ * The tile for `cin` input channels and stride `stride`, measured on llvmpipe with
+ * `cli/bench_dx.ts --cpu` (batch 16, 64 px, ResNet-18's dX shapes, CPU time of the candidates
+ * interleaved in one process, four runs on a loaded machine). tm 32 × tc 4 vs 32 × 2: 1.03–1.33×
+ * on the stride-1 convs with Cin 256 and 512, 0.85–1.15× on Cin 128, 0.7–1.0× on the strided
+ * ones, 0.46–0.57× on Cin 64 (half of the WG lanes idle). tm 48 × tc 4, 64 × 2, 24 × 8 and
+ * 16 × 8 lost on most shapes, as did 16 × 4 and 32 × 4 with 4 invocations on Cin and 2 on
+ * positions (Cin 64), and a sliding-window stride-1 kernel that fetches each dy texel once for
+ * all 3 filter columns (0.7–1.15×: its window and filter columns spill).
  * Why it saturates: with the loads replaced by constants the kernel ran 7–10× faster, with only
- * dy's loads replaced 3.4–4.5×: texel fetches, dy's above all (TM per 4·TM·TC FMAs), set the
- * speed, and bigger tiles' gain in FMAs per fetch goes to spilled accumulators.
+ * dy's loads replaced 3.4–4.5×: texel fetches (TM of dy and 4·TC of W per 4·TM·TC FMAs) and the
+ * spills of their values and of the accumulators set the speed.
  *
  * @example
  * ```ts
- * DER_INPUT_FMA_TILE; // { tm: 32, tc: 2 }
+ * derInputFmaTile(64, 1); // { tm: 32, tc: 2 }
+ * derInputFmaTile(256, 1); // { tm: 32, tc: 4 }
+ * derInputFmaTile(256, 2); // { tm: 32, tc: 2 }
  * ```
  */
-export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 32, tc: 2 };
+export function derInputFmaTile(cin: number, stride: number): DerInputFmaTile {
+  return cin >= 8 * 4 * WG && stride === 1 ? WIDE_TILE : DER_INPUT_FMA_TILE;
+}
 
 const UNIFORMS = uniformBlock({
   batch: "i32",
@@ -234,7 +246,7 @@ export function conv2DBackpropInputFma(
   filter: tf.TensorInfo,
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
-  tile: DerInputFmaTile = DER_INPUT_FMA_TILE,
+  tile?: DerInputFmaTile,
   textures = true,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
@@ -247,6 +259,7 @@ export function conv2DBackpropInputFma(
   );
   const [kh, kw, cin, cout] = filter.shape;
   const sh = info.strideHeight, sw = info.strideWidth;
+  tile ??= derInputFmaTile(cin, Math.max(sh, sw));
   const subH = Math.ceil(info.inHeight / sh), subW = Math.ceil(info.inWidth / sw);
   // Each sub-pixel's positions, padded to whole tiles (see the program).
   const perPar = Math.ceil(info.batchSize * subH * subW / tile.tm) * tile.tm;

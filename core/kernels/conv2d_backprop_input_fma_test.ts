@@ -14,9 +14,9 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 import {
   conv2DBackpropInputFma,
-  DER_INPUT_FMA_TILE,
   derInputFmaSupports,
   type DerInputFmaTile,
+  derInputFmaTile,
 } from "./conv2d_backprop_input_fma.ts";
 
 /** Conv2DBackpropInput by the FMA kernel (with `tile`, textures or buffers), else the stock one. */
@@ -25,7 +25,7 @@ function fmaDerInput(textures: boolean, tile?: DerInputFmaTile) {
     withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
       const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
       const a = attrs as Conv2DBackpropInputAttrs;
-      const t = tile ?? DER_INPUT_FMA_TILE;
+      const t = tile ?? derInputFmaTile(filter.shape[2], Math.max(...(a.strides as number[])));
       if (!derInputFmaSupports(dy, filter, a) || filter.shape[2] / 4 < t.tc) return null;
       return conv2DBackpropInputFma(dy, filter, a, backend as WebGPUBackend, t, textures);
     }, f);

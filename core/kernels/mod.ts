@@ -79,8 +79,8 @@ export {
 } from "./conv2d_backprop_input.ts";
 export {
   conv2DBackpropInputFma,
-  DER_INPUT_FMA_TILE,
   derInputFmaSupports,
+  derInputFmaTile,
 } from "./conv2d_backprop_input_fma.ts";
 export {
   DEFAULT_TUNE_BUDGET_MS,

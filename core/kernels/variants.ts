@@ -42,9 +42,9 @@ import {
 } from "./conv2d_backprop_input.ts";
 import {
   conv2DBackpropInputFma,
-  DER_INPUT_FMA_TILE,
   derInputFmaSupports,
   type DerInputFmaTile,
+  derInputFmaTile,
 } from "./conv2d_backprop_input_fma.ts";
 
 /**
@@ -156,23 +156,31 @@ function derInputVariant(
   };
 }
 
-function derInputFmaVariant(name: string, tile: DerInputFmaTile, textures: boolean): KernelVariant {
+function derInputFmaVariant(
+  name: string,
+  tileOf: (cin: number, stride: number) => DerInputFmaTile,
+  textures: boolean,
+): KernelVariant {
   const parts = (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
-    return { dy, filter, attrs };
+    const tile = tileOf(filter.shape[2], Math.max(...pair(attrs.strides)));
+    return { dy, filter, attrs, tile };
   };
   return {
     name,
     supports: (args) => {
-      const { dy, filter, attrs } = parts(args);
+      const { dy, filter, attrs, tile } = parts(args);
       return derInputFmaSupports(dy, filter, attrs) && filter.shape[2] / 4 >= tile.tc;
     },
     run: (args) => {
-      const { dy, filter, attrs } = parts(args);
+      const { dy, filter, attrs, tile } = parts(args);
       return conv2DBackpropInputFma(dy, filter, attrs, backendOf(args), tile, textures);
     },
-    tile: () => `${tile.tm}x${tile.tc}`,
+    tile: (args) => {
+      const t = parts(args).tile;
+      return `${t.tm}x${t.tc}`;
+    },
   };
 }
 
@@ -231,7 +239,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
     variants: [
       STOCK,
       // FMA form (conv2d_backprop_input_fma.ts): 1.1–5× the dot-product kernel on llvmpipe.
-      derInputFmaVariant("texture-fma", DER_INPUT_FMA_TILE, true),
+      derInputFmaVariant("texture-fma", derInputFmaTile, true),
       derInputVariant("texture", (cin) => derInputTile(cin, true), true),
       derInputVariant("texture-small", () => SMALL_DER_INPUT, true),
       derInputVariant("buffer", (cin) => derInputTile(cin), false),

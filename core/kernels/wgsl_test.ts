@@ -13,8 +13,8 @@ import {
   conv2DBackpropInputGemm,
   conv2DGemm,
   conv2DTile,
-  DER_INPUT_FMA_TILE,
   derFilterTile,
+  derInputFmaTile,
   derInputTile,
 } from "./mod.ts";
 import { allOf, anyOf } from "./kernel_util.ts";
@@ -108,7 +108,14 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
       ));
       const attrs = { inputShape, strides: stride, pad: "same" as const };
       const filter = keep(t([3, 3, 8, 8]));
-      outs.push(conv2DBackpropInputFma(dy, filter, attrs, backend, DER_INPUT_FMA_TILE, textures));
+      outs.push(conv2DBackpropInputFma(
+        dy,
+        filter,
+        attrs,
+        backend,
+        derInputFmaTile(8, stride),
+        textures,
+      ));
     }
     // dW: direct mode (Cin a multiple of the tile) and padded mode (the stem), both split.
     for (
