@@ -15,9 +15,11 @@
  * visited every tap to find the ones of a tile's parity. Here a tile's positions all share one
  * sub-pixel (py, px) (each sub-pixel's positions are padded to whole tiles), so the tap loops
  * start at the first tap that reaches it and step by the stride: no condition, and 3/4 of the
- * taps of a stride-2 conv are never visited. Measured on llvmpipe (batch 16, 64 px, CPU time of
- * both variants interleaved in one process, `cli/bench_dx.ts --cpu`): stride-1 3×3
- * 1.14–1.23×, 3×3/2 1.14–1.8×, 1×1/2 about 5× faster than the dot-product kernel.
+ * taps of a stride-2 conv are never visited. Measured on llvmpipe vs the dot-product kernel
+ * (batch 16, CPU time of both interleaved in one process, `cli/bench_dx.ts --cpu`, a loaded
+ * machine): at 64 px stride-1 3×3 1.0–1.3× (layer1) and 1.1–2.1× (layer2–4), 3×3/2 1.3–2.2×,
+ * 1×1/2 2.5–10×, a step's dX 1.3–1.45×; at 224 px about even (0.98–1.03× a step's dX; layer2's
+ * 3×3/1 0.70–0.96×, layer4's 1.18–1.34×, 1×1/2 1.2–1.6×). `auto` picks per shape.
  *
  * dy and W are read from `rgba32float` textures when they fit (texture_operands.ts).
  *
