@@ -169,7 +169,7 @@ const ours = new Map<string, tf.KernelFunc>();
 
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
- * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.0–10× more per shape) with implicit-GEMM kernels
+ * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.3–1.45× more at 64 px) with implicit-GEMM kernels
  * (operands read from textures, another 1.3–7× on llvmpipe, see texture_operands.ts),
  * `Sum`/`Mean` over all axes but
  * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
