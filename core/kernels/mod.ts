@@ -78,6 +78,11 @@ export {
   derInputTile,
 } from "./conv2d_backprop_input.ts";
 export {
+  conv2DBackpropInputFma,
+  derInputFmaSupports,
+  derInputFmaTile,
+} from "./conv2d_backprop_input_fma.ts";
+export {
   DEFAULT_TUNE_BUDGET_MS,
   type KernelChoiceReport,
   type KernelChoiceStore,
@@ -165,8 +170,9 @@ const ours = new Map<string, tf.KernelFunc>();
 
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
- * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels (operands read from textures, another
- * 1.3–7× on llvmpipe, see texture_operands.ts), `Sum`/`Mean` over all axes but
+ * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.3–1.45× more at 64 px) with implicit-GEMM kernels
+ * (operands read from textures, another 1.3–7× on llvmpipe, see texture_operands.ts),
+ * `Sum`/`Mean` over all axes but
  * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
  * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.

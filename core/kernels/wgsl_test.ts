@@ -9,10 +9,12 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import { assert, assertEquals } from "@std/assert";
 import {
   conv2DBackpropFilterGemm,
+  conv2DBackpropInputFma,
   conv2DBackpropInputGemm,
   conv2DGemm,
   conv2DTile,
   derFilterTile,
+  derInputFmaTile,
   derInputTile,
 } from "./mod.ts";
 import { allOf, anyOf } from "./kernel_util.ts";
@@ -104,6 +106,16 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
         derInputTile(8, textures),
         textures,
       ));
+      const attrs = { inputShape, strides: stride, pad: "same" as const };
+      const filter = keep(t([3, 3, 8, 8]));
+      outs.push(conv2DBackpropInputFma(
+        dy,
+        filter,
+        attrs,
+        backend,
+        derInputFmaTile(8, stride),
+        textures,
+      ));
     }
     // dW: direct mode (Cin a multiple of the tile) and padded mode (the stem), both split.
     for (
@@ -129,8 +141,8 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
   for (const out of outs) backend.disposeData(out.dataId);
   tf.dispose(inputs);
 
-  // (2 forward + 2 dX + 2 dW) × 2 operand kinds + the split sum.
-  assert(sources.size >= 13, `expected ≥ 7 programs, recorded ${[...sources.keys()]}`);
+  // (2 forward + 2 dX + 2 FMA dX + 2 dW) × 2 operand kinds + the split sum.
+  assert(sources.size >= 17, `expected ≥ 17 programs, recorded ${[...sources.keys()]}`);
   for (const [name, code] of sources) {
     const line = code.split("\n").find((l) => /&&|\|\|/.test(l));
     if (name.includes("_textures")) {

@@ -1,0 +1,61 @@
+import {
+  assertClose,
+  CONV_CASES,
+  dyShape,
+  hostInput,
+  padAttr,
+  runOnCpu,
+  runOnWebGPU,
+  useWebGPU,
+  withKernelVariant,
+} from "./kernel_test_util.ts";
+import type * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
+import {
+  conv2DBackpropInputFma,
+  derInputFmaSupports,
+  type DerInputFmaTile,
+  derInputFmaTile,
+} from "./conv2d_backprop_input_fma.ts";
+
+/** Conv2DBackpropInput by the FMA kernel (with `tile`, textures or buffers), else the stock one. */
+function fmaDerInput(textures: boolean, tile?: DerInputFmaTile) {
+  return <T>(f: () => Promise<T>): Promise<T> =>
+    withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
+      const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+      const a = attrs as Conv2DBackpropInputAttrs;
+      const t = tile ?? derInputFmaTile(filter.shape[2], Math.max(...(a.strides as number[])));
+      if (!derInputFmaSupports(dy, filter, a) || filter.shape[2] / 4 < t.tc) return null;
+      return conv2DBackpropInputFma(dy, filter, a, backend as WebGPUBackend, t, textures);
+    }, f);
+}
+
+// Tiles that straddle the batch and leave a sub-pixel's last tile part empty (tm 7), and
+// the wide tile on channel counts it clamps inward (tc 4 × 8 lanes > Cin / 4).
+const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
+  ["textures", fmaDerInput(true)],
+  ["buffers", fmaDerInput(false)],
+  ["textures, tile 7x1", fmaDerInput(true, { tm: 7, tc: 1 })],
+  ["textures, tile 32x4", fmaDerInput(true, { tm: 32, tc: 4 })],
+];
+
+for (const c of CONV_CASES) {
+  for (const [variant, run] of VARIANTS) {
+    Deno.test(`Conv2DBackpropInput FMA kernel (${variant}) matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const inputs = {
+        dy: hostInput(dyShape(c), 3),
+        filter: hostInput([c.k, c.k, c.x[3], c.cout], 4),
+      };
+      const attrs = {
+        strides: [c.stride, c.stride],
+        pad: padAttr(c.pad),
+        dataFormat: "NHWC",
+        inputShape: c.x,
+      };
+      const got = await run(() => runOnWebGPU("Conv2DBackpropInput", inputs, attrs));
+      assertClose(got, await runOnCpu("Conv2DBackpropInput", inputs, attrs));
+    });
+  }
+}
