@@ -1,7 +1,14 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
-import { operandRead, TEXTURE_WIDTH, texturesFit } from "./texture_operands.ts";
+import {
+  opaqueUniforms,
+  operandRead,
+  TEXTURE_WIDTH,
+  texturePrelude,
+  texturesFit,
+} from "./texture_operands.ts";
+import type { WebtuneProgram } from "./kernel_util.ts";
 import { useWebGPU } from "./kernel_test_util.ts";
 
 Deno.test("operandRead indexes buffers and calls the texture loader", () => {
@@ -18,4 +25,24 @@ Deno.test("texturesFit wants vec4-sized tensors within the device's texture heig
   const maxRows = backend.device.limits.maxTextureDimension2D;
   assert(texturesFit(backend, [info([maxRows, TEXTURE_WIDTH, 4])]));
   assert(!texturesFit(backend, [info([maxRows + 1, TEXTURE_WIDTH, 4])]), "one row too many");
+});
+
+Deno.test("opaqueUniforms offsets every uniform field, so lavapipe can inline none", () => {
+  const program = { uniforms: "cin4 : i32, strides : vec2<i32>, scale : f32," } as WebtuneProgram;
+  const wgsl = opaqueUniforms(program, "uniformsIn", "z");
+  assertEquals(wgsl.split("\n").map((l) => l.trim()), [
+    "uniforms = uniformsIn;",
+    "let opaqueZero = z;",
+    "uniforms.cin4 += opaqueZero;",
+    "uniforms.strides += vec2<i32>(opaqueZero);",
+    "uniforms.scale += f32(opaqueZero);",
+  ]);
+});
+
+Deno.test("texture programs read their uniforms only through the opaque copy", () => {
+  const program = { variableNames: ["x", "w"], uniforms: "n : i32," } as WebtuneProgram;
+  const prelude = texturePrelude(program);
+  assert(prelude.includes("var<uniform> uniformsIn : Uniforms;"));
+  assert(prelude.includes("var<private> uniforms : Uniforms;"));
+  assert(!/var<uniform> uniforms\b/.test(prelude), "the uniform block itself is not `uniforms`");
 });
