@@ -77,8 +77,13 @@ export interface KernelFamily {
   /** The tfjs kernel name. */
   name: TunedKernel;
   variants: readonly KernelVariant[];
-  /** The variant that runs while a shape is unmeasured (and always under `--kernels fast`). */
+  /** The variant that runs under `--kernels fast`. */
   defaultVariant: string;
+  /**
+   * The variant that runs under `auto` while a shape is unmeasured: one whose shader compiles
+   * fast (see {@linkcode FIRST_USE_VARIANT}).
+   */
+  firstUseVariant: string;
   /** The attrs that can change the winner (they go into the shape key). */
   keyAttrs: readonly string[];
   /** [N, H, W, Cin] of the conv's input, the filter's [kh, kw, Cin, Cout] and its strides. */
@@ -179,6 +184,16 @@ function derFilterVariant(
   };
 }
 
+/**
+ * What `auto` runs for a shape it has not measured yet, i.e. in a run's first step before the
+ * tuner has timed the candidates (and for shapes its budget left over): the low-unroll tile.
+ * On llvmpipe a pipeline is compiled to machine code at its first dispatch, and the big tiles
+ * of `texture` (32 × 4 vec4 accumulators, fully unrolled) took 1–8 s each to compile with a
+ * cold shader cache, the small ones 0.2–0.8 s, while running 1.3–2× slower. A first step runs
+ * each shape once or a few times, so there compile time is what counts.
+ */
+export const FIRST_USE_VARIANT = "texture-small";
+
 /** The attrs every conv family shares that change the work. */
 const CONV_KEY_ATTRS = ["strides", "pad", "dataFormat", "dilations", "dimRoundingMode"] as const;
 
@@ -193,6 +208,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       conv2DVariant("buffer", conv2DTile, false),
     ],
     defaultVariant: "texture",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: CONV_KEY_ATTRS,
     conv: ({ inputs, attrs }) => ({
       x: inputs.x,
@@ -209,6 +225,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
     ],
     defaultVariant: "texture",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "inputShape"],
     conv: ({ inputs, attrs }) => ({
       x: attrs.inputShape as number[],
@@ -225,6 +242,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derFilterVariant("buffer", derFilterTile, false),
     ],
     defaultVariant: "texture",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "filterShape"],
     conv: ({ inputs, attrs }) => ({
       x: inputs.x,
