@@ -123,13 +123,17 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   const run = await prepareRun(config, data, { precompile: options.precompile });
   mark("prepare (model, decode, precompile)");
   const stop = new AbortController();
+  let atFirstStep: CompileCounts | undefined;
   await runTraining(run, {
     signal: stop.signal,
     onEvent: (e) => {
-      if (e.type === "batch-end" && e.batch === 1) stop.abort();
+      if (e.type !== "batch-end" || e.batch !== 1) return;
+      // Here: what follows the first step (`auto`'s tuning pass) is not part of it.
+      mark("first step");
+      atFirstStep = { ...compiles };
+      stop.abort();
     },
   });
-  mark("first step");
   run.dispose();
   const phases: Record<string, number> = {}, cpuPhases: Record<string, number> = {};
   let previous = 0, previousCpu = 0;
@@ -143,7 +147,7 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
     first_step_seconds: previous / 1000,
     phases,
     cpu_phases: cpuPhases,
-    compiles: { ...compiles },
+    compiles: atFirstStep ?? { ...compiles },
     precompiled_pipelines: run.precompiled?.pipelines ?? 0,
   };
 }

@@ -11,9 +11,9 @@
  * candidate, so a measured shape never runs slower than stock). {@linkcode tunePendingKernels}
  * does the measuring: the training loop calls it once, after its first step.
  *
- * No tfjs-webgpu flag is set: on llvmpipe `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false` (tfjs's tiled
- * dX) measured slower than the default naive dX on most ResNet-18 shapes (0.01 GFLOP/s on the
- * stem, 0.3 on layer4), and `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (5, 15, 50, 100) changed a
+ * One tfjs-webgpu flag is set, for compile time (see `SMALL_MATMUL_TILES`). Not set: on
+ * llvmpipe `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false` (tfjs's tiled dX) measured slower than the
+ * default naive dX on most ResNet-18 shapes (0.01 GFLOP/s on the stem, 0.3 on layer4), and `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (5, 15, 50, 100) changed a
  * ResNet-18 step by less than the run-to-run noise.
  *
  * @example
@@ -163,6 +163,25 @@ for (const name of BROADCAST_KERNELS) FAST[name] = broadcastWithoutBarrier(name)
 /** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
 export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
 
+/**
+ * tfjs-webgpu's flag: a matmul whose output has at most this many 32×32 tiles runs a program
+ * for small outputs instead of its shared-memory tiled one (`MatMulPackedProgram`).
+ */
+const MATMUL_THRESHOLD_FLAG = "WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMUL";
+/**
+ * Our value of {@linkcode MATMUL_THRESHOLD_FLAG} (tfjs: 8 off Intel GPUs), so that the
+ * classifier's backward matmuls ([16, 512] outputs: 16 tiles) take the small-output program.
+ * Why: llvmpipe compiles a pipeline at its first dispatch, and the tiled program took 1.2–1.4 s
+ * each to compile with a cold shader cache (2.5–3 s on a loaded machine), the small-output one
+ * 0.2–0.3 s, both running these shapes in the same ~15 ms (a ResNet-18 step's calls at 64 px
+ * replayed with `MESA_SHADER_CACHE_DISABLE=true`). Our convs do not use tfjs's matmul; a stock
+ * conv that tfjs runs as im2col + matmul may take the small-output program too, and is timed
+ * so when the tuner measures it. `unregisterFastKernels` restores tfjs's value.
+ */
+const SMALL_MATMUL_TILES = 64;
+/** The flag's value before {@linkcode registerFastKernels} set it, to restore. */
+let stockMatMulThreshold: number | undefined;
+
 /** The stock configs we replaced, by kernel name. */
 const stock = new Map<string, tf.KernelConfig>();
 /** Our registered kernel functions, to recognise them (idempotence). */
@@ -180,6 +199,10 @@ const ours = new Map<string, tf.KernelFunc>();
  */
 export function registerFastKernels(): void {
   if (tf.getBackend() !== "webgpu") return;
+  if (stockMatMulThreshold === undefined) {
+    stockMatMulThreshold = tf.env().getNumber(MATMUL_THRESHOLD_FLAG);
+    tf.env().set(MATMUL_THRESHOLD_FLAG, SMALL_MATMUL_TILES);
+  }
   for (const name of Object.keys(FAST)) {
     const current = tf.getKernel(name, "webgpu");
     const kernelFunc = wrapped(name);
@@ -211,6 +234,10 @@ function wrapped(name: string): tf.KernelFunc {
 
 /** Puts the stock kernels back and removes webtune's own (for benchmarks and tests). */
 export function unregisterFastKernels(): void {
+  if (stockMatMulThreshold !== undefined) {
+    tf.env().set(MATMUL_THRESHOLD_FLAG, stockMatMulThreshold);
+    stockMatMulThreshold = undefined;
+  }
   for (const [name, kernelFunc] of ours) {
     const current = tf.getKernel(name, "webgpu");
     if (!current || current.kernelFunc !== kernelFunc) continue;
@@ -246,7 +273,9 @@ function tunedKernel(family: KernelFamily): Fast {
         key: shapeKey(family, spec),
         label: shapeLabel(family, spec),
         candidates: candidates.map((v) => v.name),
-        defaultVariant: name,
+        defaultVariant: candidates.some((v) => v.name === family.firstUseVariant)
+          ? family.firstUseVariant
+          : name,
         spec,
       });
     }

@@ -10,6 +10,7 @@ import {
   tunePendingKernels,
   unregisterFastKernels,
 } from "./mod.ts";
+import { FIRST_USE_VARIANT, KERNEL_FAMILIES, type KernelVariant } from "./variants.ts";
 
 /** A small conv stack's output and weight gradients (all three tuned families run). */
 async function convStack(): Promise<Float32Array[]> {
@@ -41,7 +42,7 @@ Deno.test("auto: the tuner measures the shapes a step met, and its choices compu
   const store = memoryKernelStore();
   try {
     await configureKernelChoice({ mode: "auto", adapter: "test adapter", store });
-    const first = await convStack(); // unmeasured shapes: the default (fast) variants
+    const first = await convStack(); // unmeasured shapes: the first-use (low-unroll) variants
     const report = await tunePendingKernels({ budgetMs: 120_000 });
     assertEquals(report.pending, 0);
     const families = new Set(report.decided.map((d) => d.family));
@@ -89,6 +90,38 @@ Deno.test("fast mode runs the default variants and records nothing to tune", asy
     setKernelMode("auto");
     assertEquals((await tunePendingKernels({ budgetMs: 0 })).pending, 0);
   } finally {
+    await configureKernelChoice({ mode: "fast", adapter: "" });
+  }
+});
+
+Deno.test("auto runs the first-use variant for unmeasured shapes, the default under fast", async () => {
+  await useWebGPU();
+  const ran = new Map<string, number>();
+  const spied: [KernelVariant, KernelVariant["run"]][] = [];
+  for (const family of Object.values(KERNEL_FAMILIES)) {
+    for (const variant of family.variants) {
+      const run = variant.run;
+      if (!run) continue;
+      spied.push([variant, run]);
+      (variant as { run: KernelVariant["run"] }).run = (args) => {
+        const key = `${family.name} ${variant.name}`;
+        ran.set(key, (ran.get(key) ?? 0) + 1);
+        return run(args);
+      };
+    }
+  }
+  try {
+    await configureKernelChoice({ mode: "auto", adapter: `first-use test ${Math.random()}` });
+    await convStack();
+    const firstUse = Object.keys(KERNEL_FAMILIES).map((family) => `${family} ${FIRST_USE_VARIANT}`);
+    assertEquals([...ran.keys()].sort(), firstUse.sort());
+    ran.clear();
+    setKernelMode("fast");
+    await convStack();
+    const defaults = Object.values(KERNEL_FAMILIES).map((f) => `${f.name} ${f.defaultVariant}`);
+    assertEquals([...ran.keys()].sort(), defaults.sort());
+  } finally {
+    for (const [variant, run] of spied) (variant as { run: KernelVariant["run"] }).run = run;
     await configureKernelChoice({ mode: "fast", adapter: "" });
   }
 });

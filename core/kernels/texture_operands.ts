@@ -20,10 +20,8 @@
  * Reusing one texture for successive dispatches in one encoder is safe: WebGPU orders the copy
  * after the earlier dispatch that read it.
  *
- * Known quirk (not understood): with `MESA_SHADER_CACHE_DISABLE=true`, llvmpipe re-JITs the
- * texture variant of the dX program at every dispatch (~3 s each on the shared 2-core machine;
- * 0.1 s with Mesa's shader cache on, as by default), while the forward and dW programs compile
- * once. Not the `if` around its channel loop (removing it changed nothing) nor texture sharing.
+ * Uniforms are read through a private copy that lavapipe cannot inline (see
+ * {@linkcode opaqueUniforms}): inlined, the dX program was compiled again at every dispatch.
  *
  * The program's WGSL reads input `name` with `ld_name(vec4Index)` (see {@linkcode operandRead});
  * tfjs's prelude is replaced by {@linkcode texturePrelude}, which declares the same `result`,
@@ -72,12 +70,52 @@ fn ld_${name}(i : i32) -> vec4<f32> {
 struct Uniforms { ${program.uniforms} };
 @group(0) @binding(0) var<storage, read_write> result : array<vec4<f32>>;
 ${inputs.join("\n")}
-@group(0) @binding(${n + 1}) var<uniform> uniforms : Uniforms;
+@group(0) @binding(${n + 1}) var<uniform> uniformsIn : Uniforms;
+// A copy that lavapipe cannot inline (see opaqueUniforms).
+var<private> uniforms : Uniforms;
 var<private> localId : vec3<u32>;
 var<private> globalId : vec3<u32>;
 var<private> workgroupId : vec3<u32>;
 var<private> numWorkgroups : vec3<u32>;
 `;
+}
+
+/**
+ * WGSL that copies the uniform block `from` into the private `uniforms`, adding `zero` (an
+ * expression that is always 0 but not known to be) to every field.
+ *
+ * Why: lavapipe (Mesa 22.3, `lvp_inline_uniforms.c`) looks for uniforms that decide a loop's
+ * trip count or an `if`, and where it finds some it compiles, at every dispatch (each time the
+ * pipeline is bound), a new shader with their current values inlined
+ * (`update_inline_shader_state`; nothing caches these but Mesa's on-disk cache). It stops only
+ * if the first such copy shrank the shader by less than half (an unsigned difference: a copy
+ * that grew, e.g. from unrolled loops, counts as a big shrink), and never for shaders it marks
+ * `must_inline`. Our texture dX program was caught so: replaying a ResNet-18 step's calls at
+ * 64 px with `MESA_SHADER_CACHE_DISABLE=true`, each dX dispatch took 0.6–1.0 s instead of
+ * 30–90 ms (about 10 s per step on the 2-core machine); with the cache on, each paid a NIR pass
+ * and a cache lookup (warm, a step's conv calls replayed in one process alternating both
+ * preludes: 2.03 s with this copy, 2.44 s with a plain one; dX and dW gained, forward the same
+ * within noise). A uniform plus something lavapipe cannot prove is 0 (`workgroup_id.z >=
+ * num_workgroups.z`, as an integer) is no longer a uniform-only value, so nothing is inlined and
+ * each pipeline compiles once. The added value is the same in every invocation, so the
+ * compiler still treats the fields as uniform across a workgroup.
+ *
+ * @example
+ * ```ts ignore
+ * opaqueUniforms(program, "uniformsIn", "select(0, 1, wid.z >= nwg.z)");
+ * // "uniforms = uniformsIn;\n  let opaqueZero = …;\n  uniforms.cin4 += opaqueZero; …"
+ * ```
+ */
+export function opaqueUniforms(program: WebtuneProgram, from: string, zero: string): string {
+  const fields = program.uniforms.split(",").map((f) => f.split(":").map((p) => p.trim()))
+    .filter(([name]) => name);
+  return [
+    `uniforms = ${from};`,
+    `let opaqueZero = ${zero};`,
+    ...fields.map(([name, type]) =>
+      `uniforms.${name} += ${type === "i32" ? "opaqueZero" : `${type}(opaqueZero)`};`
+    ),
+  ].join("\n  ");
 }
 
 function entryPoint(program: WebtuneProgram): string {
@@ -92,6 +130,7 @@ fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
   globalId = gid;
   workgroupId = wid;
   numWorkgroups = nwg;
+  ${opaqueUniforms(program, "uniformsIn", "select(0, 1, wid.z >= nwg.z)")}
   main();
 }`;
 }

@@ -2,12 +2,15 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
 import {
+  opaqueUniforms,
   operandRead,
   operandTextureBytes,
   TEXTURE_WIDTH,
+  texturePrelude,
   texturesFit,
 } from "./texture_operands.ts";
 import { conv2DTexture } from "./conv2d.ts";
+import type { WebtuneProgram } from "./kernel_util.ts";
 import { useWebGPU } from "./kernel_test_util.ts";
 
 Deno.test("operandRead indexes buffers and calls the texture loader", () => {
@@ -39,4 +42,24 @@ Deno.test("operandTextureBytes counts the pooled operand textures a texture conv
   // texels take 1 row, w's 9,216 texels 3 rows → 4.
   assertEquals(operandTextureBytes(backend) - before, (1 + 4) * TEXTURE_WIDTH * 16);
   tf.dispose([x, w]);
+});
+
+Deno.test("opaqueUniforms offsets every uniform field, so lavapipe can inline none", () => {
+  const program = { uniforms: "cin4 : i32, strides : vec2<i32>, scale : f32," } as WebtuneProgram;
+  const wgsl = opaqueUniforms(program, "uniformsIn", "z");
+  assertEquals(wgsl.split("\n").map((l) => l.trim()), [
+    "uniforms = uniformsIn;",
+    "let opaqueZero = z;",
+    "uniforms.cin4 += opaqueZero;",
+    "uniforms.strides += vec2<i32>(opaqueZero);",
+    "uniforms.scale += f32(opaqueZero);",
+  ]);
+});
+
+Deno.test("texture programs read their uniforms only through the opaque copy", () => {
+  const program = { variableNames: ["x", "w"], uniforms: "n : i32," } as WebtuneProgram;
+  const prelude = texturePrelude(program);
+  assert(prelude.includes("var<uniform> uniformsIn : Uniforms;"));
+  assert(prelude.includes("var<private> uniforms : Uniforms;"));
+  assert(!/var<uniform> uniforms\b/.test(prelude), "the uniform block itself is not `uniforms`");
 });

@@ -3,16 +3,18 @@
  *
  * Each family lists stock tfjs first (the safe choice: ties go to it, and it is what the tuner
  * must never lose to), then webtune's register-blocked kernels with their measured tiles
- * (`fast`, the default while a shape is unmeasured and under `--kernels fast`), then a
- * low-unroll tile (`small`): a quarter to a half of the accumulators, so a fraction of the
- * WGSL for the shader compiler. On llvmpipe it runs slower (each storage load is a per-lane
- * gather there, so FMAs per load set the speed; see the kernels' tile docs), but adapters with
- * a slow compiler (SwiftShader) or real registers may prefer it.
+ * (`texture`, the default under `--kernels fast`), then a low-unroll tile (`texture-small`): a
+ * quarter to a half of the accumulators, so a fraction of the WGSL for the shader compiler. On
+ * llvmpipe it runs slower (each storage load is a per-lane gather there, so FMAs per load set
+ * the speed; see the kernels' tile docs), but it compiles several times faster, so `auto` runs
+ * it while a shape is unmeasured ({@linkcode FIRST_USE_VARIANT}); adapters with a slow compiler
+ * (SwiftShader) or real registers may also prefer it after measuring.
  *
  * @example
  * ```ts
  * import { KERNEL_FAMILIES } from "./variants.ts";
- * KERNEL_FAMILIES.Conv2D.variants.map((v) => v.name); // ["stock", "fast", "small"]
+ * KERNEL_FAMILIES.Conv2D.variants.map((v) => v.name);
+ * // ["stock", "texture", "texture-small", "buffer"]
  * ```
  *
  * @module
@@ -83,8 +85,13 @@ export interface KernelFamily {
   /** The tfjs kernel name. */
   name: TunedKernel;
   variants: readonly KernelVariant[];
-  /** The variant that runs while a shape is unmeasured (and always under `--kernels fast`). */
+  /** The variant that runs under `--kernels fast`. */
   defaultVariant: string;
+  /**
+   * The variant that runs under `auto` while a shape is unmeasured: one whose shader compiles
+   * fast (see {@linkcode FIRST_USE_VARIANT}).
+   */
+  firstUseVariant: string;
   /** The attrs that can change the winner (they go into the shape key). */
   keyAttrs: readonly string[];
   /** [N, H, W, Cin] of the conv's input, the filter's [kh, kw, Cin, Cout] and its strides. */
@@ -213,6 +220,18 @@ function derFilterVariant(
   };
 }
 
+/**
+ * What `auto` runs for a shape it has not measured yet, i.e. in a run's first step before the
+ * tuner has timed the candidates (and for shapes its budget left over): the low-unroll tile.
+ * On llvmpipe a pipeline is compiled to machine code at its first dispatch: with a cold shader
+ * cache the big tiles (e.g. `texture` 32 × 4 vec4 accumulators, fully unrolled) took 1.2–8 s
+ * each, the small ones 0.2–0.8 s, and a step's convs ran about 1.4× slower on small tiles
+ * (ResNet-18's calls at 64 px replayed one by one on the loaded 2-core machine). A first step
+ * runs each shape once or a few times, so there compile time is what counts; the tuner then
+ * times every candidate and later steps (and runs) use the winners.
+ */
+export const FIRST_USE_VARIANT = "texture-small";
+
 /** The attrs every conv family shares that change the work. */
 const CONV_KEY_ATTRS = ["strides", "pad", "dataFormat", "dilations", "dimRoundingMode"] as const;
 
@@ -227,6 +246,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       conv2DVariant("buffer", conv2DTile, false),
     ],
     defaultVariant: "texture",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: CONV_KEY_ATTRS,
     conv: ({ inputs, attrs }) => ({
       x: inputs.x,
@@ -246,6 +266,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
     ],
     defaultVariant: "texture-fma",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "inputShape"],
     conv: ({ inputs, attrs }) => ({
       x: attrs.inputShape as number[],
@@ -262,6 +283,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derFilterVariant("buffer", derFilterTile, false),
     ],
     defaultVariant: "texture",
+    firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "filterShape"],
     conv: ({ inputs, attrs }) => ({
       x: inputs.x,

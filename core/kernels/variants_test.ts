@@ -95,11 +95,12 @@ for (const family of Object.keys(KERNEL_FAMILIES) as TunedKernel[]) {
   }
 }
 
-Deno.test("every family lists stock first, and its default among its variants", () => {
+Deno.test("every family lists stock first, and its default and first-use variants among them", () => {
   for (const family of Object.values(KERNEL_FAMILIES)) {
     const names = family.variants.map((v) => v.name);
     assertEquals(names[0], "stock");
     assert(names.includes(family.defaultVariant), family.name);
+    assert(names.includes(family.firstUseVariant), family.name);
     assert(names.length >= 3, `${family.name}: stock, fast and an alternative`);
     assertEquals(new Set(names).size, names.length);
   }
