@@ -1,7 +1,15 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
-import { operandRead, TEXTURE_WIDTH, texturesFit } from "./texture_operands.ts";
+import {
+  operandRead,
+  storageTexturesReadable,
+  TEXTURE_WIDTH,
+  textureKindFor,
+  texturePrelude,
+  texturesFit,
+} from "./texture_operands.ts";
+import type { WebtuneProgram } from "./kernel_util.ts";
 import { useWebGPU } from "./kernel_test_util.ts";
 
 Deno.test("operandRead indexes buffers and calls the texture loader", () => {
@@ -18,4 +26,23 @@ Deno.test("texturesFit wants vec4-sized tensors within the device's texture heig
   const maxRows = backend.device.limits.maxTextureDimension2D;
   assert(texturesFit(backend, [info([maxRows, TEXTURE_WIDTH, 4])]));
   assert(!texturesFit(backend, [info([maxRows + 1, TEXTURE_WIDTH, 4])]), "one row too many");
+});
+
+Deno.test("texturePrelude binds sampled or read-only storage textures", () => {
+  const program = { variableNames: ["x", "w"], uniforms: "n : i32," } as WebtuneProgram;
+  const sampled = texturePrelude(program);
+  assert(sampled.includes("var w : texture_2d<f32>;"), sampled);
+  assert(sampled.includes(", 0);"), "a sampled textureLoad takes a mip level");
+  const storage = texturePrelude(program, "storage");
+  assert(storage.includes("var x : texture_storage_2d<rgba32float, read>;"), storage);
+  assert(!storage.includes("texture_2d<f32>"), "no sampled binding left");
+  assert(!storage.includes(", 0);"), "a storage textureLoad takes no mip level");
+});
+
+Deno.test("textureKindFor takes storage textures where WGSL allows them", () => {
+  assertEquals(textureKindFor("sampled"), "sampled");
+  assertEquals(textureKindFor("storage"), "storage");
+  // Deno 2.9's WebGPU has the language feature, so the registered kernels use storage there.
+  assert(storageTexturesReadable());
+  assertEquals(textureKindFor(true), "storage");
 });

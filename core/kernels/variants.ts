@@ -23,6 +23,7 @@ import {
   type Conv2DAttrs,
   conv2DGemm,
   conv2DGemmSupports,
+  conv2DTextureTile,
   conv2DTile,
   type ConvTile,
 } from "./conv2d.ts";
@@ -30,6 +31,7 @@ import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
   derFilterSupports,
+  derFilterTextureTile,
   type DerFilterTile,
   derFilterTile,
 } from "./conv2d_backprop_filter.ts";
@@ -45,7 +47,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-2";
+export const KERNEL_SET_VERSION = "conv-variants-3";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -89,7 +91,8 @@ export interface KernelFamily {
 export type TunedKernel = "Conv2D" | "Conv2DBackpropInput" | "Conv2DBackpropFilter";
 
 const STOCK: KernelVariant = { name: "stock", supports: () => true };
-const SMALL_CONV: ConvTile = { tm: 8, tc: 2 };
+/** Half the accumulators of the texture variant's smallest tile (8 × 2). */
+const SMALL_CONV: ConvTile = { tm: 4, tc: 2 };
 const SMALL_DER_INPUT: DerInputTile = { tm: 8, tci: 8 };
 const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2 };
 
@@ -188,7 +191,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
     name: "Conv2D",
     variants: [
       STOCK,
-      conv2DVariant("texture", conv2DTile, true),
+      conv2DVariant("texture", conv2DTextureTile, true),
       conv2DVariant("texture-small", () => SMALL_CONV, true),
       conv2DVariant("buffer", conv2DTile, false),
     ],
@@ -220,7 +223,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
     name: "Conv2DBackpropFilter",
     variants: [
       STOCK,
-      derFilterVariant("texture", derFilterTile, true),
+      derFilterVariant("texture", derFilterTextureTile, true),
       derFilterVariant("texture-small", () => SMALL_DER_FILTER, true),
       derFilterVariant("buffer", derFilterTile, false),
     ],
