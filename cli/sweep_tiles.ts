@@ -9,6 +9,10 @@
  *   --tiles '[{"tk":32,"tc":2,"textures":1},{"tk":16,"tc":2,"tx":2,"textures":2}]'
  * ```
  *
+ * `--compare` times the kernels before and after read-only storage textures and the texture
+ * tiles; `--step 64` sweeps every conv of one ResNet-18 step at 64 px (distinct shapes, with
+ * their counts) and prints each candidate's total, count-weighted, per family.
+ *
  * `--tiles` takes the candidates as JSON, the same for every shape: the family's tile fields
  * (fwd `tm`, `tc`; dw `tk`, `tc`, `tx`; dx `tm`, `tci`) and `textures` (absent: storage buffers,
  * 1: sampled textures, 2: read-only storage textures). `--shape` is a regular expression.
@@ -43,7 +47,54 @@ import {
 } from "@webtune/core/kernels";
 import { resnet18Shapes } from "./bench_kernels.ts";
 
-type Shape = ReturnType<typeof resnet18Shapes>[number];
+type Shape = ReturnType<typeof resnet18Shapes>[number] & { count?: number };
+
+/**
+ * Every conv of one ResNet-18 step at `hw` px, batch `n`, as distinct shapes with their counts
+ * (for `--step`: the per-family time of a step's convs).
+ */
+function resnet18Step(n: number, hw: number): Shape[] {
+  const [stem, layer1, l2s2, l2ds, l2, l3, l4] = resnet18Shapes(n, hw);
+  const h = hw / 16;
+  const s = (name: string, h: number, cin: number, cout: number, k: number, st: number) => ({
+    name,
+    n,
+    hw: h,
+    cin,
+    cout,
+    k,
+    stride: st,
+    pad: (k - 1) >> 1,
+  });
+  return [
+    { ...stem, count: 1 },
+    { ...layer1, count: 4 },
+    { ...l2s2, count: 1 },
+    { ...l2ds, count: 1 },
+    { ...l2, count: 3 },
+    { ...s("layer3 3x3/2 128->256", h * 2, 128, 256, 3, 2), count: 1 },
+    { ...s("layer3 1x1/2 128->256", h * 2, 128, 256, 1, 2), count: 1 },
+    { ...l3, count: 3 },
+    { ...s("layer4 3x3/2 256->512", h, 256, 512, 3, 2), count: 1 },
+    { ...s("layer4 1x1/2 256->512", h, 256, 512, 1, 2), count: 1 },
+    { ...l4, count: 3 },
+  ];
+}
+
+/**
+ * `--compare`: before (sampled textures with the storage-buffer tiles, as the kernels were
+ * before read-only storage textures) and after (the registered variant: its texture tile and
+ * the fastest texture kind).
+ */
+function compareCandidates(family: Family, c: Shape): [string, Record<string, number>][] {
+  const filter = [c.k, c.k, c.cin, c.cout];
+  const [before, after]: Record<string, number>[] = family === "fwd"
+    ? [{ ...conv2DTile(c.cout) }, { ...conv2DTextureTile(c.cout) }]
+    : family === "dw"
+    ? [{ ...derFilterTile(filter) }, { ...derFilterTextureTile(filter) }]
+    : [{ ...derInputTile(c.cin, true) }, { ...derInputTile(c.cin, true) }];
+  return [["before", { ...before, textures: 1 }], ["after", { ...after, textures: 2 }]];
+}
 type Family = "fwd" | "dw" | "dx";
 
 /**
@@ -196,8 +247,11 @@ async function sweep(
   runs: number,
   textures: boolean,
   tiles?: Record<string, number>[],
+  compare = false,
 ): Promise<void> {
   const backend = tf.backend() as WebGPUBackend;
+  /** Per family and candidate label: Σ count × best ms (wall, cpu) over the shapes. */
+  const totals = new Map<string, [number, number]>();
   for (const c of shapes) {
     const ho = Math.floor((c.hw + 2 * c.pad - c.k) / c.stride) + 1;
     const t = {
@@ -211,6 +265,8 @@ async function sweep(
           Object.entries(t).map(([k, v]) => `${k}${v}`).join(" "),
           t,
         ])
+        : compare
+        ? compareCandidates(family, c)
         : textures
         ? textureCandidates(family, c)
         : CANDIDATES[family];
@@ -249,9 +305,20 @@ async function sweep(
         }x)` +
         (errs[i] > 1e-5 ? ` MISMATCH ${errs[i].toExponential(1)}` : "")
       );
-      console.log(`${family.padEnd(3)} ${c.name} n${c.n} ${c.hw}px: ${cells.join(" | ")}`);
+      const count = c.count ? ` ×${c.count}` : "";
+      console.log(
+        `${family.padEnd(3)} ${c.name} n${c.n} ${c.hw}px${count}: ${cells.join(" | ")}`,
+      );
+      calls.forEach(([label], i) => {
+        const key = `${family} ${label}`;
+        const [ms, cpu] = totals.get(key) ?? [0, 0];
+        totals.set(key, [ms + (c.count ?? 1) * best[i], cpu + (c.count ?? 1) * bestCpu[i]]);
+      });
     }
     tf.dispose([t.x, t.dy, t.w]);
+  }
+  for (const [key, [ms, cpu]] of totals) {
+    console.log(`total ${key}: ${ms.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms cpu`);
   }
 }
 
@@ -265,16 +332,20 @@ if (import.meta.main) {
       shape: { type: "string" },
       textures: { type: "boolean", default: false },
       tiles: { type: "string" },
+      compare: { type: "boolean", default: false },
+      step: { type: "string" },
     },
   });
   const families = (values.family ?? ["fwd", "dw", "dx"]) as Family[];
   for (const f of families) {
     if (!(f in CANDIDATES)) throw new Error(`sweep_tiles: unknown --family ${f} (fwd, dw, dx)`);
   }
-  let shapes = resnet18Shapes(16, 64);
+  let shapes: Shape[] = values.step
+    ? resnet18Step(16, Number(values.step))
+    : resnet18Shapes(16, 64);
   if (values["224"]) shapes = shapes.concat(resnet18Shapes(16, 224).slice(0, 2));
   if (values.shape) shapes = shapes.filter((s) => new RegExp(values.shape!).test(s.name));
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const tiles = values.tiles ? JSON.parse(values.tiles) as Record<string, number>[] : undefined;
-  await sweep(families, shapes, Number(values.runs), values.textures, tiles);
+  await sweep(families, shapes, Number(values.runs), values.textures, tiles, values.compare);
 }

@@ -82,15 +82,16 @@ const WIDE_TILE: ConvTile = { tm: 32, tc: 4 };
 
 /**
  * The tile of the texture variant for a conv with `cout` output channels: a quarter of the
- * storage-buffer tiles' positions. With cheap loads the big tiles no longer pay for their
- * spilled accumulators (64–128 floats here still spill, but far fewer).
- * Measured with cli/sweep_tiles.ts (batch 16, one process, read-only storage textures, ratios
- * vs the sampled-texture variant with the buffer tiles above, each wall-time minimum of 4–5
- * interleaved runs on the shared 2-core machine, so ±15%):
- * Cout 64, { tm: 8, tc: 2 }: stem 1.64× (224 px 2.03×), layer1 1.68× (56 px 1.45×); tm 12 and
- * 16 were within noise of it, tm 32 1.2–1.4×, tm 4 1.3–1.9×, tc 1 1.1–1.3×.
- * Cout ≥ 128, { tm: 8, tc: 4 }, vs tm 32 × tc 4: layer2 3×3/2 1.54×, 3×3/1 1.44×, layer3 1.55×,
- * layer4 1.26×; tm 4, tm 12, tc 8 and a 2-step unrolled channel loop were worse on most shapes.
+ * storage-buffer tiles' positions (fewer spilled accumulators, a quarter of the WGSL to compile).
+ * Measured with cli/sweep_tiles.ts (batch 16, one process, read-only storage textures, all with
+ * the accumulator-major FMA order; ratios vs sampled textures with the buffer tiles, wall-time
+ * minimum of 5–8 interleaved runs on the shared, busy 2-core machine, so ±20%):
+ * Cout 64, { tm: 8, tc: 2 }: stem 1.12× (224 px 2.30×), layer1 1.80× (56 px 1.54×); tm 32 with
+ * storage textures 1.26–1.46×, tm 16 0.97–1.44×; the four shapes took 1131 ms (tm 8), 1519
+ * (tm 16), 1630 (tm 32), 2099 (before).
+ * Cout ≥ 128, { tm: 8, tc: 4 }: layer2 3×3/2 1.11×, 3×3/1 1.66×, layer3 3×3/2 1.38×, 3×3/1
+ * 2.09×, layer4 3×3/2 0.93×, 3×3/1 1.48×; a step's 3×3 convs of Cout ≥ 128 took 469 ms (tm 8),
+ * 480 (tm 16), 555 (tm 32), 747 (before); tc 8 was 0.7–1.35×.
  *
  * @example
  * ```ts
