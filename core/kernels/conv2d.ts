@@ -81,25 +81,26 @@ export function conv2DTile(cout: number): ConvTile {
 const WIDE_TILE: ConvTile = { tm: 32, tc: 4 };
 
 /**
- * The tile of the texture variant for a conv with `cout` output channels: a quarter of the
- * storage-buffer tiles' positions (fewer spilled accumulators, a quarter of the WGSL to compile).
- * Measured with cli/sweep_tiles.ts (batch 16, one process, read-only storage textures, all with
- * the accumulator-major FMA order; ratios vs sampled textures with the buffer tiles, wall-time
- * minimum of 5–8 interleaved runs on the shared, busy 2-core machine, so ±20%):
- * Cout 64, { tm: 8, tc: 2 }: stem 1.12× (224 px 2.30×), layer1 1.80× (56 px 1.54×); tm 32 with
- * storage textures 1.26–1.46×, tm 16 0.97–1.44×; the four shapes took 1131 ms (tm 8), 1519
- * (tm 16), 1630 (tm 32), 2099 (before).
- * Cout ≥ 128, { tm: 8, tc: 4 }: layer2 3×3/2 1.11×, 3×3/1 1.66×, layer3 3×3/2 1.38×, 3×3/1
- * 2.09×, layer4 3×3/2 0.93×, 3×3/1 1.48×; a step's 3×3 convs of Cout ≥ 128 took 469 ms (tm 8),
- * 480 (tm 16), 555 (tm 32), 747 (before); tc 8 was 0.7–1.35×.
+ * The tile of the texture variant for a conv with `cout` output channels: a quarter to a half of
+ * the storage-buffer tiles' positions (fewer spilled accumulators, less WGSL to compile).
+ * Measured with cli/sweep_tiles.ts (batch 16, 64 px unless said, one process, read-only storage
+ * textures, all with the accumulator-major FMA order; ratios vs sampled textures with the buffer
+ * tiles; wall-time minima of 5–8 interleaved runs on the shared, busy 2-core machine, where the
+ * same kernel timed twice in one sweep differed by up to 1.7×, so only the large effects hold):
+ * Cout 64, { tm: 8, tc: 2 }: stem 1.12× (224 px 2.30×), layer1 1.80× (56 px 1.54×); the four
+ * shapes took 1131 ms with it, 1519 with tm 16, 1630 with tm 32, 2099 before.
+ * Cout ≥ 128, { tm: 16, tc: 4 }: layer2 3×3/2 0.99×, 3×3/1 1.84×, layer3 3×3/2 1.50×, 3×3/1
+ * 1.75×, layer4 3×3/2 0.81×, 3×3/1 1.49×; a step's 3×3 convs of Cout ≥ 128 took 480 ms with it,
+ * 469 with tm 8, 555 with tm 32, 747 before; over three sweeps' CPU time tm 16 beat tm 8 (958
+ * vs 1083 ms); tm 16 × tc 2 and tm 32 × tc 2 were within noise, tc 8 0.7–1.35×.
  *
  * @example
  * ```ts
- * conv2DTextureTile(256); // { tm: 8, tc: 4 }
+ * conv2DTextureTile(256); // { tm: 16, tc: 4 }
  * ```
  */
 export function conv2DTextureTile(cout: number): ConvTile {
-  return cout >= 4 * 4 * WG ? { tm: 8, tc: 4 } : { tm: 8, tc: 2 };
+  return cout >= 4 * 4 * WG ? { tm: 16, tc: 4 } : { tm: 8, tc: 2 };
 }
 
 const UNIFORMS = uniformBlock({
