@@ -9,8 +9,8 @@
  *   --tiles '[{"tk":32,"tc":2,"textures":1},{"tk":16,"tc":2,"tx":2,"textures":2}]'
  * ```
  *
- * `--compare` times the kernels before and after read-only storage textures and the texture
- * tiles; `--step 64` sweeps every conv of one ResNet-18 step at 64 px (distinct shapes, with
+ * `--compare` times the forward and dW kernels before and after read-only storage textures and
+ * their texture tiles (dX: its texture tile, sampled, twice); `--step 64` sweeps every conv of one ResNet-18 step at 64 px (distinct shapes, with
  * their counts) and prints each candidate's total, count-weighted, per family.
  *
  * `--tiles` takes the candidates as JSON, the same for every shape: the family's tile fields
