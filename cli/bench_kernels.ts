@@ -23,7 +23,9 @@ import {
   conv2DBackpropFilterGemm,
   conv2DBackpropInputGemm,
   conv2DGemm,
+  conv2DTextureTile,
   conv2DTile,
+  derFilterTextureTile,
   derFilterTile,
   derInputTile,
   registerFastKernels,
@@ -249,7 +251,10 @@ async function benchCompile(shapes: ConvShape[]): Promise<void> {
         await backend.read(w.dataId);
         await backend.read(dy.dataId);
         const calls = [
-          () => conv2DGemm(x, w, { strides, pad }, backend, conv2DTile(c.cout), textures),
+          () => {
+            const tile = textures ? conv2DTextureTile(c.cout) : conv2DTile(c.cout);
+            return conv2DGemm(x, w, { strides, pad }, backend, tile, textures);
+          },
           () =>
             conv2DBackpropFilterGemm(
               x,
@@ -261,7 +266,7 @@ async function benchCompile(shapes: ConvShape[]): Promise<void> {
                 filterShape,
               },
               backend,
-              derFilterTile(filterShape),
+              textures ? derFilterTextureTile(filterShape) : derFilterTile(filterShape),
               textures,
             ),
         ];

@@ -15,9 +15,10 @@
  * non-float32 inputs.
  *
  * The registered variant reads x and W from `rgba32float` textures (`textures`, see
- * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
- * tensors too large for the device's textures (and as a candidate for other adapters). The
- * register-tile sweeps recorded below were made with storage buffers.
+ * texture_operands.ts; read-only storage textures where WGSL allows them), several times faster
+ * on llvmpipe, with its own, smaller tile ({@linkcode conv2DTextureTile}); the storage-buffer
+ * variant remains for tensors too large for the device's textures (and as a candidate for other
+ * adapters), with the tiles of {@linkcode conv2DTile}.
  *
  * @module
  */
@@ -34,7 +35,13 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
-import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
+import {
+  operandRead,
+  runWithTextureOperands,
+  type TextureKind,
+  textureKindFor,
+  texturesFit,
+} from "./texture_operands.ts";
 
 /** Register tile of one invocation: output positions × vec4s of output channels. */
 export interface ConvTile {
@@ -73,6 +80,29 @@ export function conv2DTile(cout: number): ConvTile {
 
 const WIDE_TILE: ConvTile = { tm: 32, tc: 4 };
 
+/**
+ * The tile of the texture variant for a conv with `cout` output channels: a quarter to a half of
+ * the storage-buffer tiles' positions (fewer spilled accumulators, less WGSL to compile).
+ * Measured with cli/sweep_tiles.ts (batch 16, 64 px unless said, one process, read-only storage
+ * textures, all with the accumulator-major FMA order; ratios vs sampled textures with the buffer
+ * tiles; wall-time minima of 5–8 interleaved runs on the shared, busy 2-core machine, where the
+ * same kernel timed twice in one sweep differed by up to 1.7×, so only the large effects hold):
+ * Cout 64, { tm: 8, tc: 2 }: stem 1.12× (224 px 2.30×), layer1 1.80× (56 px 1.54×); the four
+ * shapes took 1131 ms with it, 1519 with tm 16, 1630 with tm 32, 2099 before.
+ * Cout ≥ 128, { tm: 16, tc: 4 }: layer2 3×3/2 0.99×, 3×3/1 1.84×, layer3 3×3/2 1.50×, 3×3/1
+ * 1.75×, layer4 3×3/2 0.81×, 3×3/1 1.49×; a step's 3×3 convs of Cout ≥ 128 took 480 ms with it,
+ * 469 with tm 8, 555 with tm 32, 747 before; over three sweeps' CPU time tm 16 beat tm 8 (958
+ * vs 1083 ms); tm 16 × tc 2 and tm 32 × tc 2 were within noise, tc 8 0.7–1.35×.
+ *
+ * @example
+ * ```ts
+ * conv2DTextureTile(256); // { tm: 16, tc: 4 }
+ * ```
+ */
+export function conv2DTextureTile(cout: number): ConvTile {
+  return cout >= 4 * 4 * WG ? { tm: 16, tc: 4 } : { tm: 8, tc: 2 };
+}
+
 const UNIFORMS = uniformBlock({
   cin4: "i32",
   cout4: "i32",
@@ -103,7 +133,7 @@ class Conv2DGemmProgram extends WebtuneProgram {
     groups: number,
     private readonly padded: boolean,
     private readonly tile: ConvTile,
-    private readonly textures = false,
+    private readonly textures: boolean,
   ) {
     // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
     super(
@@ -164,9 +194,12 @@ class Conv2DGemmProgram extends WebtuneProgram {
         loadsPadded.push(b);
       }
     }
+    // The 4 updates of one accumulator follow each other (not k-major): llvmpipe spills most
+    // accumulators, and this way each is loaded and stored once per channel group, not 4 times
+    // (1.1–1.4× on the texture variant; the same sums in the same order, so the same numbers).
     for (let i = 0; i < tm; i++) {
-      for (let j = 0; j < 4; j++) {
-        for (let t = 0; t < tc; t++) {
+      for (let t = 0; t < tc; t++) {
+        for (let j = 0; j < 4; j++) {
           fmas.push(`acc${i}_${t} = fma(vec4<f32>(a${i}.${"xyzw"[j]}), b${j}_${t}, acc${i}_${t});`);
         }
       }
@@ -242,6 +275,8 @@ export function conv2DGemmSupports(
 /**
  * Runs the forward conv. Callers check {@linkcode conv2DGemmSupports} first.
  *
+ * @param textures read x and W from textures (texture_operands.ts): `true` for the fastest kind
+ *   this WebGPU allows, or a {@linkcode TextureKind}; `false` for storage buffers.
  * @returns a new float32 NHWC tensor, owned by the caller.
  */
 export function conv2DGemm(
@@ -250,7 +285,7 @@ export function conv2DGemm(
   attrs: Conv2DAttrs,
   backend: WebGPUBackend,
   tile: ConvTile = conv2DTile(filter.shape[3]),
-  textures = false,
+  textures: boolean | TextureKind = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
@@ -301,10 +336,12 @@ export function conv2DGemm(
     groupsCo,
     groups,
   });
-  const useTextures = textures && texturesFit(backend, [xIn, wIn]);
-  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile, useTextures);
-  const out = useTextures
-    ? runWithTextureOperands(backend, program, [xIn, wIn], uniforms)
+  const kind = textures !== false && texturesFit(backend, [xIn, wIn])
+    ? textureKindFor(textures)
+    : null;
+  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile, kind !== null);
+  const out = kind !== null
+    ? runWithTextureOperands(backend, program, [xIn, wIn], uniforms, kind)
     : backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
   disposeAll(backend, temps);
   return out;
@@ -329,5 +366,5 @@ export function conv2DTexture(
   attrs: Conv2DAttrs,
   backend: WebGPUBackend,
 ): tf.TensorInfo {
-  return conv2DGemm(x, filter, attrs, backend, conv2DTile(filter.shape[3]), true);
+  return conv2DGemm(x, filter, attrs, backend, conv2DTextureTile(filter.shape[3]), true);
 }

@@ -24,21 +24,35 @@
  * Dilation is not an attr of this kernel: tfjs's conv2d gradient refuses dilation > 1.
  *
  * The registered variant reads x and dy from `rgba32float` textures (`textures`, see
- * texture_operands.ts), several times faster on llvmpipe; the storage-buffer variant remains for
- * tensors too large for the device's textures (and as a candidate for other adapters). The
- * register-tile sweeps recorded below were made with storage buffers.
+ * texture_operands.ts; read-only storage textures where WGSL allows them), several times faster
+ * on llvmpipe, with its own tiles ({@linkcode derFilterTextureTile}); the storage-buffer variant
+ * remains for tensors too large for the device's textures (and as a candidate for other
+ * adapters), with the tiles of {@linkcode derFilterTile}.
+ *
+ * llvmpipe ends every loop of an invocation after 65535 loop steps in all (see
+ * {@linkcode LOOP_STEP_BUDGET}), so the split also bounds each invocation's steps.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { allOf, disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
-import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
+import {
+  operandRead,
+  runWithTextureOperands,
+  type TextureKind,
+  textureKindFor,
+  texturesFit,
+} from "./texture_operands.ts";
 
-/** Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout. */
+/**
+ * Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout, and `tx`
+ * output positions (along x) per step of the reduction loop (default 1).
+ */
 export interface DerFilterTile {
   tk: number;
   tc: number;
+  tx?: number;
 }
 
 /**
@@ -73,10 +87,88 @@ export function derFilterTile(filterShape: readonly number[]): DerFilterTile {
   return { tk: kRows >= 32 ? 32 : kRows >= 16 ? 16 : 8, tc };
 }
 
+/**
+ * The tile of the texture variant for a filter of `[kh, kw, cin, cout]`: half the rows of the
+ * storage-buffer tiles, and for Cout < 128 two positions per step. Measured with
+ * cli/sweep_tiles.ts (batch 16, one process, read-only storage textures; ratios vs the
+ * sampled-texture variant with the buffer tiles, wall-time minimum of 6–10 interleaved runs on
+ * the shared 2-core machine, so ±15%):
+ * Cout 64, { tk: 16, tc: 2, tx: 2 }: stem 2.23× (224 px 1.79×), layer1 2.03× (56 px 2.60×);
+ * tx 1 1.6–2.6×, tk 32 × tx 2 1.2–1.8×, tk 8 × tx 2 1.6–2.2×.
+ * Cout ≥ 128, { tk: 16, tc: 4 }: layer2 3×3/2 1.47×, 1×1/2 1.12×, 3×3/1 1.46×, layer3 2.53×,
+ * layer4 1.41×; tk 8 × tc 4 1.1–1.6×, with tx 2 1.1–1.6×, tk 16 × tc 2 1.2–2.2×.
+ * Rows stay one tap ("direct" mode) when Cin is a multiple of 16, else 8; Cin not a multiple of
+ * 8 (the stem) pads x and takes 16 rows (8 for filters of fewer padded rows).
+ *
+ * @example
+ * ```ts
+ * derFilterTextureTile([3, 3, 64, 64]); // { tk: 16, tc: 2, tx: 2 }
+ * ```
+ */
+export function derFilterTextureTile(filterShape: readonly number[]): DerFilterTile {
+  const [kh, kw, cin, cout] = filterShape;
+  const wide = cout >= 4 * 4 * WG;
+  const tk = cin % 8 === 0
+    ? (cin % 16 === 0 ? 16 : 8)
+    : (kh * kw * Math.ceil(cin / 4) * 4 >= 16 ? 16 : 8);
+  return wide ? { tk, tc: 4 } : { tk, tc: 2, tx: 2 };
+}
+
 /** Split the reduction until there are about this many workgroups (2 cores, some slack). */
 const TARGET_WORKGROUPS = 32;
 /** Never let the split partial sums grow past this many floats (64 MiB). */
 const MAX_PARTIAL_FLOATS = 16 << 20;
+/**
+ * Loop steps one invocation may take. llvmpipe (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`) gives
+ * each shader invocation a budget of 65535 loop iterations, all loops together, and then ends
+ * every loop: a longer reduction silently drops its tail. Seen here as a wrong stem dW at 224 px,
+ * batch 16, with 16-row tiles (3 splits of 598 rows × 113 steps).
+ */
+export const LOOP_STEP_BUDGET = 65535;
+
+/** How the N·Ho rows of output positions are split between workgroups (partial sums). */
+export interface DerFilterSplit {
+  splits: number;
+  rowsPerSplit: number;
+}
+
+/**
+ * The split of dW's reduction for a `[kRows, cout]` output over `totalRows` rows of `outW`
+ * positions: enough splits for about {@linkcode TARGET_WORKGROUPS} workgroups and for each
+ * invocation's loop steps (a row is `ceil(outW / tx)` steps plus one) to stay within
+ * {@linkcode LOOP_STEP_BUDGET}, with at most 16 Mi floats of partial sums.
+ *
+ * @throws if the loop budget and the partial-sum cap cannot both hold (a single output row of
+ *   ~65,000 positions).
+ * @example
+ * ```ts
+ * // ResNet-18's stem at 224 px, batch 16, 16-row tiles: 13 tiles, 1792 rows of 112.
+ * derFilterSplit(196, 64, { tk: 16, tc: 2 }, 1792, 112); // { splits: 4, rowsPerSplit: 448 }
+ * ```
+ */
+export function derFilterSplit(
+  kRows: number,
+  cout: number,
+  tile: DerFilterTile,
+  totalRows: number,
+  outW: number,
+): DerFilterSplit {
+  const baseWorkgroups = Math.ceil(cout / 4 / tile.tc / WG) * Math.ceil(kRows / tile.tk);
+  // Each row is its steps plus one step of the row loop itself.
+  const maxRows = Math.floor((LOOP_STEP_BUDGET - 1) / (Math.ceil(outW / (tile.tx ?? 1)) + 1));
+  const needed = maxRows < 1 ? Infinity : Math.ceil(totalRows / maxRows);
+  const maxSplits = Math.floor(MAX_PARTIAL_FLOATS / (kRows * cout));
+  if (needed > maxSplits) {
+    throw new Error(
+      `Conv2DBackpropFilter: ${totalRows} rows of ${outW} output positions need more loop steps ` +
+        `than llvmpipe allows per invocation (${LOOP_STEP_BUDGET}) within ${maxSplits} splits`,
+    );
+  }
+  const wanted = Math.ceil(TARGET_WORKGROUPS / baseWorkgroups);
+  const splits = Math.max(1, Math.min(Math.max(wanted, needed), totalRows, maxSplits));
+  const rowsPerSplit = Math.ceil(totalRows / splits);
+  return { splits: Math.ceil(totalRows / rowsPerSplit), rowsPerSplit };
+}
 
 const UNIFORMS = uniformBlock({
   kRows: "i32",
@@ -104,7 +196,7 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
     cout: number,
     private readonly direct: boolean,
     private readonly tile: DerFilterTile,
-    private readonly textures = false,
+    private readonly textures: boolean,
   ) {
     super(
       [splits, kRows, cout],
@@ -112,7 +204,7 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       { x: [2], y: [1], z: [0] },
       [Math.ceil(cout / 4 / tile.tc / WG), Math.ceil(kRows / tile.tk), splits],
       // Everything baked into the WGSL below: tile sizes and the mode. Shapes are uniforms.
-      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${direct}_${textures}`,
+      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${tile.tx ?? 1}_${direct}_${textures}`,
     );
   }
 
@@ -120,14 +212,19 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
     const { tk: TK, tc: TC } = this.tile;
     const read = operandRead(this.textures);
     const groups = TK / 4;
+    // TX positions per step: each accumulator takes TX updates in a row (loaded and stored once
+    // when spilled), the loop runs TX times fewer steps. Positions past the row's end read zeros.
+    const TX = this.tile.tx ?? 1;
     const acc: string[] = [];
     const fma: string[] = [];
     const store: string[] = [];
     for (let i = 0; i < TK; i++) {
       for (let j = 0; j < TC; j++) {
         acc.push(`var acc${i}_${j} = vec4<f32>(0.0);`);
-        const xs = `xv${i >> 2}.${"xyzw"[i & 3]}`;
-        fma.push(`acc${i}_${j} = fma(vec4<f32>(${xs}), d${j}, acc${i}_${j});`);
+        for (let u = 0; u < TX; u++) {
+          const xs = `xv${u}_${i >> 2}.${"xyzw"[i & 3]}`;
+          fma.push(`acc${i}_${j} = fma(vec4<f32>(${xs}), d${u}_${j}, acc${i}_${j});`);
+        }
         store.push(
           `result[(split * uniforms.kRows + kk + ${i}) * uniforms.cout4 + cc + ${j}] = ` +
             `acc${i}_${j};`,
@@ -145,8 +242,19 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       }
     }
     const loads: string[] = [];
-    for (let j = 0; j < TC; j++) loads.push(`let d${j} = ${read("dy", `db + ${j}`)};`);
-    for (let q = 0; q < groups; q++) loads.push(`let xv${q} = ${read("x", `xb + off${q}`)};`);
+    for (let u = 0; u < TX; u++) {
+      const guard = (
+        e: string,
+      ) => (u > 0 ? `select(vec4<f32>(0.0), ${e}, ox + ${u} < xRange.y)` : e);
+      for (let j = 0; j < TC; j++) {
+        loads.push(
+          `let d${u}_${j} = ${guard(read("dy", `db + ${u} * uniforms.cout4 + ${j}`))};`,
+        );
+      }
+      for (let q = 0; q < groups; q++) {
+        loads.push(`let xv${u}_${q} = ${guard(read("x", `xb + ${u} * xStep + off${q}`))};`);
+      }
+    }
 
     return `
     // vec4 offset in x of tap (r, c) and channel group of row k, relative to x(n, iy0, ix0, 0).
@@ -195,11 +303,11 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
           let ix0 = xRange.x * uniforms.strides.y - uniforms.pads.y;
           var xb = ((n * uniforms.inH + iy0) * uniforms.inW + ix0) * uniforms.cin4;
           var db = (row * uniforms.outW + xRange.x) * uniforms.cout4 + cc;
-          for (var ox = xRange.x; ox < xRange.y; ox++) {
+          for (var ox = xRange.x; ox < xRange.y; ox += ${TX}) {
             ${loads.join("\n            ")}
             ${fma.join("\n            ")}
-            xb += xStep;
-            db += uniforms.cout4;
+            xb += ${TX} * xStep;
+            db += ${TX} * uniforms.cout4;
           }
         }
       }
@@ -268,7 +376,7 @@ export function conv2DBackpropFilterGemm(
   attrs: Conv2DBackpropFilterAttrs,
   backend: WebGPUBackend,
   tile: DerFilterTile = derFilterTile(attrs.filterShape),
-  textures = false,
+  textures: boolean | TextureKind = false,
 ): tf.TensorInfo {
   const { strides, pad, dimRoundingMode, filterShape } = attrs;
   const info = tf.backend_util.computeConv2DInfo(
@@ -304,14 +412,13 @@ export function conv2DBackpropFilterGemm(
   }
   const kRows = kh * kw * cinUsed;
   const totalRows = info.batchSize * info.outHeight;
-  const baseWorkgroups = Math.ceil(cout / 4 / tile.tc / WG) * Math.ceil(kRows / tile.tk);
-  let splits = Math.ceil(TARGET_WORKGROUPS / baseWorkgroups);
-  splits = Math.max(
-    1,
-    Math.min(splits, totalRows, Math.floor(MAX_PARTIAL_FLOATS / (kRows * cout))),
+  const { splits, rowsPerSplit } = derFilterSplit(
+    kRows,
+    cout,
+    tile,
+    totalRows,
+    info.outWidth,
   );
-  const rowsPerSplit = Math.ceil(totalRows / splits);
-  splits = Math.ceil(totalRows / rowsPerSplit);
 
   const uniforms = UNIFORMS.data({
     kRows,
@@ -327,10 +434,12 @@ export function conv2DBackpropFilterGemm(
     rowsPerSplit,
     totalRows,
   });
-  const useTextures = textures && texturesFit(backend, [xIn, dy]);
-  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, useTextures);
-  let out = useTextures
-    ? runWithTextureOperands(backend, program, [xIn, dy], uniforms)
+  const kind = textures !== false && texturesFit(backend, [xIn, dy])
+    ? textureKindFor(textures)
+    : null;
+  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, kind !== null);
+  let out = kind !== null
+    ? runWithTextureOperands(backend, program, [xIn, dy], uniforms, kind)
     : backend.runWebGPUProgram(program, [xIn, dy], "float32", uniforms);
   if (splits > 1) {
     disposables.push(out);
@@ -381,5 +490,6 @@ export function conv2DBackpropFilterTexture(
   attrs: Conv2DBackpropFilterAttrs,
   backend: WebGPUBackend,
 ): tf.TensorInfo {
-  return conv2DBackpropFilterGemm(x, dy, attrs, backend, derFilterTile(attrs.filterShape), true);
+  const tile = derFilterTextureTile(attrs.filterShape);
+  return conv2DBackpropFilterGemm(x, dy, attrs, backend, tile, true);
 }

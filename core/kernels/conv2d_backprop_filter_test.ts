@@ -14,7 +14,10 @@ import {
 import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
+  derFilterSplit,
   derFilterSupports,
+  derFilterTextureTile,
+  LOOP_STEP_BUDGET,
 } from "./conv2d_backprop_filter.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
@@ -29,10 +32,22 @@ function bufferDerFilter<T>(f: () => Promise<T>): Promise<T> {
 }
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
 
+/** With sampled-texture operands (where WGSL lacks read-only storage textures). */
+function sampledDerFilter<T>(f: () => Promise<T>): Promise<T> {
+  return withKernelVariant("Conv2DBackpropFilter", ({ inputs, attrs, backend }) => {
+    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const a = attrs as Conv2DBackpropFilterAttrs;
+    if (!derFilterSupports(x, dy, a)) return null;
+    const tile = derFilterTextureTile(a.filterShape);
+    return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend, tile, "sampled");
+  }, f);
+}
+
 /** The registered kernel (texture operands), and the storage-buffer variant it falls back to. */
 const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
   ["", (f) => f()],
   [" with buffers", bufferDerFilter],
+  [" with sampled textures", sampledDerFilter],
 ];
 
 for (const c of CONV_CASES) {
@@ -52,6 +67,51 @@ for (const c of CONV_CASES) {
     });
   }
 }
+
+Deno.test("derFilterSplit keeps each invocation within llvmpipe's loop budget", () => {
+  // The stem at 224 px, batch 16, with 16-row tiles: 3 splits for the workgroup target alone
+  // would give 598 rows of 112 + 1 steps each, past the budget.
+  for (const tx of [1, 2]) {
+    const { splits, rowsPerSplit } = derFilterSplit(196, 64, { tk: 16, tc: 2, tx }, 1792, 112);
+    assert(splits * rowsPerSplit >= 1792, "rows left out");
+    assert((splits - 1) * rowsPerSplit < 1792, "an empty split");
+    const steps = rowsPerSplit * (Math.ceil(112 / tx) + 1);
+    assert(steps < LOOP_STEP_BUDGET, `${steps} loop steps with tx ${tx}`);
+  }
+});
+
+Deno.test("Conv2DBackpropFilter stays exact where one split would pass llvmpipe's loop budget", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  // 4 images of 64 rows × 300 positions, 8×1 tiles: 36 workgroups, so no split for the target,
+  // but 256 × 301 loop steps in one invocation (> 65535); one image alone is within budget.
+  const [n, h, w, c] = [4, 64, 300, 32];
+  const x = tf.tensor4d(hostInput([n, h, w, c], 11).data, [n, h, w, c]);
+  const dy = tf.tensor4d(hostInput([n, h, w, c], 12).data, [n, h, w, c]);
+  const attrs: Conv2DBackpropFilterAttrs = {
+    strides: 1,
+    pad: "same",
+    dataFormat: "NHWC",
+    filterShape: [3, 3, c, c],
+  };
+  const tile = { tk: 8, tc: 1 };
+  const run = async (xs: tf.Tensor, dys: tf.Tensor) => {
+    const out = conv2DBackpropFilterGemm(xs, dys, attrs, backend, tile, true);
+    const data = await backend.read(out.dataId) as Float32Array;
+    backend.disposeData(out.dataId);
+    return data;
+  };
+  const got = await run(x, dy);
+  const want = new Float32Array(got.length);
+  for (let i = 0; i < n; i++) {
+    const [xi, dyi] = [tf.slice(x, i, 1), tf.slice(dy, i, 1)];
+    const part = await run(xi, dyi);
+    for (let j = 0; j < want.length; j++) want[j] += part[j];
+    tf.dispose([xi, dyi]);
+  }
+  tf.dispose([x, dy]);
+  assertClose(got, want);
+});
 
 Deno.test("Conv2DBackpropFilter falls back to the stock kernel when Cout % 4 != 0", async () => {
   await useWebGPU();

@@ -9,7 +9,7 @@ import {
   useWebGPU,
   withKernelVariant,
 } from "./kernel_test_util.ts";
-import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports } from "./conv2d.ts";
+import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports, conv2DTextureTile } from "./conv2d.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 /** Conv2D with storage-buffer operands (the variant for textures too large) in place of the registered kernel. */
@@ -22,10 +22,25 @@ function bufferConv2D<T>(f: () => Promise<T>): Promise<T> {
   }, f);
 }
 
+/**
+ * Conv2D with sampled-texture operands (`texture_2d`: where WGSL lacks read-only storage
+ * textures; the registered kernel uses those in Deno).
+ */
+function sampledConv2D<T>(f: () => Promise<T>): Promise<T> {
+  return withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
+    const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const a = attrs as Conv2DAttrs;
+    if (!conv2DGemmSupports(x, filter, a)) return null;
+    const tile = conv2DTextureTile(filter.shape[3]);
+    return conv2DGemm(x, filter, a, backend as WebGPUBackend, tile, "sampled");
+  }, f);
+}
+
 /** The registered kernel (texture operands), and the storage-buffer variant it falls back to. */
 const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
   ["", (f) => f()],
   [" with storage-buffer operands", bufferConv2D],
+  [" with sampled-texture operands", sampledConv2D],
 ];
 
 for (const c of CONV_CASES) {

@@ -69,9 +69,10 @@ export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
 export {
   conv2DBackpropFilterTexture,
   derFilterTextureSupports,
+  derFilterTextureTile,
   derFilterTile,
 } from "./conv2d_backprop_filter.ts";
-export { conv2DTexture, conv2DTextureSupports, conv2DTile } from "./conv2d.ts";
+export { conv2DTexture, conv2DTextureSupports, conv2DTextureTile, conv2DTile } from "./conv2d.ts";
 export {
   conv2DBackpropInputTexture,
   derInputTextureSupports,

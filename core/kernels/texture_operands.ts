@@ -23,6 +23,16 @@
  * Uniforms are read through a private copy that lavapipe cannot inline (see
  * {@linkcode opaqueUniforms}): inlined, the dX program was compiled again at every dispatch.
  *
+ * Two kinds of texture binding ({@linkcode TextureKind}). `sampled` (`texture_2d<f32>`) works
+ * everywhere. `storage` (`texture_storage_2d<rgba32float, read>`, WGSL's
+ * `readonly_and_readwrite_storage_textures`) is faster on llvmpipe: there a sampled `textureLoad`
+ * of a non-rgba8 format is an indirect call to a generic texel-fetch function (~150
+ * instructions: per-lane mip level and size lookups, then the gather), and the call clobbers
+ * every ymm register, so a register tile's accumulators are spilled around each load; a
+ * storage-texture load is inlined (~40 instructions, no call). Seen in the JIT code (gdb dump of
+ * the forward conv's inner loop, tm 32 × tc 2): 40 `call`s per step sampled, none as storage;
+ * the same kernel ran 1.2–1.5× faster, dW 1.9× (cli/sweep_tiles.ts, one process).
+ *
  * The program's WGSL reads input `name` with `ld_name(vec4Index)` (see {@linkcode operandRead});
  * tfjs's prelude is replaced by {@linkcode texturePrelude}, which declares the same `result`,
  * `uniforms` (only the program's own fields), `localId`, `globalId`, `workgroupId` and
@@ -37,6 +47,42 @@ import type { Uniforms, WebtuneProgram } from "./kernel_util.ts";
 /** Texels per texture row: 64 KiB rows, a multiple of the 256-byte `bytesPerRow` alignment. */
 export const TEXTURE_WIDTH = 4096;
 const WIDTH_SHIFT = 12;
+
+/**
+ * How a program's inputs are bound: `sampled` textures (`texture_2d<f32>`, every adapter) or
+ * read-only `storage` textures (faster on llvmpipe; see the module docs), where WGSL allows them
+ * (see {@linkcode storageTexturesReadable}).
+ */
+export type TextureKind = "sampled" | "storage";
+
+/**
+ * Whether this WebGPU implementation accepts read-only storage textures in WGSL (the
+ * `readonly_and_readwrite_storage_textures` language feature: Deno 2.9, Chrome ≥ 124).
+ *
+ * @example
+ * ```ts
+ * const kind = storageTexturesReadable() ? "storage" : "sampled";
+ * ```
+ */
+export function storageTexturesReadable(): boolean {
+  const gpu = (globalThis.navigator as { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } })
+    ?.gpu;
+  return gpu?.wgslLanguageFeatures?.has("readonly_and_readwrite_storage_textures") ?? false;
+}
+
+/**
+ * The kind a kernel asked for `textures` gets: `true` means the fastest this WebGPU allows
+ * (`storage` where {@linkcode storageTexturesReadable}, else `sampled`).
+ *
+ * @example
+ * ```ts
+ * textureKindFor("sampled"); // "sampled"
+ * ```
+ */
+export function textureKindFor(textures: true | TextureKind): TextureKind {
+  if (textures !== true) return textures;
+  return storageTexturesReadable() ? "storage" : "sampled";
+}
 
 /** How a program's WGSL reads input vec4 number `index` of `name`. */
 export type OperandRead = (name: string, index: string) => string;
@@ -57,14 +103,18 @@ export function operandRead(textures: boolean): OperandRead {
 
 /**
  * The WGSL declarations a texture-operand program needs before its own code: bindings (result
- * 0, inputs 1…n as textures, uniforms n+1), the builtins as private variables, and `ld_name`.
+ * 0, inputs 1…n as textures of `kind`, uniforms n+1), the builtins as private variables, and
+ * `ld_name`.
  */
-export function texturePrelude(program: WebtuneProgram): string {
+export function texturePrelude(program: WebtuneProgram, kind: TextureKind = "sampled"): string {
   const n = program.variableNames.length;
+  const storage = kind === "storage";
+  const type = storage ? "texture_storage_2d<rgba32float, read>" : "texture_2d<f32>";
+  const level = storage ? "" : ", 0";
   const inputs = program.variableNames.map((name, i) => `
-@group(0) @binding(${i + 1}) var ${name} : texture_2d<f32>;
+@group(0) @binding(${i + 1}) var ${name} : ${type};
 fn ld_${name}(i : i32) -> vec4<f32> {
-  return textureLoad(${name}, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${WIDTH_SHIFT}u), 0);
+  return textureLoad(${name}, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${WIDTH_SHIFT}u)${level});
 }`);
   return `
 struct Uniforms { ${program.uniforms} };
@@ -156,9 +206,9 @@ interface BackendInternals {
   getQueryTime(): Promise<number>;
 }
 
-/** Per device: the bind group layouts by input count, and the texture pool by input slot. */
+/** Per device: the bind group layouts by kind and input count, and the texture pool by slot. */
 interface DeviceState {
-  layouts: Map<number, GPUBindGroupLayout>;
+  layouts: Map<string, GPUBindGroupLayout>;
   pool: Map<string, GPUTexture>;
   /** Replaced textures, destroyed once the encoder that may use them is submitted. */
   retired: GPUTexture[];
@@ -174,9 +224,9 @@ function stateOf(device: GPUDevice): DeviceState {
   return s;
 }
 
-function layoutFor(device: GPUDevice, inputs: number): GPUBindGroupLayout {
+function layoutFor(device: GPUDevice, inputs: number, kind: TextureKind): GPUBindGroupLayout {
   const s = stateOf(device);
-  let layout = s.layouts.get(inputs);
+  let layout = s.layouts.get(`${kind} ${inputs}`);
   if (!layout) {
     const entries: GPUBindGroupLayoutEntry[] = [
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
@@ -185,13 +235,15 @@ function layoutFor(device: GPUDevice, inputs: number): GPUBindGroupLayout {
       entries.push({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
-        // rgba32float is not filterable in core WebGPU; textureLoad needs no filtering.
-        texture: { sampleType: "unfilterable-float" },
+        ...(kind === "storage"
+          ? { storageTexture: { access: "read-only", format: "rgba32float" } }
+          // rgba32float is not filterable in core WebGPU; textureLoad needs no filtering.
+          : { texture: { sampleType: "unfilterable-float" } }),
       });
     }
     entries.push({ binding: inputs + 1, visibility: GPUShaderStage.COMPUTE, buffer: {} });
     layout = device.createBindGroupLayout({ entries });
-    s.layouts.set(inputs, layout);
+    s.layouts.set(`${kind} ${inputs}`, layout);
   }
   return layout;
 }
@@ -233,7 +285,10 @@ function slotTexture(be: BackendInternals, slot: string, rows: number): GPUTextu
       Math.min(be.device.limits.maxTextureDimension2D, 2 ** Math.ceil(Math.log2(rows))),
     ],
     format: "rgba32float",
-    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+    // Both kinds of binding (rgba32float allows storage binding in core WebGPU), so one pool
+    // serves both.
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+      GPUTextureUsage.COPY_DST,
   });
   s.pool.set(slot, texture);
   return texture;
@@ -266,7 +321,8 @@ function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string)
 
 /**
  * Like `backend.runWebGPUProgram(program, inputs, "float32", uniforms)`, with the inputs read
- * from textures (the program's WGSL uses `ld_name`, see {@linkcode operandRead}). Honours
+ * from textures of `kind` (the program's WGSL uses `ld_name`, see {@linkcode operandRead}; callers
+ * check {@linkcode storageTexturesReadable} before asking for `storage`). Honours
  * `WEBGPU_ENGINE_COMPILE_ONLY` (compile asynchronously into the backend's pipeline cache, record
  * nothing), the deferred-submit batch size and `tf.time`'s timers as tfjs does.
  *
@@ -277,21 +333,23 @@ export function runWithTextureOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
+  kind: TextureKind = "sampled",
 ): tf.TensorInfo {
   const be = backend as unknown as BackendInternals;
   const output = backend.makeTensorInfo(program.outputShape, "float32");
   be.uploadToGPU(output.dataId);
-  const key = `${program.shaderKey}_textures_${program.workgroupSize.join("_")}`;
+  const textureKey = kind === "storage" ? "storage_textures" : "textures";
+  const key = `${program.shaderKey}_${textureKey}_${program.workgroupSize.join("_")}`;
   const compileOnly = tf.env().getBool("WEBGPU_ENGINE_COMPILE_ONLY");
   if (!(key in be.pipelineCache)) {
     const module = be.device.createShaderModule({
-      code: texturePrelude(program) + program.getUserCode() + entryPoint(program),
+      code: texturePrelude(program, kind) + program.getUserCode() + entryPoint(program),
       label: key,
     });
     const descriptor: GPUComputePipelineDescriptor = {
       label: key,
       layout: be.device.createPipelineLayout({
-        bindGroupLayouts: [layoutFor(be.device, inputs.length)],
+        bindGroupLayouts: [layoutFor(be.device, inputs.length, kind)],
       }),
       compute: { module, entryPoint: "_start" },
     };
@@ -311,7 +369,7 @@ export function runWithTextureOperands(
   );
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
   const bindGroup = be.device.createBindGroup({
-    layout: layoutFor(be.device, inputs.length),
+    layout: layoutFor(be.device, inputs.length, kind),
     entries: [
       { binding: 0, resource: { buffer: outBuffer } },
       ...textures.map((t, i) => ({ binding: i + 1, resource: t.createView() })),

@@ -5,7 +5,9 @@ import {
   opaqueUniforms,
   operandRead,
   operandTextureBytes,
+  storageTexturesReadable,
   TEXTURE_WIDTH,
+  textureKindFor,
   texturePrelude,
   texturesFit,
 } from "./texture_operands.ts";
@@ -62,4 +64,23 @@ Deno.test("texture programs read their uniforms only through the opaque copy", (
   assert(prelude.includes("var<uniform> uniformsIn : Uniforms;"));
   assert(prelude.includes("var<private> uniforms : Uniforms;"));
   assert(!/var<uniform> uniforms\b/.test(prelude), "the uniform block itself is not `uniforms`");
+});
+
+Deno.test("texturePrelude binds sampled or read-only storage textures", () => {
+  const program = { variableNames: ["x", "w"], uniforms: "n : i32," } as WebtuneProgram;
+  const sampled = texturePrelude(program);
+  assert(sampled.includes("var w : texture_2d<f32>;"), sampled);
+  assert(sampled.includes(", 0);"), "a sampled textureLoad takes a mip level");
+  const storage = texturePrelude(program, "storage");
+  assert(storage.includes("var x : texture_storage_2d<rgba32float, read>;"), storage);
+  assert(!storage.includes("texture_2d<f32>"), "no sampled binding left");
+  assert(!storage.includes(", 0);"), "a storage textureLoad takes no mip level");
+});
+
+Deno.test("textureKindFor takes storage textures where WGSL allows them", () => {
+  assertEquals(textureKindFor("sampled"), "sampled");
+  assertEquals(textureKindFor("storage"), "storage");
+  // Deno 2.9's WebGPU has the language feature, so the registered kernels use storage there.
+  assert(storageTexturesReadable());
+  assertEquals(textureKindFor(true), "storage");
 });

@@ -25,6 +25,7 @@ import {
   type Conv2DAttrs,
   conv2DGemm,
   conv2DGemmSupports,
+  conv2DTextureTile,
   conv2DTile,
   type ConvTile,
 } from "./conv2d.ts";
@@ -32,6 +33,7 @@ import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
   derFilterSupports,
+  derFilterTextureTile,
   type DerFilterTile,
   derFilterTile,
 } from "./conv2d_backprop_filter.ts";
@@ -102,7 +104,8 @@ export interface KernelFamily {
 export type TunedKernel = "Conv2D" | "Conv2DBackpropInput" | "Conv2DBackpropFilter";
 
 const STOCK: KernelVariant = { name: "stock", supports: () => true };
-const SMALL_CONV: ConvTile = { tm: 8, tc: 2 };
+/** Half the accumulators of the texture variant's smallest tile (8 × 2). */
+const SMALL_CONV: ConvTile = { tm: 4, tc: 2 };
 const SMALL_DER_INPUT: DerInputTile = { tm: 8, tci: 8 };
 const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2 };
 
@@ -241,7 +244,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
     name: "Conv2D",
     variants: [
       STOCK,
-      conv2DVariant("texture", conv2DTile, true),
+      conv2DVariant("texture", conv2DTextureTile, true),
       conv2DVariant("texture-small", () => SMALL_CONV, true),
       conv2DVariant("buffer", conv2DTile, false),
     ],
@@ -278,7 +281,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
     name: "Conv2DBackpropFilter",
     variants: [
       STOCK,
-      derFilterVariant("texture", derFilterTile, true),
+      derFilterVariant("texture", derFilterTextureTile, true),
       derFilterVariant("texture-small", () => SMALL_DER_FILTER, true),
       derFilterVariant("buffer", derFilterTile, false),
     ],
