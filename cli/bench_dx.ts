@@ -4,6 +4,7 @@
  *
  * ```sh
  * deno run -A cli/bench_dx.ts                    # 64 px, batch 16, dot-product vs FMA kernel
+ *                                                # (sampled and, where WGSL allows, storage textures)
  * deno run -A cli/bench_dx.ts --size 224 --only layer1 --rounds 2
  * deno run -A cli/bench_dx.ts --tiles 32x2,32x4  # also the FMA kernel with these tiles (tm x tc)
  * deno run -A cli/bench_dx.ts --cpu              # CPU time of the process instead of wall time
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
     return now() - t0;
   };
   const tiles = values.tiles ? values.tiles.split(",").map((t) => t.split("x").map(Number)) : [];
-  const names = ["dot", "fma", ...tiles.map(([tm, tc]) => `fma ${tm}x${tc}`)];
+  const names = ["dot", "fma sampled", "fma", ...tiles.map(([tm, tc]) => `fma ${tm}x${tc}`)];
   const totals = names.map(() => 0);
   const shapes = resnet18DxShapes(Number(values.size))
     .filter((c) => !values.only || c.name.includes(values.only));
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     };
     const candidates = [
       () => conv2DBackpropInputGemm(dy, w, attrs, backend, derInputTile(c.cin, true), true),
+      () => conv2DBackpropInputFma(dy, w, attrs, backend, undefined, "sampled"),
       () => conv2DBackpropInputFma(dy, w, attrs, backend),
       ...tiles.map(([tm, tc]) => () => conv2DBackpropInputFma(dy, w, attrs, backend, { tm, tc })),
     ];

@@ -35,7 +35,13 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
-import { operandRead, runWithTextureOperands, texturesFit } from "./texture_operands.ts";
+import {
+  operandRead,
+  runWithTextureOperands,
+  type TextureKind,
+  textureKindFor,
+  texturesFit,
+} from "./texture_operands.ts";
 import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 
 /** Register tile of one invocation: input positions × vec4s of input channels. */
@@ -240,7 +246,8 @@ export function derInputFmaSupports(
  *   return conv2DBackpropInputFma(dy, filter, attrs, backend);
  * }
  * ```
- * @param textures read dy and W from textures (see texture_operands.ts) where they fit.
+ * @param textures read dy and W from textures where they fit (texture_operands.ts): `true` for
+ *   the fastest kind this WebGPU allows, or a {@linkcode TextureKind}; `false` for storage buffers.
  * @returns a new float32 tensor of shape `attrs.inputShape`, owned by the caller.
  */
 export function conv2DBackpropInputFma(
@@ -249,7 +256,7 @@ export function conv2DBackpropInputFma(
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
   tile?: DerInputFmaTile,
-  textures = true,
+  textures: boolean | TextureKind = true,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
@@ -284,9 +291,11 @@ export function conv2DBackpropInputFma(
     groupsCi,
     groups,
   });
-  const useTextures = textures && texturesFit(backend, [dy, filter]);
-  const program = new Conv2DDerInputFmaProgram(info.inShape, groups, [sh, sw], tile, useTextures);
-  return useTextures
-    ? runWithTextureOperands(backend, program, [dy, filter], uniforms)
+  const kind = textures !== false && texturesFit(backend, [dy, filter])
+    ? textureKindFor(textures)
+    : null;
+  const program = new Conv2DDerInputFmaProgram(info.inShape, groups, [sh, sw], tile, kind !== null);
+  return kind !== null
+    ? runWithTextureOperands(backend, program, [dy, filter], uniforms, kind)
     : backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
 }

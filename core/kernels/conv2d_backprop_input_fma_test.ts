@@ -18,9 +18,13 @@ import {
   type DerInputFmaTile,
   derInputFmaTile,
 } from "./conv2d_backprop_input_fma.ts";
+import type { TextureKind } from "./texture_operands.ts";
 
-/** Conv2DBackpropInput by the FMA kernel (with `tile`, textures or buffers), else the stock one. */
-function fmaDerInput(textures: boolean, tile?: DerInputFmaTile) {
+/**
+ * Conv2DBackpropInput by the FMA kernel (with `tile`; textures of the fastest kind, `sampled`
+ * ones as browsers without read-only storage textures get, or buffers), else the stock one.
+ */
+function fmaDerInput(textures: boolean | TextureKind, tile?: DerInputFmaTile) {
   return <T>(f: () => Promise<T>): Promise<T> =>
     withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
       const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
@@ -35,6 +39,7 @@ function fmaDerInput(textures: boolean, tile?: DerInputFmaTile) {
 // the wide tile on channel counts it clamps inward (tc 4 × 8 lanes > Cin / 4).
 const VARIANTS: [string, <T>(f: () => Promise<T>) => Promise<T>][] = [
   ["textures", fmaDerInput(true)],
+  ["sampled textures", fmaDerInput("sampled")],
   ["buffers", fmaDerInput(false)],
   ["textures, tile 7x1", fmaDerInput(true, { tm: 7, tc: 1 })],
   ["textures, tile 32x4", fmaDerInput(true, { tm: 32, tc: 4 })],
