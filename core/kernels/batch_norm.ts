@@ -8,17 +8,37 @@
  * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass.
  *
  * Each kernel reads [C] vectors per column and full-size tensors as rows × C. Vec4 columns when
- * C % 4 == 0, else scalars. (No input may be named `out`: tfjs declares a uniform `<name>Shape`
+ * C % 4 == 0, else scalars. With vec4 columns the inputs are read from textures (see
+ * texture_operands.ts: on llvmpipe every storage-buffer load is a per-lane scalar loop, and these
+ * kernels are all loads), and the element-wise passes clamp out-of-range invocations to the last
+ * element rather than returning early, so no load or store sits under divergent control flow. (No input may be named `out`: tfjs declares a uniform `<name>Shape`
  * per input, which would collide with the output's `outShape`.)
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { ChannelFinishProgram, FINISH_UNIFORMS, ROWS_PER_BLOCK } from "./channel_reduce.ts";
-import { dispatch2D, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import { dispatch2D, flatMain, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import {
+  ChannelFinishProgram,
+  FINISH_UNIFORMS,
+  PARTIAL_SLOT,
+  ROWS_PER_BLOCK,
+} from "./channel_reduce.ts";
+import {
+  MIN_TEXTURE_FLOATS,
+  operandRead,
+  runWithOperands,
+  sharedSlots,
+  texturesFit,
+} from "./texture_operands.ts";
 
-const ROWS_UNIFORMS = uniformBlock({ cc: "i32", rows: "i32", rowsPerBlock: "i32" });
+const ROWS_UNIFORMS = uniformBlock({
+  cc: "i32",
+  rows: "i32",
+  rowsPerBlock: "i32",
+  divisor: "f32",
+});
 const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32" });
 
 /** Floats per WGSL element for C channels. */
@@ -28,6 +48,24 @@ function widthFor(c: number): number {
 
 function vecType(width: number): string {
   return width === 4 ? "vec4<f32>" : "f32";
+}
+
+/** The output shape of a Σ-over-rows kernel: [C] (variance) or [2, C] (gradSums). */
+function statsShape(kind: "variance" | "gradSums", c: number): number[] {
+  return kind === "variance" ? [c] : [2, c];
+}
+
+/** The inputs of the Σ-over-rows kernels, in binding order. */
+function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[] {
+  if (kind === "variance") return ["x", "mean"];
+  return relu ? ["dy", "x", "mean", "invStd", "y"] : ["dy", "x", "mean", "invStd"];
+}
+
+/** The inputs of the element-wise kernels, in binding order. */
+function elementwiseInputs(kind: "apply" | "gradInput", extra: boolean, relu: boolean): string[] {
+  return kind === "apply"
+    ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
+    : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
 }
 
 /**
@@ -44,42 +82,42 @@ class BlockSumsProgram extends WebtuneProgram {
     blocks: number,
     c: number,
     width: number,
+    private readonly textures: boolean,
   ) {
     const outputs = kind === "variance" ? 1 : 2;
     const cc = c / width;
     super(
-      [blocks, outputs * c],
+      blocks === 1 ? statsShape(kind, c) : [blocks, outputs * c],
       { x: [1], y: [0] },
       [Math.ceil(cc / WG), blocks, 1],
-      `BatchNormBlockSums_${kind}_${relu}_${width}`,
+      `BatchNormBlockSums_${kind}_${relu}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = kind === "variance"
-      ? ["x", "mean"]
-      : relu
-      ? ["dy", "x", "mean", "invStd", "y"]
-      : ["dy", "x", "mean", "invStd"];
+    this.variableNames = blockSumsInputs(kind, relu);
   }
 
   getUserCode(): string {
     const t = vecType(this.components);
+    const read = operandRead(this.textures);
     const variance = this.kind === "variance";
-    const g = this.relu ? `select(${t}(0.0), dy[at], y[at] > ${t}(0.0))` : "dy[at]";
-    const body = variance ? "let d = x[at] - m; s0 += d * d;" : `let g = ${g};
+    const dy = read("dy", "at");
+    const g = this.relu ? `select(${t}(0.0), ${dy}, ${read("y", "at")} > ${t}(0.0))` : dy;
+    const body = variance ? `let d = ${read("x", "at")} - m; s0 += d * d;` : `let g = ${g};
         s0 += g;
-        s1 += g * ((x[at] - m) * invStd[col]);`;
+        s1 += g * ((${read("x", "at")} - m) * sd);`;
     const store = variance
-      ? "result[block * uniforms.cc + col] = s0;"
-      : `result[(block * 2) * uniforms.cc + col] = s0;
-      result[(block * 2 + 1) * uniforms.cc + col] = s1;`;
+      ? "result[block * uniforms.cc + col] = s0 / uniforms.divisor;"
+      : `result[(block * 2) * uniforms.cc + col] = s0 / uniforms.divisor;
+      result[(block * 2 + 1) * uniforms.cc + col] = s1 / uniforms.divisor;`;
     return `
     fn main() {
-      let col = i32(globalId.x);
+      // Past the last column: redo the last one (same values, same place) rather than return.
+      let col = min(i32(globalId.x), uniforms.cc - 1);
       let block = i32(globalId.y);
-      if (col >= uniforms.cc) { return; }
       let start = block * uniforms.rowsPerBlock;
       let end = min(start + uniforms.rowsPerBlock, uniforms.rows);
-      let m = mean[col];
+      let m = ${read("mean", "col")};
+      ${variance ? "" : `let sd = ${read("invStd", "col")};`}
       var s0 = ${t}(0.0);
       var s1 = ${t}(0.0);
       for (var r = start; r < end; r++) {
@@ -103,6 +141,7 @@ class ElementwiseProgram extends WebtuneProgram {
     private readonly relu: boolean,
     shape: number[],
     width: number,
+    private readonly textures: boolean,
   ) {
     const n = tf.util.sizeFromShape(shape) / width;
     // Flat: the prelude calls main(globalIndex).
@@ -110,41 +149,68 @@ class ElementwiseProgram extends WebtuneProgram {
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
       dispatch2D(Math.ceil(n / 64)),
-      `BatchNorm_${kind}_${extra}_${relu}_${width}`,
+      `BatchNorm_${kind}_${extra}_${relu}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = kind === "apply"
-      ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
-      : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
+    this.variableNames = elementwiseInputs(kind, extra, relu);
   }
 
   getUserCode(): string {
     const t = vecType(this.components);
+    const read = operandRead(this.textures);
+    const at = (name: string) => read(name, "j");
+    const perColumn = (name: string) => read(name, "col");
     let body: string;
     if (this.kind === "apply") {
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
-      body = `var v = ((x[i] - mean[col]) * invStd[col]) * weight[col] + bias[col];
-      ${this.extra ? "v = v + residual[i];" : ""}
+      body = `var v = ((${at("x")} - ${perColumn("mean")}) * ${perColumn("invStd")}) * ${
+        perColumn("weight")
+      } + ${perColumn("bias")};
+      ${this.extra ? `v = v + ${at("residual")};` : ""}
       ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
-      result[i] = v;`;
+      result[j] = v;`;
     } else {
-      const g = this.relu ? `select(${t}(0.0), dy[i], y[i] > ${t}(0.0))` : "dy[i]";
+      const g = this.relu ? `select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0))` : at("dy");
       body = `let g = ${g};
-      let xHat = (x[i] - mean[col]) * invStd[col];
-      let sumG = sums[col] / uniforms.count;
-      let sumGXHat = sums[uniforms.cc + col] / uniforms.count;
-      result[i] = ((g - sumG) - xHat * sumGXHat) * (weight[col] * invStd[col]);`;
+      let invStdC = ${perColumn("invStd")};
+      let xHat = (${at("x")} - ${perColumn("mean")}) * invStdC;
+      let sumG = ${perColumn("sums")} / uniforms.count;
+      let sumGXHat = ${read("sums", "uniforms.cc + col")} / uniforms.count;
+      result[j] = ((g - sumG) - xHat * sumGXHat) * (${perColumn("weight")} * invStdC);`;
     }
+    // Past the end: redo the last element (same value, same place) rather than return.
     return `
-    fn main(i : i32) {
-      if (i >= uniforms.n) { return; }
-      let col = i % uniforms.cc;
+    ${flatMain(this.textures, 64)}
+      let j = min(i, uniforms.n - 1);
+      let col = j % uniforms.cc;
       ${body}
     }`;
   }
 }
 
 type Inputs = Record<string, tf.TensorInfo | undefined>;
+
+/**
+ * Whether a kernel over `x` reads its inputs from textures: vec4 columns, large enough to repay
+ * the copies, and every input fits.
+ */
+function useTextures(
+  x: tf.TensorInfo,
+  width: number,
+  inputs: tf.TensorInfo[],
+  backend: WebGPUBackend,
+) {
+  return width === 4 && tf.util.sizeFromShape(x.shape) >= MIN_TEXTURE_FLOATS &&
+    texturesFit(backend, inputs);
+}
+
+/** The shared texture slots of `inputs`: full-size ones (x's size) and per-channel vectors. */
+function slotsOf(x: tf.TensorInfo, inputs: tf.TensorInfo[]): string[] {
+  const size = tf.util.sizeFromShape(x.shape);
+  return sharedSlots(
+    inputs.map((t) => tf.util.sizeFromShape(t.shape) === size ? "large" : "small"),
+  );
+}
 
 /** Σ-over-rows kernels: variance ([C]) and gradSums ([2, C]). */
 function blockSums(
@@ -158,24 +224,35 @@ function blockSums(
   const width = widthFor(c);
   const rows = tf.util.sizeFromShape(x.shape) / c;
   const blocks = Math.max(1, Math.ceil(rows / ROWS_PER_BLOCK));
-  const program = new BlockSumsProgram(kind, relu, blocks, c, width);
-  const partial = backend.runWebGPUProgram(
+  const operands = blockSumsInputs(kind, relu).map((name) => inputs[name]!);
+  const textures = useTextures(x, width, operands, backend);
+  const program = new BlockSumsProgram(kind, relu, blocks, c, width, textures);
+  // The variance is a mean; the gradient sums are sums. With one block there is no second pass.
+  const divisor = kind === "variance" ? rows : 1;
+  const partial = runWithOperands(
+    backend,
     program,
-    program.variableNames.map((name) => inputs[name]!),
-    "float32",
-    ROWS_UNIFORMS.data({ cc: c / width, rows, rowsPerBlock: ROWS_PER_BLOCK }),
+    operands,
+    ROWS_UNIFORMS.data({
+      cc: c / width,
+      rows,
+      rowsPerBlock: ROWS_PER_BLOCK,
+      divisor: blocks === 1 ? divisor : 1,
+    }),
+    textures,
+    slotsOf(x, operands),
   );
+  if (blocks === 1) return partial;
   const outputs = kind === "variance" ? 1 : 2;
-  const finish = new ChannelFinishProgram(kind === "variance" ? [c] : [2, c], outputs * c, width);
-  const out = backend.runWebGPUProgram(
+  const finishTextures = textures && texturesFit(backend, [partial]);
+  const finish = new ChannelFinishProgram(statsShape(kind, c), outputs * c, width, finishTextures);
+  const out = runWithOperands(
+    backend,
     finish,
     [partial],
-    "float32",
-    FINISH_UNIFORMS.data({
-      c4: outputs * c / width,
-      blocks,
-      divisor: kind === "variance" ? rows : 1,
-    }),
+    FINISH_UNIFORMS.data({ c4: outputs * c / width, blocks, divisor }),
+    finishTextures,
+    PARTIAL_SLOT,
   );
   backend.disposeData(partial.dataId);
   return out;
@@ -204,11 +281,16 @@ function elementwise(
   const c = x.shape[x.shape.length - 1];
   const width = widthFor(c);
   const n = tf.util.sizeFromShape(x.shape) / width;
-  const program = new ElementwiseProgram(kind, inputs.residual !== undefined, relu, x.shape, width);
-  return backend.runWebGPUProgram(
+  const extra = inputs.residual !== undefined;
+  const operands = elementwiseInputs(kind, extra, relu).map((name) => inputs[name]!);
+  const textures = useTextures(x, width, operands, backend);
+  const program = new ElementwiseProgram(kind, extra, relu, x.shape, width, textures);
+  return runWithOperands(
+    backend,
     program,
-    program.variableNames.map((name) => inputs[name]!),
-    "float32",
+    operands,
     FLAT_UNIFORMS.data({ cc: c / width, n, count }),
+    textures,
+    slotsOf(x, operands),
   );
 }

@@ -31,7 +31,9 @@ async function bnStep(shape: number[], residual: boolean): Promise<Float32Array[
 }
 
 // 288 rows: more than one block of the channel sums. 8 channels: vec4 columns; 3: scalar ones.
-for (const shape of [[2, 12, 12, 8], [2, 12, 12, 3]]) {
+// [2,16,16,16]: 8,192 floats, read from textures (≥ MIN_TEXTURE_FLOATS). [4,4,4,8]: one block
+// (no second pass).
+for (const shape of [[2, 12, 12, 8], [2, 12, 12, 3], [2, 16, 16, 16], [4, 4, 4, 8]]) {
   for (const residual of [false, true]) {
     Deno.test(`fused BatchNorm kernels match tfjs ops: ${shape}, residual ${residual}`, async () => {
       await useWebGPU();
