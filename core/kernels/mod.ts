@@ -31,6 +31,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
 import { BATCH_NORM_KERNELS } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
+import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -111,6 +112,14 @@ const FAST: Record<string, Fast> = {
       Number(attrs?.count),
       backend as WebGPUBackend,
     ),
+  MaxPool: ({ inputs, attrs, backend }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    return maxPool(x, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
+  },
+  MaxPoolGrad: ({ inputs, attrs, backend }) => {
+    const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+    return maxPoolGrad(dy, input, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
+  },
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -166,7 +175,8 @@ const ours = new Map<string, tf.KernelFunc>();
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
  * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels (operands read from textures, another
  * 1.3–7× on llvmpipe, see texture_operands.ts), `Sum`/`Mean` over all axes but
- * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
+ * the last (BatchNorm's statistics) or over H and W (global average pool) with a reduction that
+ * needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled windows (PyTorch's tie rule), and has the
  * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.
