@@ -129,7 +129,14 @@ class BlockSumsProgram extends WebtuneProgram {
   }
 }
 
-/** One flat pass over x: apply (normalise + residual + ReLU) or gradInput (dx). */
+/** Rows of one column an invocation of the element-wise passes handles (its [C] loads shared). */
+const ROWS_PER_INVOCATION = 4;
+
+/**
+ * One pass over x: apply (normalise + residual + ReLU) or gradInput (dx). Each invocation loads
+ * its column's statistics once and handles {@linkcode ROWS_PER_INVOCATION} rows of it: the
+ * per-channel loads were most of the loads.
+ */
 class ElementwiseProgram extends WebtuneProgram {
   variableNames: string[];
   uniforms = FLAT_UNIFORMS.wgsl;
@@ -143,12 +150,14 @@ class ElementwiseProgram extends WebtuneProgram {
     width: number,
     private readonly textures: boolean,
   ) {
-    const n = tf.util.sizeFromShape(shape) / width;
+    const c = shape[shape.length - 1];
+    const rows = tf.util.sizeFromShape(shape) / c;
+    const invocations = Math.ceil(rows / ROWS_PER_INVOCATION) * (c / width);
     // Flat: the prelude calls main(globalIndex).
     super(
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
-      dispatch2D(Math.ceil(n / 64)),
+      dispatch2D(Math.ceil(invocations / 64)),
       `BatchNorm_${kind}_${extra}_${relu}_${width}_${textures}`,
     );
     this.components = width;
@@ -160,30 +169,43 @@ class ElementwiseProgram extends WebtuneProgram {
     const read = operandRead(this.textures);
     const at = (name: string) => read(name, "j");
     const perColumn = (name: string) => read(name, "col");
-    let body: string;
+    let columnValues: string, body: string;
     if (this.kind === "apply") {
-      // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
-      body = `var v = ((${at("x")} - ${perColumn("mean")}) * ${perColumn("invStd")}) * ${
-        perColumn("weight")
-      } + ${perColumn("bias")};
-      ${this.extra ? `v = v + ${at("residual")};` : ""}
-      ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
-      result[j] = v;`;
-    } else {
-      const g = this.relu ? `select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0))` : at("dy");
-      body = `let g = ${g};
+      columnValues = `let meanC = ${perColumn("mean")};
       let invStdC = ${perColumn("invStd")};
-      let xHat = (${at("x")} - ${perColumn("mean")}) * invStdC;
+      let weightC = ${perColumn("weight")};
+      let biasC = ${perColumn("bias")};`;
+      // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
+      body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
+        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        result[j] = v;`;
+    } else {
+      columnValues = `let invStdC = ${perColumn("invStd")};
+      let meanC = ${perColumn("mean")};
       let sumG = ${perColumn("sums")} / uniforms.count;
       let sumGXHat = ${read("sums", "uniforms.cc + col")} / uniforms.count;
-      result[j] = ((g - sumG) - xHat * sumGXHat) * (${perColumn("weight")} * invStdC);`;
+      let scale = ${perColumn("weight")} * invStdC;`;
+      const g = this.relu ? `select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0))` : at("dy");
+      body = `let g = ${g};
+        let xHat = (${at("x")} - meanC) * invStdC;
+        result[j] = ((g - sumG) - xHat * sumGXHat) * scale;`;
     }
-    // Past the end: redo the last element (same value, same place) rather than return.
+    const rows: string[] = [];
+    for (let k = 0; k < ROWS_PER_INVOCATION; k++) {
+      // Past the last row: redo the last one (same value, same place) rather than return.
+      rows.push(`{
+        let j = min(first + ${k}, lastRow) * uniforms.cc + col;
+        ${body}
+      }`);
+    }
     return `
     ${flatMain(this.textures, 64)}
-      let j = min(i, uniforms.n - 1);
-      let col = j % uniforms.cc;
-      ${body}
+      let col = i % uniforms.cc;
+      let first = (i / uniforms.cc) * ${ROWS_PER_INVOCATION};
+      let lastRow = uniforms.n / uniforms.cc - 1;
+      ${columnValues}
+      ${rows.join("\n      ")}
     }`;
   }
 }
