@@ -125,12 +125,15 @@ export function batchNorm(
  *   g = dy, masked by y > 0 (the forward's output) when relu, and x̂ = (x − mean)·invStd.
  * - `gradInput`: inputs {dy, x, mean, invStd, weight, sums, y?}, attrs {relu, count} →
  *   (g − Σg/count − x̂·(Σg·x̂/count))·(weight·invStd).
+ * - `reluGrad`: inputs {dy, y} → g (dy where y > 0, else 0): the residual's gradient after a
+ *   ReLU, one pass instead of tf.relu's `dy · step(y)`.
  */
 export const BATCH_NORM_KERNELS = {
   variance: "WebtuneBatchNormVariance",
   apply: "WebtuneBatchNormApply",
   gradSums: "WebtuneBatchNormGradSums",
   gradInput: "WebtuneBatchNormGradInput",
+  reluGrad: "WebtuneBatchNormReluGrad",
 } as const;
 
 /** Whether the active backend registered `name` (else we use tfjs ops). */
@@ -189,7 +192,17 @@ function trainBackward(
 ): tf.Tensor[] {
   const relu = b.out !== undefined;
   // tf.relu's own gradient is dy · step(x); out > 0 exactly where its input is.
-  const masked = () => relu ? tf.mul(b.dy, tf.step(b.out!)) : b.dy;
+  const masked = () => {
+    if (!relu) return b.dy;
+    if (hasKernel(BATCH_NORM_KERNELS.reluGrad)) {
+      return tf.engine().runKernel(
+        BATCH_NORM_KERNELS.reluGrad,
+        { dy: b.dy, y: b.out! },
+        {},
+      ) as tf.Tensor;
+    }
+    return tf.mul(b.dy, tf.step(b.out!));
+  };
   if (hasKernel(BATCH_NORM_KERNELS.gradSums) && hasKernel(BATCH_NORM_KERNELS.gradInput)) {
     const inputs: tf.NamedTensorMap = { dy: b.dy, x: b.x, mean: b.mean, invStd: b.invStd };
     if (b.out) inputs.y = b.out;

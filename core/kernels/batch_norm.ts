@@ -5,7 +5,8 @@
  *
  * Why: as tfjs ops, one BatchNorm + residual + ReLU costs ~8 full-size passes forward and ~9
  * backward, each a dispatch reading and writing the whole activation. Here: variance 1 pass,
- * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass.
+ * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass, and the
+ * residual's gradient (dy masked by the ReLU) 1 pass.
  *
  * Each kernel reads [C] vectors per column and full-size tensors as rows × C. Vec4 columns when
  * C % 4 == 0, else scalars. With vec4 columns the inputs are read from textures (see
@@ -61,8 +62,12 @@ function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[]
   return relu ? ["dy", "x", "mean", "invStd", "y"] : ["dy", "x", "mean", "invStd"];
 }
 
+/** The element-wise kernels: forward, dx, and the ReLU-masked dy (the residual's gradient). */
+type ElementwiseKind = "apply" | "gradInput" | "reluGrad";
+
 /** The inputs of the element-wise kernels, in binding order. */
-function elementwiseInputs(kind: "apply" | "gradInput", extra: boolean, relu: boolean): string[] {
+function elementwiseInputs(kind: ElementwiseKind, extra: boolean, relu: boolean): string[] {
+  if (kind === "reluGrad") return ["dy", "y"];
   return kind === "apply"
     ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
     : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
@@ -133,9 +138,9 @@ class BlockSumsProgram extends WebtuneProgram {
 const ROWS_PER_INVOCATION = 4;
 
 /**
- * One pass over x: apply (normalise + residual + ReLU) or gradInput (dx). Each invocation loads
- * its column's statistics once and handles {@linkcode ROWS_PER_INVOCATION} rows of it: the
- * per-channel loads were most of the loads.
+ * One pass over x: apply (normalise + residual + ReLU), gradInput (dx) or reluGrad (dy masked by
+ * y > 0; x is dy there). Each invocation loads its column's statistics once and handles
+ * {@linkcode ROWS_PER_INVOCATION} rows of it: the per-channel loads were most of the loads.
  */
 class ElementwiseProgram extends WebtuneProgram {
   variableNames: string[];
@@ -143,7 +148,7 @@ class ElementwiseProgram extends WebtuneProgram {
   override workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(
-    private readonly kind: "apply" | "gradInput",
+    private readonly kind: ElementwiseKind,
     private readonly extra: boolean,
     private readonly relu: boolean,
     shape: number[],
@@ -180,6 +185,9 @@ class ElementwiseProgram extends WebtuneProgram {
         ${this.extra ? `v = v + ${at("residual")};` : ""}
         ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
         result[j] = v;`;
+    } else if (this.kind === "reluGrad") {
+      columnValues = "";
+      body = `result[j] = select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0));`;
     } else {
       columnValues = `let invStdC = ${perColumn("invStd")};
       let meanC = ${perColumn("mean")};
@@ -290,10 +298,12 @@ export const batchNormKernels = {
     elementwise("apply", inputs, relu, 0, backend),
   gradInput: (inputs: Inputs, relu: boolean, count: number, backend: WebGPUBackend) =>
     elementwise("gradInput", inputs, relu, count, backend),
+  reluGrad: (inputs: Inputs, backend: WebGPUBackend): tf.TensorInfo =>
+    elementwise("reluGrad", { ...inputs, x: inputs.dy }, true, 0, backend),
 };
 
 function elementwise(
-  kind: "apply" | "gradInput",
+  kind: ElementwiseKind,
   inputs: Inputs,
   relu: boolean,
   count: number,

@@ -32,6 +32,7 @@ import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channe
 import { BATCH_NORM_KERNELS } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
+import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -105,6 +106,8 @@ const FAST: Record<string, Fast> = {
     batchNormKernels.apply(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradSums]: ({ inputs, attrs, backend }) =>
     batchNormKernels.gradSums(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.reluGrad]: ({ inputs, backend }) =>
+    batchNormKernels.reluGrad(inputs, backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradInput]: ({ inputs, attrs, backend }) =>
     batchNormKernels.gradInput(
       inputs,
@@ -161,7 +164,12 @@ function broadcastWithoutBarrier(name: string): Fast {
     return out;
   };
 }
-for (const name of BROADCAST_KERNELS) FAST[name] = broadcastWithoutBarrier(name);
+for (const name of BROADCAST_KERNELS) {
+  const broadcast = broadcastWithoutBarrier(name);
+  FAST[name] = isSameShapeOp(name)
+    ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? broadcast(args)
+    : broadcast;
+}
 
 /** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
 export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
@@ -174,10 +182,11 @@ const ours = new Map<string, tf.KernelFunc>();
 /**
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
  * `Conv2DBackpropInput` (2.5–7×) with implicit-GEMM kernels (operands read from textures, another
- * 1.3–7× on llvmpipe, see texture_operands.ts), `Sum`/`Mean` over all axes but
- * the last (BatchNorm's statistics) or over H and W (global average pool) with a reduction that
- * needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled windows (PyTorch's tie rule), and has the
- * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
+ * 1.3–7× on llvmpipe, see texture_operands.ts), `Sum`/`Mean` over all axes but the last
+ * (BatchNorm's statistics) or over H and W (global average pool) with a reduction that needs no
+ * transpose, `MaxPool`/`MaxPoolGrad` with unrolled windows (PyTorch's tie rule), large same-shape
+ * `Add`/`Sub`/`Multiply` with texture operands, and has the broadcasting binary kernels avoid a
+ * workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.
  */
