@@ -46,11 +46,9 @@ const UNIFORMS = uniformBlock({
   outSize: "vec2<i32>",
   strides: "vec2<i32>",
   pads: "vec2<i32>",
+  lowest: "f32",
 });
 const PER_INVOCATION = 64;
-
-/** −∞ in WGSL (it has no literal for it). */
-const MINUS_INFINITY = "bitcast<f32>(0xff800000u)";
 
 /** WGSL: the flat vec4 index `j` of an NHWC tensor of spatial size `size` as b, row, col, c. */
 function coordinates(size: string): string {
@@ -97,8 +95,8 @@ class MaxPoolProgram extends WebtuneProgram {
         let at = ((b * uniforms.inSize.x + clamp(iy, 0, uniforms.inSize.x - 1)) * uniforms.inSize.y +
           clamp(ix, 0, uniforms.inSize.y - 1)) * uniforms.c4 + c;
         let v = ${read("x", "at")};
-        let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-        let take = (${anyOf("v > m", "nan")}) & vec4<bool>(inside);
+        let isNan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+        let take = (${anyOf("v > m", "isNan")}) & vec4<bool>(inside);
         m = select(m, v, take);
         pos = select(pos, vec4<f32>(${k}.0), take);
       }`);
@@ -111,7 +109,8 @@ class MaxPoolProgram extends WebtuneProgram {
       ${coordinates("uniforms.outSize")}
       let y0 = row * uniforms.strides.x - uniforms.pads.x;
       let x0 = col * uniforms.strides.y - uniforms.pads.y;
-      var m = vec4<f32>(${MINUS_INFINITY});
+      // −∞ comes as a uniform: Chrome's Tint rejects a constant expression that is infinite.
+      var m = vec4<f32>(uniforms.lowest);
       // PyTorch's start: the first in-bounds position, should every value be -inf.
       var pos = vec4<f32>(f32(max(0, -y0) * ${kw} + max(0, -x0)));
       ${taps.join("\n      ")}
@@ -211,6 +210,7 @@ function uniformsOf(info: tf.backend_util.Conv2DInfo, n4: number) {
     outSize: [info.outHeight, info.outWidth],
     strides: [info.strideHeight, info.strideWidth],
     pads: [info.padInfo.top, info.padInfo.left],
+    lowest: -Infinity,
   });
 }
 
