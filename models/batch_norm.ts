@@ -68,6 +68,13 @@ export function batchNorm(
     // (tf.batchNorm's FusedBatchNorm kernel has no gradient registered in Deno).
     const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.runningVar, BN_EPS)));
     const shift = tf.sub(bn.bias, tf.mul(bn.runningMean, scale));
+    if (mode === "eval" && hasKernel(BATCH_NORM_KERNELS.affine)) {
+      // One pass; it has no gradient, and `eval` is never differentiated (`frozen` is).
+      const inputs: tf.NamedTensorMap = { x, scale, shift };
+      if (epilogue.residual) inputs.residual = epilogue.residual;
+      const relu = Boolean(epilogue.relu);
+      return tf.engine().runKernel(BATCH_NORM_KERNELS.affine, inputs, { relu }) as tf.Tensor4D;
+    }
     let y: tf.Tensor4D = tf.add(tf.mul(x, scale), shift);
     if (epilogue.residual) y = tf.add(y, epilogue.residual);
     return epilogue.relu ? tf.relu(y) : y;
@@ -127,6 +134,8 @@ export function batchNorm(
  *   (g − Σg/count − x̂·(Σg·x̂/count))·(weight·invStd).
  * - `reluGrad`: inputs {dy, y} → g (dy where y > 0, else 0): the residual's gradient after a
  *   ReLU, one pass instead of tf.relu's `dy · step(y)`.
+ * - `affine`: inputs {x, scale, shift, residual?}, attrs {relu} → act(x·scale + shift
+ *   (+ residual)): the `eval` forward in one pass (no gradient).
  */
 export const BATCH_NORM_KERNELS = {
   variance: "WebtuneBatchNormVariance",
@@ -134,6 +143,7 @@ export const BATCH_NORM_KERNELS = {
   gradSums: "WebtuneBatchNormGradSums",
   gradInput: "WebtuneBatchNormGradInput",
   reluGrad: "WebtuneBatchNormReluGrad",
+  affine: "WebtuneBatchNormAffine",
 } as const;
 
 /** Whether the active backend registered `name` (else we use tfjs ops). */

@@ -6,7 +6,8 @@
  * Why: as tfjs ops, one BatchNorm + residual + ReLU costs ~8 full-size passes forward and ~9
  * backward, each a dispatch reading and writing the whole activation. Here: variance 1 pass,
  * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass, and the
- * residual's gradient (dy masked by the ReLU) 1 pass.
+ * residual's gradient (dy masked by the ReLU) 1 pass. In `eval` mode (running statistics folded
+ * into a per-channel scale and shift by tiny ops) the forward is 1 pass instead of 3–4.
  *
  * Each kernel reads [C] vectors per column and full-size tensors as rows × C. Vec4 columns when
  * C % 4 == 0, else scalars. With vec4 columns the inputs are read from textures (see
@@ -63,11 +64,12 @@ function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[]
 }
 
 /** The element-wise kernels: forward, dx, and the ReLU-masked dy (the residual's gradient). */
-type ElementwiseKind = "apply" | "gradInput" | "reluGrad";
+type ElementwiseKind = "apply" | "gradInput" | "reluGrad" | "affine";
 
 /** The inputs of the element-wise kernels, in binding order. */
 function elementwiseInputs(kind: ElementwiseKind, extra: boolean, relu: boolean): string[] {
   if (kind === "reluGrad") return ["dy", "y"];
+  if (kind === "affine") return ["x", "scale", "shift", ...(extra ? ["residual"] : [])];
   return kind === "apply"
     ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
     : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
@@ -138,8 +140,8 @@ class BlockSumsProgram extends WebtuneProgram {
 const ROWS_PER_INVOCATION = 4;
 
 /**
- * One pass over x: apply (normalise + residual + ReLU), gradInput (dx) or reluGrad (dy masked by
- * y > 0; x is dy there). Each invocation loads its column's statistics once and handles
+ * One pass over x: apply (normalise + residual + ReLU), affine (the same with precomputed
+ * scale and shift, `eval`), gradInput (dx) or reluGrad (dy masked by y > 0; x is dy there). Each invocation loads its column's statistics once and handles
  * {@linkcode ROWS_PER_INVOCATION} rows of it: the per-channel loads were most of the loads.
  */
 class ElementwiseProgram extends WebtuneProgram {
@@ -182,6 +184,14 @@ class ElementwiseProgram extends WebtuneProgram {
       let biasC = ${perColumn("bias")};`;
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
       body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
+        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        result[j] = v;`;
+    } else if (this.kind === "affine") {
+      columnValues = `let scaleC = ${perColumn("scale")};
+      let shiftC = ${perColumn("shift")};`;
+      // The ops' order: x·scale + shift, then + residual, then ReLU.
+      body = `var v = ${at("x")} * scaleC + shiftC;
         ${this.extra ? `v = v + ${at("residual")};` : ""}
         ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
         result[j] = v;`;
@@ -298,6 +308,8 @@ export const batchNormKernels = {
     elementwise("apply", inputs, relu, 0, backend),
   gradInput: (inputs: Inputs, relu: boolean, count: number, backend: WebGPUBackend) =>
     elementwise("gradInput", inputs, relu, count, backend),
+  affine: (inputs: Inputs, relu: boolean, backend: WebGPUBackend): tf.TensorInfo =>
+    elementwise("affine", inputs, relu, 0, backend),
   reluGrad: (inputs: Inputs, backend: WebGPUBackend): tf.TensorInfo =>
     elementwise("reluGrad", { ...inputs, x: inputs.dy }, true, 0, backend),
 };

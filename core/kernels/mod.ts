@@ -106,6 +106,8 @@ const FAST: Record<string, Fast> = {
     batchNormKernels.apply(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradSums]: ({ inputs, attrs, backend }) =>
     batchNormKernels.gradSums(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.affine]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.affine(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.reluGrad]: ({ inputs, backend }) =>
     batchNormKernels.reluGrad(inputs, backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradInput]: ({ inputs, attrs, backend }) =>
