@@ -1,5 +1,5 @@
 /**
- * Training-mode BatchNorm in few passes for tfjs-backend-webgpu: the kernels named in
+ * BatchNorm in few passes for tfjs-backend-webgpu: the kernels named in
  * `BATCH_NORM_KERNELS` of `@webtune/models` (which documents their contract and runs the same
  * arithmetic as tfjs ops on backends without them).
  *
@@ -13,8 +13,9 @@
  * C % 4 == 0, else scalars. With vec4 columns the inputs are read from textures (see
  * texture_operands.ts: on llvmpipe every storage-buffer load is a per-lane scalar loop, and these
  * kernels are all loads), and the element-wise passes clamp out-of-range invocations to the last
- * element rather than returning early, so no load or store sits under divergent control flow. (No input may be named `out`: tfjs declares a uniform `<name>Shape`
- * per input, which would collide with the output's `outShape`.)
+ * element rather than returning early, so no load or store sits under divergent control flow.
+ * (No input may be named `out`: tfjs declares a uniform `<name>Shape` per input, which would
+ * collide with the output's `outShape`.)
  *
  * @module
  */
@@ -63,7 +64,7 @@ function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[]
   return relu ? ["dy", "x", "mean", "invStd", "y"] : ["dy", "x", "mean", "invStd"];
 }
 
-/** The element-wise kernels: forward, dx, and the ReLU-masked dy (the residual's gradient). */
+/** The element-wise kernels: forward (train, eval), dx, the ReLU-masked dy (residual gradient). */
 type ElementwiseKind = "apply" | "gradInput" | "reluGrad" | "affine";
 
 /** The inputs of the element-wise kernels, in binding order. */

@@ -12,6 +12,7 @@ const CASES = [
   { name: "Mean of 300 rows", kernel: "Mean", shape: [300, 16], axis: [0] },
   // Per image over H and W (the global average pool): several outer indices.
   { name: "Mean over H,W", kernel: "Mean", shape: [3, 4, 5, 8], axis: [1, 2] },
+  { name: "Mean over H,W of 144 rows", kernel: "Mean", shape: [2, 12, 12, 4], axis: [1, 2] },
   // Large enough to read from textures (≥ MIN_TEXTURE_FLOATS), several blocks per output.
   { name: "Sum [0,1,2] of 16,384 floats", kernel: "Sum", shape: [4, 16, 16, 16], axis: [0, 1, 2] },
   { name: "Mean over H,W of 18,432 floats", kernel: "Mean", shape: [2, 24, 24, 16], axis: [1, 2] },
