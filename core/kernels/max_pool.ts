@@ -119,71 +119,128 @@ class MaxPoolProgram extends WebtuneProgram {
   }
 }
 
-/** dx: per input element, Σ dy over the windows whose argmax it is (in output order). */
+/** Uniforms of {@linkcode MaxPoolGradInputProgram}: `n` counts blocks × vec4 channels. */
+const GRAD_UNIFORMS = uniformBlock({
+  n: "i32",
+  c4: "i32",
+  inSize: "vec2<i32>",
+  outSize: "vec2<i32>",
+  blocks: "vec2<i32>",
+});
+
+/**
+ * The output rows (or columns) whose windows can contain an input row of block `by`, i.e. rows
+ * [by·s, by·s + s): by + first … by + last (compile-time offsets for kernel k, stride s, pad p).
+ */
+function windowRange(k: number, s: number, p: number): { first: number; last: number } {
+  return { first: Math.ceil((p - k + 1) / s), last: Math.floor((s - 1 + p) / s) };
+}
+
+/**
+ * dx: per input element, Σ dy over the windows whose argmax it is (in output order). One
+ * invocation handles a block of sh × sw input pixels (one vec4 of channels), which share their
+ * candidate windows: for 3×3/2 pooling, 4 windows' argmax and dy serve 4 pixels (2 loads per
+ * pixel instead of 8).
+ */
 class MaxPoolGradInputProgram extends WebtuneProgram {
   variableNames = ["dy", "argmax"];
-  uniforms = UNIFORMS.wgsl;
+  uniforms = GRAD_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [PER_INVOCATION, 1, 1];
 
   constructor(
     private readonly info: tf.backend_util.Conv2DInfo,
     private readonly textures: boolean,
   ) {
-    const n4 = tf.util.sizeFromShape(info.inShape) / 4;
     const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+    const { top, left } = info.padInfo;
     super(
       info.inShape,
       { x: [0] },
-      dispatch2D(Math.ceil(n4 / PER_INVOCATION)),
-      `MaxPoolGradInput_${kh}x${kw}_${sh}x${sw}_${textures}`,
+      dispatch2D(Math.ceil(gradBlocks(info) / PER_INVOCATION)),
+      `MaxPoolGradInput_${kh}x${kw}_${sh}x${sw}_${top}x${left}_${textures}`,
     );
   }
 
   getUserCode(): string {
     const read = operandRead(this.textures);
     const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = this.info;
-    // The windows containing row r start at rows oy·sh − pad ≤ r: the last such oy and the
-    // ⌈kh/sh⌉ − 1 before it, in ascending order (likewise for columns).
-    const rowsOf = Math.ceil(kh / sh), colsOf = Math.ceil(kw / sw);
-    const windows: string[] = [];
-    for (let ty = rowsOf - 1; ty >= 0; ty--) {
-      for (let tx = colsOf - 1; tx >= 0; tx--) {
-        windows.push(`{
-        let oy = lastY - ${ty};
-        let ox = lastX - ${tx};
-        let wy = ry - oy * ${sh};
-        let wx = rx - ox * ${sw};
-        let inside = ${
+    const { top, left } = this.info.padInfo;
+    const ys = windowRange(kh, sh, top), xs = windowRange(kw, sw, left);
+    // The candidate windows' argmax and dy, loaded once for the block (clamped, masked).
+    const loads: string[] = [];
+    for (let ty = ys.first; ty <= ys.last; ty++) {
+      for (let tx = xs.first; tx <= xs.last; tx++) {
+        const w = `${ty - ys.first}_${tx - xs.first}`;
+        loads.push(`let oy_${w} = by + ${ty};
+      let ox_${w} = bx + ${tx};
+      let at_${w} = ((b * uniforms.outSize.x + clamp(oy_${w}, 0, uniforms.outSize.x - 1)) *
+        uniforms.outSize.y + clamp(ox_${w}, 0, uniforms.outSize.y - 1)) * uniforms.c4 + c;
+      let real_${w} = ${
           allOf(
-            "oy >= 0",
-            "oy < uniforms.outSize.x",
-            `wy < ${kh}`,
-            "ox >= 0",
-            "ox < uniforms.outSize.y",
-            `wx < ${kw}`,
+            `oy_${w} >= 0`,
+            `oy_${w} < uniforms.outSize.x`,
+            `ox_${w} >= 0`,
+            `ox_${w} < uniforms.outSize.y`,
           )
         };
-        let at = ((b * uniforms.outSize.x + clamp(oy, 0, uniforms.outSize.x - 1)) *
-          uniforms.outSize.y + clamp(ox, 0, uniforms.outSize.y - 1)) * uniforms.c4 + c;
-        let chose = (${read("argmax", "at")} == vec4<f32>(f32(wy * ${kw} + wx))) &
-          vec4<bool>(inside);
-        acc = acc + select(vec4<f32>(0.0), ${read("dy", "at")}, chose);
+      let pos_${w} = ${read("argmax", `at_${w}`)};
+      let dy_${w} = ${read("dy", `at_${w}`)};`);
+      }
+    }
+    const pixels: string[] = [];
+    for (let ry = 0; ry < sh; ry++) {
+      for (let rx = 0; rx < sw; rx++) {
+        const adds: string[] = [];
+        for (let ty = ys.first; ty <= ys.last; ty++) {
+          for (let tx = xs.first; tx <= xs.last; tx++) {
+            const w = `${ty - ys.first}_${tx - xs.first}`;
+            // The pixel's position in window w: row + pad − oy·sh (likewise columns).
+            adds.push(`{
+          let wy = row + ${top} - oy_${w} * ${sh};
+          let wx = col + ${left} - ox_${w} * ${sw};
+          let inside = ${allOf(`real_${w}`, "wy >= 0", `wy < ${kh}`, "wx >= 0", `wx < ${kw}`)};
+          let chose = (pos_${w} == vec4<f32>(f32(wy * ${kw} + wx))) & vec4<bool>(inside);
+          acc = acc + select(vec4<f32>(0.0), dy_${w}, chose);
+        }`);
+          }
+        }
+        // Past the image's edge: redo the last row or column (same value, same place).
+        pixels.push(`{
+        let row = min(by * ${sh} + ${ry}, uniforms.inSize.x - 1);
+        let col = min(bx * ${sw} + ${rx}, uniforms.inSize.y - 1);
+        var acc = vec4<f32>(0.0);
+        ${adds.join("\n        ")}
+        result[((b * uniforms.inSize.x + row) * uniforms.inSize.y + col) * uniforms.c4 + c] = acc;
       }`);
       }
     }
     return `
     ${flatMain(this.textures, PER_INVOCATION)}
+      // Past the end: redo the last block (same values, same places) rather than return.
       let j = min(i, uniforms.n - 1);
-      ${coordinates("uniforms.inSize")}
-      let ry = row + uniforms.pads.x;
-      let rx = col + uniforms.pads.y;
-      let lastY = ry / ${sh};
-      let lastX = rx / ${sw};
-      var acc = vec4<f32>(0.0);
-      ${windows.join("\n      ")}
-      result[j] = acc;
+      let c = j % uniforms.c4;
+      let block = j / uniforms.c4;
+      let bx = block % uniforms.blocks.y;
+      let by = (block / uniforms.blocks.y) % uniforms.blocks.x;
+      let b = block / (uniforms.blocks.x * uniforms.blocks.y);
+      ${loads.join("\n      ")}
+      ${pixels.join("\n      ")}
     }`;
   }
+}
+
+/** Blocks of sh × sw input pixels per image, rows and columns. */
+function blockGrid(info: tf.backend_util.Conv2DInfo): [number, number] {
+  return [
+    Math.ceil(info.inHeight / info.strideHeight),
+    Math.ceil(info.inWidth / info.strideWidth),
+  ];
+}
+
+/** Invocations of {@linkcode MaxPoolGradInputProgram}: blocks × vec4 channels. */
+function gradBlocks(info: tf.backend_util.Conv2DInfo): number {
+  const [rows, cols] = blockGrid(info);
+  return info.batchSize * rows * cols * info.inChannels / 4;
 }
 
 /** The pooling geometry, or null when the stock kernels should run. */
@@ -267,13 +324,19 @@ export function maxPoolGrad(
   if (!info || dy.dtype !== "float32") return null;
   const argmax = runPool(x, info, "argmax", backend);
   const textures = useTextures(backend, x, [dy, argmax]);
-  const n4 = tf.util.sizeFromShape(info.inShape) / 4;
   const program = new MaxPoolGradInputProgram(info, textures);
+  const uniforms = GRAD_UNIFORMS.data({
+    n: gradBlocks(info),
+    c4: info.inChannels / 4,
+    inSize: [info.inHeight, info.inWidth],
+    outSize: [info.outHeight, info.outWidth],
+    blocks: blockGrid(info),
+  });
   const dx = runWithOperands(
     backend,
     program,
     [dy, argmax],
-    uniformsOf(info, n4),
+    uniforms,
     textures,
     sharedSlots(["large", "large"]),
   );
