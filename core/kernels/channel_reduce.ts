@@ -29,8 +29,14 @@ import {
 /** A layout with a y: tfjs's prelude calls `main()` and the shaders index with globalId. */
 const NON_FLAT = { x: [1], y: [0] };
 
-/** Rows one invocation of the first pass adds (then the blocks are added by the second). */
-export const ROWS_PER_BLOCK = 128;
+/**
+ * Rows one invocation of the first pass adds (then the blocks are added by the second). Large:
+ * up to this many rows need no second pass, whose dispatch cost more than the sums of a small
+ * layer (on llvmpipe, BatchNorm's gradient sums of [16,4,4,256] ran ~1.2–4× faster in one pass
+ * than with 128-row blocks), and the layers with more rows still have blocks enough for the
+ * adapter's threads.
+ */
+export const ROWS_PER_BLOCK = 1024;
 
 /** The texture slot of the second pass's input (the blocks' sums). */
 export const PARTIAL_SLOT = ["partial sums"];
