@@ -30,10 +30,17 @@ async function bnStep(shape: number[], residual: boolean): Promise<Float32Array[
   return data;
 }
 
-// 8 channels: vec4 columns; 3: scalar ones. 1,152 rows: more than one block of the channel sums
-// (ROWS_PER_BLOCK), fewer: one (no second pass). ≥ MIN_TEXTURE_FLOATS with vec4 columns: read
-// from textures ([2,24,24,8], [2,16,16,16]); else from buffers ([2,12,12,8], the scalar ones).
-const SHAPES = [[2, 12, 12, 8], [2, 24, 24, 3], [2, 12, 12, 3], [2, 24, 24, 8], [2, 16, 16, 16]];
+// 8 channels: vec4 columns; 3: scalar ones. Up to ROWS_PER_BLOCK rows ([4,4,4,8]): one block of
+// the channel sums (no second pass); more: several. ≥ MIN_TEXTURE_FLOATS with vec4 columns: read
+// from textures ([2,24,24,8], [2,16,16,16]); else from buffers.
+const SHAPES = [
+  [2, 12, 12, 8],
+  [2, 24, 24, 3],
+  [2, 12, 12, 3],
+  [2, 24, 24, 8],
+  [2, 16, 16, 16],
+  [4, 4, 4, 8],
+];
 for (const shape of SHAPES) {
   for (const residual of [false, true]) {
     Deno.test(`fused BatchNorm kernels match tfjs ops: ${shape}, residual ${residual}`, async () => {

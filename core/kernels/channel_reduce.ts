@@ -30,13 +30,15 @@ import {
 const NON_FLAT = { x: [1], y: [0] };
 
 /**
- * Rows one invocation of the first pass adds (then the blocks are added by the second). Large:
- * up to this many rows need no second pass, whose dispatch cost more than the sums of a small
- * layer (on llvmpipe, BatchNorm's gradient sums of [16,4,4,256] ran ~1.2–4× faster in one pass
- * than with 128-row blocks), and the layers with more rows still have blocks enough for the
- * adapter's threads.
+ * Rows one invocation of the first pass adds (then the blocks are added by the second). 1024
+ * measured 1.1–1.6× faster for BatchNorm's sums (small layers need no second pass), but it moves
+ * the trained statistics by an ulp here and there, and tests/web_test.ts's page-vs-files
+ * prediction check then failed (3.5e-6 > 1e-6): a model loaded from files computes its [C]
+ * BatchNorm scale on the CPU (tfjs-webgpu runs ops on never-uploaded small tensors there), the
+ * trained one on the GPU, and the two round differently for some values. Kept at 128 until that
+ * check stops depending on where tiny ops run.
  */
-export const ROWS_PER_BLOCK = 1024;
+export const ROWS_PER_BLOCK = 128;
 
 /** The texture slot of the second pass's input (the blocks' sums). */
 export const PARTIAL_SLOT = ["partial sums"];
