@@ -68,6 +68,13 @@ export function batchNorm(
     // (tf.batchNorm's FusedBatchNorm kernel has no gradient registered in Deno).
     const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.runningVar, BN_EPS)));
     const shift = tf.sub(bn.bias, tf.mul(bn.runningMean, scale));
+    if (mode === "eval" && hasKernel(BATCH_NORM_KERNELS.affine)) {
+      // One pass; it has no gradient, and `eval` is never differentiated (`frozen` is).
+      const inputs: tf.NamedTensorMap = { x, scale, shift };
+      if (epilogue.residual) inputs.residual = epilogue.residual;
+      const relu = Boolean(epilogue.relu);
+      return tf.engine().runKernel(BATCH_NORM_KERNELS.affine, inputs, { relu }) as tf.Tensor4D;
+    }
     let y: tf.Tensor4D = tf.add(tf.mul(x, scale), shift);
     if (epilogue.residual) y = tf.add(y, epilogue.residual);
     return epilogue.relu ? tf.relu(y) : y;
@@ -125,12 +132,18 @@ export function batchNorm(
  *   g = dy, masked by y > 0 (the forward's output) when relu, and x̂ = (x − mean)·invStd.
  * - `gradInput`: inputs {dy, x, mean, invStd, weight, sums, y?}, attrs {relu, count} →
  *   (g − Σg/count − x̂·(Σg·x̂/count))·(weight·invStd).
+ * - `reluGrad`: inputs {dy, y} → g (dy where y > 0, else 0): the residual's gradient after a
+ *   ReLU, one pass instead of tf.relu's `dy · step(y)`.
+ * - `affine`: inputs {x, scale, shift, residual?}, attrs {relu} → act(x·scale + shift
+ *   (+ residual)): the `eval` forward in one pass (no gradient).
  */
 export const BATCH_NORM_KERNELS = {
   variance: "WebtuneBatchNormVariance",
   apply: "WebtuneBatchNormApply",
   gradSums: "WebtuneBatchNormGradSums",
   gradInput: "WebtuneBatchNormGradInput",
+  reluGrad: "WebtuneBatchNormReluGrad",
+  affine: "WebtuneBatchNormAffine",
 } as const;
 
 /** Whether the active backend registered `name` (else we use tfjs ops). */
@@ -189,7 +202,17 @@ function trainBackward(
 ): tf.Tensor[] {
   const relu = b.out !== undefined;
   // tf.relu's own gradient is dy · step(x); out > 0 exactly where its input is.
-  const masked = () => relu ? tf.mul(b.dy, tf.step(b.out!)) : b.dy;
+  const masked = () => {
+    if (!relu) return b.dy;
+    if (hasKernel(BATCH_NORM_KERNELS.reluGrad)) {
+      return tf.engine().runKernel(
+        BATCH_NORM_KERNELS.reluGrad,
+        { dy: b.dy, y: b.out! },
+        {},
+      ) as tf.Tensor;
+    }
+    return tf.mul(b.dy, tf.step(b.out!));
+  };
   if (hasKernel(BATCH_NORM_KERNELS.gradSums) && hasKernel(BATCH_NORM_KERNELS.gradInput)) {
     const inputs: tf.NamedTensorMap = { dy: b.dy, x: b.x, mean: b.mean, invStd: b.invStd };
     if (b.out) inputs.y = b.out;

@@ -1,24 +1,47 @@
 /**
- * Training-mode BatchNorm in few passes for tfjs-backend-webgpu: the kernels named in
+ * BatchNorm in few passes for tfjs-backend-webgpu: the kernels named in
  * `BATCH_NORM_KERNELS` of `@webtune/models` (which documents their contract and runs the same
  * arithmetic as tfjs ops on backends without them).
  *
  * Why: as tfjs ops, one BatchNorm + residual + ReLU costs ~8 full-size passes forward and ~9
  * backward, each a dispatch reading and writing the whole activation. Here: variance 1 pass,
- * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass.
+ * normalise + residual + ReLU 1 pass; backward: the two channel sums 1 pass, dx 1 pass, and the
+ * residual's gradient (dy masked by the ReLU) 1 pass. In `eval` mode (running statistics folded
+ * into a per-channel scale and shift by tiny ops) the forward is 1 pass instead of 3–4.
  *
  * Each kernel reads [C] vectors per column and full-size tensors as rows × C. Vec4 columns when
- * C % 4 == 0, else scalars. (No input may be named `out`: tfjs declares a uniform `<name>Shape`
- * per input, which would collide with the output's `outShape`.)
+ * C % 4 == 0, else scalars. With vec4 columns the inputs are read from textures (see
+ * texture_operands.ts: on llvmpipe every storage-buffer load is a per-lane scalar loop, and these
+ * kernels are all loads), and the element-wise passes clamp out-of-range invocations to the last
+ * element rather than returning early, so no load or store sits under divergent control flow.
+ * (No input may be named `out`: tfjs declares a uniform `<name>Shape` per input, which would
+ * collide with the output's `outShape`.)
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { ChannelFinishProgram, FINISH_UNIFORMS, ROWS_PER_BLOCK } from "./channel_reduce.ts";
-import { dispatch2D, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import { dispatch2D, flatMain, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import {
+  ChannelFinishProgram,
+  FINISH_UNIFORMS,
+  PARTIAL_SLOT,
+  ROWS_PER_BLOCK,
+} from "./channel_reduce.ts";
+import {
+  MIN_TEXTURE_FLOATS,
+  operandRead,
+  runWithOperands,
+  sharedSlots,
+  texturesFit,
+} from "./texture_operands.ts";
 
-const ROWS_UNIFORMS = uniformBlock({ cc: "i32", rows: "i32", rowsPerBlock: "i32" });
+const ROWS_UNIFORMS = uniformBlock({
+  cc: "i32",
+  rows: "i32",
+  rowsPerBlock: "i32",
+  divisor: "f32",
+});
 const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32" });
 
 /** Floats per WGSL element for C channels. */
@@ -28,6 +51,29 @@ function widthFor(c: number): number {
 
 function vecType(width: number): string {
   return width === 4 ? "vec4<f32>" : "f32";
+}
+
+/** The output shape of a Σ-over-rows kernel: [C] (variance) or [2, C] (gradSums). */
+function statsShape(kind: "variance" | "gradSums", c: number): number[] {
+  return kind === "variance" ? [c] : [2, c];
+}
+
+/** The inputs of the Σ-over-rows kernels, in binding order. */
+function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[] {
+  if (kind === "variance") return ["x", "mean"];
+  return relu ? ["dy", "x", "mean", "invStd", "y"] : ["dy", "x", "mean", "invStd"];
+}
+
+/** The element-wise kernels: forward (train, eval), dx, the ReLU-masked dy (residual gradient). */
+type ElementwiseKind = "apply" | "gradInput" | "reluGrad" | "affine";
+
+/** The inputs of the element-wise kernels, in binding order. */
+function elementwiseInputs(kind: ElementwiseKind, extra: boolean, relu: boolean): string[] {
+  if (kind === "reluGrad") return ["dy", "y"];
+  if (kind === "affine") return ["x", "scale", "shift", ...(extra ? ["residual"] : [])];
+  return kind === "apply"
+    ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
+    : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
 }
 
 /**
@@ -44,42 +90,42 @@ class BlockSumsProgram extends WebtuneProgram {
     blocks: number,
     c: number,
     width: number,
+    private readonly textures: boolean,
   ) {
     const outputs = kind === "variance" ? 1 : 2;
     const cc = c / width;
     super(
-      [blocks, outputs * c],
+      blocks === 1 ? statsShape(kind, c) : [blocks, outputs * c],
       { x: [1], y: [0] },
       [Math.ceil(cc / WG), blocks, 1],
-      `BatchNormBlockSums_${kind}_${relu}_${width}`,
+      `BatchNormBlockSums_${kind}_${relu}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = kind === "variance"
-      ? ["x", "mean"]
-      : relu
-      ? ["dy", "x", "mean", "invStd", "y"]
-      : ["dy", "x", "mean", "invStd"];
+    this.variableNames = blockSumsInputs(kind, relu);
   }
 
   getUserCode(): string {
     const t = vecType(this.components);
+    const read = operandRead(this.textures);
     const variance = this.kind === "variance";
-    const g = this.relu ? `select(${t}(0.0), dy[at], y[at] > ${t}(0.0))` : "dy[at]";
-    const body = variance ? "let d = x[at] - m; s0 += d * d;" : `let g = ${g};
+    const dy = read("dy", "at");
+    const g = this.relu ? `select(${t}(0.0), ${dy}, ${read("y", "at")} > ${t}(0.0))` : dy;
+    const body = variance ? `let d = ${read("x", "at")} - m; s0 += d * d;` : `let g = ${g};
         s0 += g;
-        s1 += g * ((x[at] - m) * invStd[col]);`;
+        s1 += g * ((${read("x", "at")} - m) * sd);`;
     const store = variance
-      ? "result[block * uniforms.cc + col] = s0;"
-      : `result[(block * 2) * uniforms.cc + col] = s0;
-      result[(block * 2 + 1) * uniforms.cc + col] = s1;`;
+      ? "result[block * uniforms.cc + col] = s0 / uniforms.divisor;"
+      : `result[(block * 2) * uniforms.cc + col] = s0 / uniforms.divisor;
+      result[(block * 2 + 1) * uniforms.cc + col] = s1 / uniforms.divisor;`;
     return `
     fn main() {
-      let col = i32(globalId.x);
+      // Past the last column: redo the last one (same values, same place) rather than return.
+      let col = min(i32(globalId.x), uniforms.cc - 1);
       let block = i32(globalId.y);
-      if (col >= uniforms.cc) { return; }
       let start = block * uniforms.rowsPerBlock;
       let end = min(start + uniforms.rowsPerBlock, uniforms.rows);
-      let m = mean[col];
+      let m = ${read("mean", "col")};
+      ${variance ? "" : `let sd = ${read("invStd", "col")};`}
       var s0 = ${t}(0.0);
       var s1 = ${t}(0.0);
       for (var r = start; r < end; r++) {
@@ -91,60 +137,121 @@ class BlockSumsProgram extends WebtuneProgram {
   }
 }
 
-/** One flat pass over x: apply (normalise + residual + ReLU) or gradInput (dx). */
+/** Rows of one column an invocation of the element-wise passes handles (its [C] loads shared). */
+const ROWS_PER_INVOCATION = 4;
+
+/**
+ * One pass over x: apply (normalise + residual + ReLU), affine (the same with precomputed
+ * scale and shift, `eval`), gradInput (dx) or reluGrad (dy masked by y > 0; x is dy there). Each invocation loads its column's statistics once and handles
+ * {@linkcode ROWS_PER_INVOCATION} rows of it: the per-channel loads were most of the loads.
+ */
 class ElementwiseProgram extends WebtuneProgram {
   variableNames: string[];
   uniforms = FLAT_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(
-    private readonly kind: "apply" | "gradInput",
+    private readonly kind: ElementwiseKind,
     private readonly extra: boolean,
     private readonly relu: boolean,
     shape: number[],
     width: number,
+    private readonly textures: boolean,
   ) {
-    const n = tf.util.sizeFromShape(shape) / width;
+    const c = shape[shape.length - 1];
+    const rows = tf.util.sizeFromShape(shape) / c;
+    const invocations = Math.ceil(rows / ROWS_PER_INVOCATION) * (c / width);
     // Flat: the prelude calls main(globalIndex).
     super(
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
-      dispatch2D(Math.ceil(n / 64)),
-      `BatchNorm_${kind}_${extra}_${relu}_${width}`,
+      dispatch2D(Math.ceil(invocations / 64)),
+      `BatchNorm_${kind}_${extra}_${relu}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = kind === "apply"
-      ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
-      : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
+    this.variableNames = elementwiseInputs(kind, extra, relu);
   }
 
   getUserCode(): string {
     const t = vecType(this.components);
-    let body: string;
+    const read = operandRead(this.textures);
+    const at = (name: string) => read(name, "j");
+    const perColumn = (name: string) => read(name, "col");
+    let columnValues: string, body: string;
     if (this.kind === "apply") {
+      columnValues = `let meanC = ${perColumn("mean")};
+      let invStdC = ${perColumn("invStd")};
+      let weightC = ${perColumn("weight")};
+      let biasC = ${perColumn("bias")};`;
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
-      body = `var v = ((x[i] - mean[col]) * invStd[col]) * weight[col] + bias[col];
-      ${this.extra ? "v = v + residual[i];" : ""}
-      ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
-      result[i] = v;`;
+      body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
+        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        result[j] = v;`;
+    } else if (this.kind === "affine") {
+      columnValues = `let scaleC = ${perColumn("scale")};
+      let shiftC = ${perColumn("shift")};`;
+      // The ops' order: x·scale + shift, then + residual, then ReLU.
+      body = `var v = ${at("x")} * scaleC + shiftC;
+        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        result[j] = v;`;
+    } else if (this.kind === "reluGrad") {
+      columnValues = "";
+      body = `result[j] = select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0));`;
     } else {
-      const g = this.relu ? `select(${t}(0.0), dy[i], y[i] > ${t}(0.0))` : "dy[i]";
+      columnValues = `let invStdC = ${perColumn("invStd")};
+      let meanC = ${perColumn("mean")};
+      let sumG = ${perColumn("sums")} / uniforms.count;
+      let sumGXHat = ${read("sums", "uniforms.cc + col")} / uniforms.count;
+      let scale = ${perColumn("weight")} * invStdC;`;
+      const g = this.relu ? `select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0))` : at("dy");
       body = `let g = ${g};
-      let xHat = (x[i] - mean[col]) * invStd[col];
-      let sumG = sums[col] / uniforms.count;
-      let sumGXHat = sums[uniforms.cc + col] / uniforms.count;
-      result[i] = ((g - sumG) - xHat * sumGXHat) * (weight[col] * invStd[col]);`;
+        let xHat = (${at("x")} - meanC) * invStdC;
+        result[j] = ((g - sumG) - xHat * sumGXHat) * scale;`;
+    }
+    const rows: string[] = [];
+    for (let k = 0; k < ROWS_PER_INVOCATION; k++) {
+      // Past the last row: redo the last one (same value, same place) rather than return.
+      rows.push(`{
+        let j = min(first + ${k}, lastRow) * uniforms.cc + col;
+        ${body}
+      }`);
     }
     return `
-    fn main(i : i32) {
-      if (i >= uniforms.n) { return; }
+    ${flatMain(this.textures, 64)}
       let col = i % uniforms.cc;
-      ${body}
+      let first = (i / uniforms.cc) * ${ROWS_PER_INVOCATION};
+      let lastRow = uniforms.n / uniforms.cc - 1;
+      ${columnValues}
+      ${rows.join("\n      ")}
     }`;
   }
 }
 
 type Inputs = Record<string, tf.TensorInfo | undefined>;
+
+/**
+ * Whether a kernel over `x` reads its inputs from textures: vec4 columns, large enough to repay
+ * the copies, and every input fits.
+ */
+function useTextures(
+  x: tf.TensorInfo,
+  width: number,
+  inputs: tf.TensorInfo[],
+  backend: WebGPUBackend,
+) {
+  return width === 4 && tf.util.sizeFromShape(x.shape) >= MIN_TEXTURE_FLOATS &&
+    texturesFit(backend, inputs);
+}
+
+/** The shared texture slots of `inputs`: full-size ones (x's size) and per-channel vectors. */
+function slotsOf(x: tf.TensorInfo, inputs: tf.TensorInfo[]): string[] {
+  const size = tf.util.sizeFromShape(x.shape);
+  return sharedSlots(
+    inputs.map((t) => tf.util.sizeFromShape(t.shape) === size ? "large" : "small"),
+  );
+}
 
 /** Σ-over-rows kernels: variance ([C]) and gradSums ([2, C]). */
 function blockSums(
@@ -158,24 +265,35 @@ function blockSums(
   const width = widthFor(c);
   const rows = tf.util.sizeFromShape(x.shape) / c;
   const blocks = Math.max(1, Math.ceil(rows / ROWS_PER_BLOCK));
-  const program = new BlockSumsProgram(kind, relu, blocks, c, width);
-  const partial = backend.runWebGPUProgram(
+  const operands = blockSumsInputs(kind, relu).map((name) => inputs[name]!);
+  const textures = useTextures(x, width, operands, backend);
+  const program = new BlockSumsProgram(kind, relu, blocks, c, width, textures);
+  // The variance is a mean; the gradient sums are sums. With one block there is no second pass.
+  const divisor = kind === "variance" ? rows : 1;
+  const partial = runWithOperands(
+    backend,
     program,
-    program.variableNames.map((name) => inputs[name]!),
-    "float32",
-    ROWS_UNIFORMS.data({ cc: c / width, rows, rowsPerBlock: ROWS_PER_BLOCK }),
+    operands,
+    ROWS_UNIFORMS.data({
+      cc: c / width,
+      rows,
+      rowsPerBlock: ROWS_PER_BLOCK,
+      divisor: blocks === 1 ? divisor : 1,
+    }),
+    textures,
+    slotsOf(x, operands),
   );
+  if (blocks === 1) return partial;
   const outputs = kind === "variance" ? 1 : 2;
-  const finish = new ChannelFinishProgram(kind === "variance" ? [c] : [2, c], outputs * c, width);
-  const out = backend.runWebGPUProgram(
+  const finishTextures = textures && texturesFit(backend, [partial]);
+  const finish = new ChannelFinishProgram(statsShape(kind, c), outputs * c, width, finishTextures);
+  const out = runWithOperands(
+    backend,
     finish,
     [partial],
-    "float32",
-    FINISH_UNIFORMS.data({
-      c4: outputs * c / width,
-      blocks,
-      divisor: kind === "variance" ? rows : 1,
-    }),
+    FINISH_UNIFORMS.data({ c4: outputs * c / width, blocks, divisor }),
+    finishTextures,
+    PARTIAL_SLOT,
   );
   backend.disposeData(partial.dataId);
   return out;
@@ -191,10 +309,14 @@ export const batchNormKernels = {
     elementwise("apply", inputs, relu, 0, backend),
   gradInput: (inputs: Inputs, relu: boolean, count: number, backend: WebGPUBackend) =>
     elementwise("gradInput", inputs, relu, count, backend),
+  affine: (inputs: Inputs, relu: boolean, backend: WebGPUBackend): tf.TensorInfo =>
+    elementwise("affine", inputs, relu, 0, backend),
+  reluGrad: (inputs: Inputs, backend: WebGPUBackend): tf.TensorInfo =>
+    elementwise("reluGrad", { ...inputs, x: inputs.dy }, true, 0, backend),
 };
 
 function elementwise(
-  kind: "apply" | "gradInput",
+  kind: ElementwiseKind,
   inputs: Inputs,
   relu: boolean,
   count: number,
@@ -204,11 +326,16 @@ function elementwise(
   const c = x.shape[x.shape.length - 1];
   const width = widthFor(c);
   const n = tf.util.sizeFromShape(x.shape) / width;
-  const program = new ElementwiseProgram(kind, inputs.residual !== undefined, relu, x.shape, width);
-  return backend.runWebGPUProgram(
+  const extra = inputs.residual !== undefined;
+  const operands = elementwiseInputs(kind, extra, relu).map((name) => inputs[name]!);
+  const textures = useTextures(x, width, operands, backend);
+  const program = new ElementwiseProgram(kind, extra, relu, x.shape, width, textures);
+  return runWithOperands(
+    backend,
     program,
-    program.variableNames.map((name) => inputs[name]!),
-    "float32",
+    operands,
     FLAT_UNIFORMS.data({ cc: c / width, n, count }),
+    textures,
+    slotsOf(x, operands),
   );
 }

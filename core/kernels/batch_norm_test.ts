@@ -30,8 +30,18 @@ async function bnStep(shape: number[], residual: boolean): Promise<Float32Array[
   return data;
 }
 
-// 288 rows: more than one block of the channel sums. 8 channels: vec4 columns; 3: scalar ones.
-for (const shape of [[2, 12, 12, 8], [2, 12, 12, 3]]) {
+// 8 channels: vec4 columns; 3: scalar ones. Up to ROWS_PER_BLOCK rows ([4,4,4,8]): one block of
+// the channel sums (no second pass); more: several. ≥ MIN_TEXTURE_FLOATS with vec4 columns: read
+// from textures ([2,24,24,8], [2,16,16,16]); else from buffers.
+const SHAPES = [
+  [2, 12, 12, 8],
+  [2, 24, 24, 3],
+  [2, 12, 12, 3],
+  [2, 24, 24, 8],
+  [2, 16, 16, 16],
+  [4, 4, 4, 8],
+];
+for (const shape of SHAPES) {
   for (const residual of [false, true]) {
     Deno.test(`fused BatchNorm kernels match tfjs ops: ${shape}, residual ${residual}`, async () => {
       await useWebGPU();
@@ -40,6 +50,39 @@ for (const shape of [[2, 12, 12, 8], [2, 12, 12, 3]]) {
       try {
         const ops = await bnStep(shape, residual);
         for (let i = 0; i < ops.length; i++) assertClose(fast[i], ops[i], 1e-5);
+      } finally {
+        registerFastKernels();
+      }
+    });
+  }
+}
+
+/** Eval-mode BatchNorm (running statistics) + residual → ReLU. */
+async function bnEval(shape: number[], residual: boolean): Promise<Float32Array> {
+  const c = shape[3];
+  const bn = {
+    weight: tf.variable(tf.tensor(hostInput([c], 4).data)),
+    bias: tf.variable(tf.tensor(hostInput([c], 5).data)),
+    runningMean: tf.variable(tf.tensor(hostInput([c], 6).data), false),
+    runningVar: tf.variable(tf.add(tf.tensor(hostInput([c], 7).data), 1.5), false),
+  };
+  const x = tf.tensor4d(hostInput(shape, 1).data, shape as [number, number, number, number]);
+  const res = tf.tensor4d(hostInput(shape, 2).data, shape as [number, number, number, number]);
+  const y = batchNorm(x, bn, "eval", { residual: residual ? res : undefined, relu: true });
+  const data = await y.data() as Float32Array;
+  tf.dispose([x, res, y, ...Object.values(bn)]);
+  return data;
+}
+
+// [2,16,16,16]: textures; [2,6,6,8]: buffers; 3 channels: scalar columns.
+for (const shape of [[2, 16, 16, 16], [2, 6, 6, 8], [2, 6, 6, 3]]) {
+  for (const residual of [false, true]) {
+    Deno.test(`eval BatchNorm kernel matches tfjs ops: ${shape}, residual ${residual}`, async () => {
+      await useWebGPU();
+      const fast = await bnEval(shape, residual);
+      unregisterFastKernels();
+      try {
+        assertClose(fast, await bnEval(shape, residual), 1e-6);
       } finally {
         registerFastKernels();
       }

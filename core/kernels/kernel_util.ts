@@ -67,6 +67,24 @@ export function dispatch2D(groups: number): [number, number, number] {
 export const LINEAR_GROUP_WGSL = "i32(workgroupId.y * numWorkgroups.x + workgroupId.x)";
 
 /**
+ * WGSL for the start of a flat kernel's `main`, binding `i` to the invocation's flat index in a
+ * {@linkcode dispatch2D} dispatch of `[size, 1, 1]` workgroups. tfjs's prelude passes the index
+ * of a flat layout to `main(i)`; the texture-operand prelude calls `main()`, so the shader
+ * computes it.
+ *
+ * @example
+ * ```ts
+ * import { flatMain } from "./kernel_util.ts";
+ * flatMain(false, 64); // "fn main(i : i32) {"
+ * ```
+ */
+export function flatMain(textures: boolean, size: number): string {
+  return textures
+    ? `fn main() { let i = ${LINEAR_GROUP_WGSL} * ${size} + i32(localId.x);`
+    : "fn main(i : i32) {";
+}
+
+/**
  * WGSL for "every one of these booleans", written `(a) & (b) & …` rather than `a && b && …`.
  *
  * Why: WGSL's `&&` and `||` short-circuit, so Tint compiles each one into a branch. A register

@@ -31,6 +31,8 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
 import { BATCH_NORM_KERNELS } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
+import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
+import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -111,6 +113,10 @@ const FAST: Record<string, Fast> = {
     batchNormKernels.apply(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradSums]: ({ inputs, attrs, backend }) =>
     batchNormKernels.gradSums(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.affine]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.affine(inputs, Boolean(attrs?.relu), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.reluGrad]: ({ inputs, backend }) =>
+    batchNormKernels.reluGrad(inputs, backend as WebGPUBackend),
   [BATCH_NORM_KERNELS.gradInput]: ({ inputs, attrs, backend }) =>
     batchNormKernels.gradInput(
       inputs,
@@ -118,6 +124,14 @@ const FAST: Record<string, Fast> = {
       Number(attrs?.count),
       backend as WebGPUBackend,
     ),
+  MaxPool: ({ inputs, attrs, backend }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    return maxPool(x, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
+  },
+  MaxPoolGrad: ({ inputs, attrs, backend }) => {
+    const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+    return maxPoolGrad(dy, input, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
+  },
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -159,7 +173,12 @@ function broadcastWithoutBarrier(name: string): Fast {
     return out;
   };
 }
-for (const name of BROADCAST_KERNELS) FAST[name] = broadcastWithoutBarrier(name);
+for (const name of BROADCAST_KERNELS) {
+  const broadcast = broadcastWithoutBarrier(name);
+  FAST[name] = isSameShapeOp(name)
+    ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? broadcast(args)
+    : broadcast;
+}
 
 /** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
 export const FAST_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
@@ -192,9 +211,10 @@ const ours = new Map<string, tf.KernelFunc>();
  * Replaces webgpu's `Conv2DBackpropFilter` (20–45× faster on llvmpipe), `Conv2D` (2–19×) and
  * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.3–1.45× more at 64 px) with implicit-GEMM kernels
  * (operands read from textures, another 1.3–7× on llvmpipe, see texture_operands.ts),
- * `Sum`/`Mean` over all axes but
- * the last (BatchNorm's statistics) with a reduction that needs no transpose, and has the
- * broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
+ * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
+ * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
+ * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
+ * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.
  */

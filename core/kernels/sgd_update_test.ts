@@ -2,10 +2,18 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertClose, hostInput, runOnWebGPU, useWebGPU } from "./kernel_test_util.ts";
 import { SGD_UPDATE_KERNEL } from "./sgd_update.ts";
 
-for (const weightDecay of [0, 1e-3]) {
-  Deno.test(`${SGD_UPDATE_KERNEL} equals p - lr·(g + wd·p) as cpu ops, wd ${weightDecay}`, async () => {
+// [3,3,32,32]: 9,216 floats, read from textures (≥ MIN_TEXTURE_FLOATS); [3,3,8,16] from buffers.
+for (
+  const [weightDecay, shape] of [[0, [3, 3, 8, 16]], [1e-3, [3, 3, 8, 16]], [1e-3, [
+    3,
+    3,
+    32,
+    32,
+  ]]] as const
+) {
+  Deno.test(`${SGD_UPDATE_KERNEL} equals p - lr·(g + wd·p) as cpu ops, wd ${weightDecay}, [${shape}]`, async () => {
     await useWebGPU();
-    const inputs = { param: hostInput([3, 3, 8, 16], 1), grad: hostInput([3, 3, 8, 16], 2) };
+    const inputs = { param: hostInput([...shape], 1), grad: hostInput([...shape], 2) };
     const lr = 0.05;
     const got = await runOnWebGPU(SGD_UPDATE_KERNEL, inputs, { lr, weightDecay });
     await tf.setBackend("cpu");
