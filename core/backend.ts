@@ -91,7 +91,11 @@ export class NoWebGPUError extends Error {
   override name = "NoWebGPUError";
 }
 
-/** The device limits tfjs-webgpu itself requests from an adapter: the adapter's maxima. */
+/**
+ * The device limits requested at the adapter's maxima: those tfjs-webgpu itself requests, plus
+ * the texture bindings per stage that webtune's texture-operand kernels use (core WebGPU's
+ * default of 4 storage textures would leave the 5–7-input BatchNorm kernels on sampled ones).
+ */
 const LIMITS_TO_MAXIMISE = [
   "maxComputeWorkgroupStorageSize",
   "maxComputeWorkgroupsPerDimension",
@@ -102,6 +106,8 @@ const LIMITS_TO_MAXIMISE = [
   "maxComputeWorkgroupSizeZ",
   "maxComputeInvocationsPerWorkgroup",
   "maxStorageBuffersPerShaderStage",
+  "maxStorageTexturesPerShaderStage",
+  "maxSampledTexturesPerShaderStage",
 ] as const;
 
 const NO_ADAPTER_HELP =

@@ -15,6 +15,7 @@ import {
   MIN_TEXTURE_FLOATS,
   runWithTextureOperands,
   sharedSlots,
+  textureKindFor,
   texturesFit,
 } from "./texture_operands.ts";
 
@@ -74,7 +75,7 @@ export function sameShapeBinary(
     program,
     [a, b],
     UNIFORMS.data({ n4: size / 4 }),
-    "sampled",
+    textureKindFor(true),
     SLOTS,
   );
 }

@@ -329,8 +329,9 @@ function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string)
 
 /**
  * Like `backend.runWebGPUProgram(program, inputs, "float32", uniforms)`, with the inputs read
- * from textures of `kind` (the program's WGSL uses `ld_name`, see {@linkcode operandRead}; callers
- * check {@linkcode storageTexturesReadable} before asking for `storage`). Honours
+ * from textures of the `asked` kind (the program's WGSL uses `ld_name`, see
+ * {@linkcode operandRead}; callers check {@linkcode storageTexturesReadable} before asking for
+ * `storage`; programs with more inputs than the device allows storage textures get `sampled`). Honours
  * `WEBGPU_ENGINE_COMPILE_ONLY` (compile asynchronously into the backend's pipeline cache, record
  * nothing), the deferred-submit batch size and `tf.time`'s timers as tfjs does.
  *
@@ -344,10 +345,16 @@ export function runWithTextureOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
-  kind: TextureKind = "sampled",
+  asked: TextureKind = "sampled",
   slots?: readonly string[],
 ): tf.TensorInfo {
   const be = backend as unknown as BackendInternals;
+  // Read-only storage textures count against maxStorageTexturesPerShaderStage (4 in core
+  // WebGPU); past it the pipeline is invalid and every dispatch in its submit silently skipped.
+  const kind = asked === "storage" &&
+      inputs.length > be.device.limits.maxStorageTexturesPerShaderStage
+    ? "sampled"
+    : asked;
   const output = backend.makeTensorInfo(program.outputShape, "float32");
   be.uploadToGPU(output.dataId);
   const textureKey = kind === "storage" ? "storage_textures" : "textures";
@@ -458,7 +465,7 @@ export function runWithOperands(
   slots?: readonly string[],
 ): tf.TensorInfo {
   return textures
-    ? runWithTextureOperands(backend, program, inputs, uniforms, "sampled", slots)
+    ? runWithTextureOperands(backend, program, inputs, uniforms, textureKindFor(true), slots)
     : backend.runWebGPUProgram(program, inputs, "float32", uniforms);
 }
 
