@@ -29,6 +29,7 @@ import {
   operandTextureBytes,
   registerFastKernels,
   setKernelMode,
+  textureDispatchCount,
   tunePendingKernels,
   unregisterFastKernels,
 } from "@webtune/core/kernels";
@@ -166,7 +167,8 @@ async function countDispatches(f: () => Promise<unknown>): Promise<number> {
   }
   const backend = tf.backend() as WebGPUBackend;
   const original = backend.runWebGPUProgram;
-  let count = 0;
+  // webtune's texture-operand kernels dispatch without runWebGPUProgram; they count themselves.
+  let count = -textureDispatchCount();
   backend.runWebGPUProgram = function (this: WebGPUBackend, ...args) {
     count++;
     return original.apply(this, args);
@@ -176,7 +178,7 @@ async function countDispatches(f: () => Promise<unknown>): Promise<number> {
   } finally {
     backend.runWebGPUProgram = original;
   }
-  return count;
+  return count + textureDispatchCount();
 }
 
 async function benchSize(

@@ -424,6 +424,7 @@ export function runWithTextureOperands(
   const [x, y, z] = program.dispatch;
   be.computePassEncoder.dispatchWorkgroups(x, y, z);
   be.dispatchCountInPass++;
+  textureDispatches++;
   if (
     timed || tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number <= be.dispatchCountInPass
   ) {
@@ -432,6 +433,23 @@ export function runWithTextureOperands(
     else be.submitQueue();
   }
   return output;
+}
+
+let textureDispatches = 0;
+
+/**
+ * How many programs {@linkcode runWithTextureOperands} has dispatched in this process: they
+ * bypass `backend.runWebGPUProgram`, where tfjs's own dispatches can be counted.
+ *
+ * @example
+ * ```ts
+ * const before = textureDispatchCount();
+ * // … run a step …
+ * console.log(textureDispatchCount() - before, "texture-operand dispatches");
+ * ```
+ */
+export function textureDispatchCount(): number {
+  return textureDispatches;
 }
 
 /**

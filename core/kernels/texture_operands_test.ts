@@ -7,6 +7,7 @@ import {
   operandTextureBytes,
   storageTexturesReadable,
   TEXTURE_WIDTH,
+  textureDispatchCount,
   textureKindFor,
   texturePrelude,
   texturesFit,
@@ -31,10 +32,11 @@ Deno.test("texturesFit wants vec4-sized tensors within the device's texture heig
   assert(!texturesFit(backend, [info([maxRows + 1, TEXTURE_WIDTH, 4])]), "one row too many");
 });
 
-Deno.test("operandTextureBytes counts the pooled operand textures a texture conv grew", async () => {
+Deno.test("operandTextureBytes counts the operand textures a texture conv grew, textureDispatchCount its dispatch", async () => {
   await useWebGPU();
   const backend = tf.backend() as WebGPUBackend;
   const before = operandTextureBytes(backend);
+  const dispatchesBefore = textureDispatchCount();
   const x = tf.ones([2, 8, 8, 64]);
   const w = tf.ones([3, 3, 64, 64]);
   const attrs = { strides: 1, pad: 1, dataFormat: "NHWC" } as const;
@@ -43,6 +45,7 @@ Deno.test("operandTextureBytes counts the pooled operand textures a texture conv
   // Two fresh slots, TEXTURE_WIDTH texels of 16 bytes per row, power-of-two rows: x's 2,048
   // texels take 1 row, w's 9,216 texels 3 rows → 4.
   assertEquals(operandTextureBytes(backend) - before, (1 + 4) * TEXTURE_WIDTH * 16);
+  assertEquals(textureDispatchCount() - dispatchesBefore, 1, "one conv, one dispatch");
   tf.dispose([x, w]);
 });
 
