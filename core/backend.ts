@@ -22,6 +22,7 @@ import {
   type KernelChoiceStore,
   registerFastKernels,
 } from "./kernels/mod.ts";
+import { watchDeviceErrors } from "./device_errors.ts";
 
 /** The tfjs backends webtune can train on. */
 export type BackendName = "webgpu" | "cpu" | "webgl";
@@ -195,6 +196,7 @@ async function createBackend(
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  watchDeviceErrors(device);
 
   // Replace the factory tfjs-webgpu registers on import with one that uses our device.
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");

@@ -97,4 +97,5 @@ export { Sgd } from "./sgd.ts";
 export { savedEpoch } from "./best_epoch.ts";
 export { type Optimizer } from "./optimizer.ts";
 export { DivergedError, type TrainResult } from "./train.ts";
+export { DeviceError } from "./device_errors.ts";
 export { trainStep } from "./train_step.ts";

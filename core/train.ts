@@ -7,6 +7,7 @@ import type { TrainingRecipe } from "./recipe.ts";
 import { trainOnHostBatch } from "./micro_batch.ts";
 import type { BnMode } from "./train_step.ts";
 import { tunePendingKernels } from "./kernels/mod.ts";
+import { throwIfBackendDeviceError } from "./device_errors.ts";
 
 /**
  * Training produced a non-finite loss. The model's weights are no longer trustworthy: callers
@@ -119,6 +120,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       lrs.push(lr);
       const step = await trainOnHostBatch(model, host, optimizer, stepOptions);
       host.release?.();
+      // A WebGPU validation error drops its work without throwing (see device_errors.ts).
+      throwIfBackendDeviceError();
       if (!Number.isFinite(step.lossSum)) {
         throw new DivergedError(epoch, batchIndex + 1, lr);
       }
@@ -149,6 +152,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const { accuracy } = await evaluate(model, options.testBatches(), {
       microBatch: options.microBatch,
     });
+    throwIfBackendDeviceError();
     trainMs += epochTrainMs;
     trainedExamples += examples;
     const metrics: EpochMetrics = {

@@ -6,6 +6,8 @@ import { buildParamGroups } from "./param_groups.ts";
 import { Sgd } from "./sgd.ts";
 import { iterate, lcg, separableBatches, TinyModel } from "./test_util.ts";
 import { DivergedError, train } from "./train.ts";
+import { DeviceError } from "./device_errors.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 await setupBackend();
 
@@ -107,5 +109,44 @@ Deno.test("train: a non-finite loss stops the run with the epoch, batch and lear
   assertGreater(error.batch, 1); // the first batch's loss is finite; its step is what blows up
   assertEquals(error.lr, 1e308);
   assertEquals(epochsDone, []);
+  model.dispose();
+});
+
+Deno.test("train: a WebGPU error the device reported stops the run instead of training on", async () => {
+  if (tf.getBackend() !== "webgpu") throw new Error("this test needs WebGPU (mesa-vulkan-drivers)");
+  const device = (tf.backend() as WebGPUBackend).device;
+  const model = new TinyModel(2, lcg(4));
+  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 0.1 }));
+  const trainSet = separableBatches(16, 4);
+  let stepsStarted = 0;
+  async function* batchesWithAGpuError() {
+    for (const batch of trainSet) {
+      if (stepsStarted++ === 1) {
+        // As an invalid pipeline would: an error no scope catches, reported asynchronously.
+        const reported = new Promise((resolve) =>
+          device.addEventListener("uncapturederror", resolve, { once: true })
+        );
+        device.createBuffer({ size: 16, usage: 0 });
+        await reported;
+      }
+      yield batch;
+    }
+  }
+  await assertRejects(
+    () =>
+      train({
+        model,
+        optimizer: sgd,
+        epochs: 2,
+        trainBatches: batchesWithAGpuError,
+        testBatches: () => iterate(trainSet),
+        batchesPerEpoch: 4,
+        trainExamples: 16,
+        testExamples: 16,
+      }),
+    DeviceError,
+    "the GPU rejected work",
+  );
+  assertEquals(stepsStarted, 2, "stopped after the step during which the error came");
   model.dispose();
 });
