@@ -50,33 +50,39 @@ export interface DerInputFmaTile {
   tc: number;
 }
 
-/** The tile the support check is made against (the narrowest). */
-export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 32, tc: 2 };
-
-const WIDE_TILE: DerInputFmaTile = { tm: 32, tc: 4 };
-
 /**
- * The tile for `cin` input channels and stride `stride`, measured on llvmpipe with
- * `cli/bench_dx.ts --cpu` (batch 16, 64 px, ResNet-18's dX shapes, CPU time of the candidates
- * interleaved in one process, four runs on a loaded machine). tm 32 × tc 4 vs 32 × 2: 1.03–1.33×
- * on the stride-1 convs with Cin 256 and 512, 0.85–1.15× on Cin 128, 0.7–1.0× on the strided
- * ones, 0.46–0.57× on Cin 64 (half of the WG lanes idle). tm 48 × tc 4, 64 × 2, 24 × 8 and
- * 16 × 8 lost on most shapes, as did 16 × 4 and 32 × 4 with 4 invocations on Cin and 2 on
- * positions (Cin 64), and a sliding-window stride-1 kernel that fetches each dy texel once for
- * all 3 filter columns (0.7–1.15×: its window and filter columns spill).
+ * The tile of every dX shape (and the one the support check is made against), measured on
+ * llvmpipe with `cli/bench_dx.ts --cpu` (batch 16, ResNet-18's dX shapes, CPU time of the
+ * candidates interleaved in one process), with read-only storage-texture operands: tm 16 × tc 2
+ * vs the former 32 × 2 (32 × 4 on stride-1 convs with Cin ≥ 256): a 64 px step's dX 437 → 388 ms
+ * (1.0–1.9× per shape), 224 px 5086 → 4182 ms (layer1 1.22×, layer2 1.26×, layer3 1.35×,
+ * layer4 1.06×); 16 × 4 and 8 × 2 lost at 224 px (6482, 4729 ms), 16 × 1 won at 64 px (363 ms)
+ * but only on the small maps. With sampled textures (before storage ones) 32 × 2 had won: a
+ * texel fetch was a call that spilled the accumulators, so more FMAs per fetch paid; inlined
+ * loads make the spills of a big tile the cost.
+ * tm 32 × tc 4 vs 32 × 2 with sampled textures (64 px): 1.03–1.33× on the stride-1 convs with Cin
+ * 256 and 512, 0.85–1.15× on Cin 128, 0.7–1.0× on the strided ones, 0.46–0.57× on Cin 64 (half
+ * of the WG lanes idle). tm 48 × tc 4, 64 × 2, 24 × 8 and 16 × 8 lost on most shapes, as did
+ * 16 × 4 and 32 × 4 with 4 invocations on Cin and 2 on positions (Cin 64), and a sliding-window
+ * stride-1 kernel that fetches each dy texel once for all 3 filter columns (0.7–1.15×: its
+ * window and filter columns spill).
  * Why it saturates: with the loads replaced by constants the kernel ran 7–10× faster, with only
  * dy's loads replaced 3.4–4.5×: texel fetches (TM of dy and 4·TC of W per 4·TM·TC FMAs) and the
  * spills of their values and of the accumulators set the speed.
+ */
+export const DER_INPUT_FMA_TILE: DerInputFmaTile = { tm: 16, tc: 2 };
+
+/**
+ * The tile {@linkcode conv2DBackpropInputFma} uses by default: {@linkcode DER_INPUT_FMA_TILE}
+ * for every shape (a function, as the variant table's tile choosers are).
  *
  * @example
  * ```ts
- * derInputFmaTile(64, 1); // { tm: 32, tc: 2 }
- * derInputFmaTile(256, 1); // { tm: 32, tc: 4 }
- * derInputFmaTile(256, 2); // { tm: 32, tc: 2 }
+ * derInputFmaTile(); // { tm: 16, tc: 2 }
  * ```
  */
-export function derInputFmaTile(cin: number, stride: number): DerInputFmaTile {
-  return cin >= 8 * 4 * WG && stride === 1 ? WIDE_TILE : DER_INPUT_FMA_TILE;
+export function derInputFmaTile(): DerInputFmaTile {
+  return DER_INPUT_FMA_TILE;
 }
 
 const UNIFORMS = uniformBlock({
@@ -268,7 +274,7 @@ export function conv2DBackpropInputFma(
   );
   const [kh, kw, cin, cout] = filter.shape;
   const sh = info.strideHeight, sw = info.strideWidth;
-  tile ??= derInputFmaTile(cin, Math.max(sh, sw));
+  tile ??= derInputFmaTile();
   const subH = Math.ceil(info.inHeight / sh), subW = Math.ceil(info.inWidth / sw);
   // Each sub-pixel's positions, padded to whole tiles (see the program).
   const perPar = Math.ceil(info.batchSize * subH * subW / tile.tm) * tile.tm;

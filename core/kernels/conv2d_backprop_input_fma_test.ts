@@ -29,7 +29,7 @@ function fmaDerInput(textures: boolean | TextureKind, tile?: DerInputFmaTile) {
     withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
       const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
       const a = attrs as Conv2DBackpropInputAttrs;
-      const t = tile ?? derInputFmaTile(filter.shape[2], Math.max(...(a.strides as number[])));
+      const t = tile ?? derInputFmaTile();
       if (!derInputFmaSupports(dy, filter, a) || filter.shape[2] / 4 < t.tc) return null;
       return conv2DBackpropInputFma(dy, filter, a, backend as WebGPUBackend, t, textures);
     }, f);

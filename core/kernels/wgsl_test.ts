@@ -113,7 +113,7 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
         filter,
         attrs,
         backend,
-        derInputFmaTile(8, stride),
+        derInputFmaTile(),
         textures,
       ));
     }
