@@ -26,12 +26,21 @@ const FLAGS = [
 ];
 
 /**
+ * Pinned kernels: `--kernels auto` (the default) chooses each conv shape's variant by timing, per
+ * process, and variants may round differently (dX's FMA form sums in another order than its
+ * dot-product form), so bit-identical runs need `fast` (or `stock`), as PyTorch's need
+ * `cudnn.benchmark` off.
+ */
+const PINNED = ["--kernels", "fast"];
+
+/**
  * Runs `command` with `flags` once whole and once interrupted after epoch `afterEpoch` (default
  * 1) then resumed, and checks that both end with the same metrics and weights.
  */
 async function resumeEqualsUninterrupted(command: string, flags: string[], afterEpoch = 1) {
   const whole = await Deno.makeTempDir({ prefix: "webtune-whole-" });
   const cut = await Deno.makeTempDir({ prefix: "webtune-cut-" });
+  flags = [...flags, ...PINNED];
   const uninterrupted = await cli(command, [...flags, "--out", whole]);
   assertEquals(uninterrupted.code, 0, uninterrupted.stderr);
 
@@ -48,7 +57,7 @@ async function resumeEqualsUninterrupted(command: string, flags: string[], after
   assertEquals(state.completed_epochs >= afterEpoch, true);
   assertEquals(state.completed_epochs <= afterEpoch + 1, true);
 
-  const resumed = await cli(command, ["--resume", cut, "--json"]);
+  const resumed = await cli(command, ["--resume", cut, ...PINNED, "--json"]);
   assertEquals(resumed.code, 0, resumed.stderr);
 
   const a = JSON.parse(await Deno.readTextFile(`${whole}/metrics.json`)).epochs;
