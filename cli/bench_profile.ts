@@ -4,8 +4,9 @@
  * WebGPU on a software adapter has no timestamp queries, and tfjs submits a step's dispatches in
  * batches, so a kernel's own time cannot be read off a real step. Instead one step's top-level
  * kernel calls (name, input shapes, attributes) are recorded, and each distinct call is replayed
- * alone on fresh inputs of the same shapes: `runs` back-to-back calls, then one wait for the
- * device, minus the time of an empty wait. Multiplied by how often the step made the call and
+ * alone on fresh inputs of the same shapes: 1 + `runs` back-to-back calls and a readback of the
+ * last output, minus 1 call and a readback, divided by `runs` (the readback's fixed cost, ~12 ms
+ * on llvmpipe, cancels). Multiplied by how often the step made the call and
  * summed per family, this is the step's cost per family (it leaves out what runs between kernels:
  * tfjs's bookkeeping and the JavaScript of the step).
  *

@@ -35,13 +35,7 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
-import {
-  operandRead,
-  runWithTextureOperands,
-  type TextureKind,
-  textureKindFor,
-  texturesFit,
-} from "./texture_operands.ts";
+import { operandRead, runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /** Register tile of one invocation: output positions × vec4s of output channels. */
 export interface ConvTile {
@@ -336,13 +330,9 @@ export function conv2DGemm(
     groupsCo,
     groups,
   });
-  const kind = textures !== false && texturesFit(backend, [xIn, wIn])
-    ? textureKindFor(textures)
-    : null;
-  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile, kind !== null);
-  const out = kind !== null
-    ? runWithTextureOperands(backend, program, [xIn, wIn], uniforms, kind)
-    : backend.runWebGPUProgram(program, [xIn, wIn], "float32", uniforms);
+  const textured = textures !== false && texturesFit(backend, [xIn, wIn]);
+  const program = new Conv2DGemmProgram(info.outShape, groups, padded, tile, textured);
+  const out = runWithOperands(backend, program, [xIn, wIn], uniforms, textured && textures);
   disposeAll(backend, temps);
   return out;
 }

@@ -37,13 +37,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { allOf, disposeAll, runKernel, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
-import {
-  operandRead,
-  runWithTextureOperands,
-  type TextureKind,
-  textureKindFor,
-  texturesFit,
-} from "./texture_operands.ts";
+import { operandRead, runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /**
  * Register tile of one invocation: rows of K (a multiple of 4) × vec4 columns of Cout, and `tx`
@@ -434,13 +428,9 @@ export function conv2DBackpropFilterGemm(
     rowsPerSplit,
     totalRows,
   });
-  const kind = textures !== false && texturesFit(backend, [xIn, dy])
-    ? textureKindFor(textures)
-    : null;
-  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, kind !== null);
-  let out = kind !== null
-    ? runWithTextureOperands(backend, program, [xIn, dy], uniforms, kind)
-    : backend.runWebGPUProgram(program, [xIn, dy], "float32", uniforms);
+  const textured = textures !== false && texturesFit(backend, [xIn, dy]);
+  const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, textured);
+  let out = runWithOperands(backend, program, [xIn, dy], uniforms, textured && textures);
   if (splits > 1) {
     disposables.push(out);
     const sum = new SumSplitsProgram(kRows, cout);

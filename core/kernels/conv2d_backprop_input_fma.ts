@@ -35,13 +35,7 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
-import {
-  operandRead,
-  runWithTextureOperands,
-  type TextureKind,
-  textureKindFor,
-  texturesFit,
-} from "./texture_operands.ts";
+import { operandRead, runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 
 /** Register tile of one invocation: input positions × vec4s of input channels. */
@@ -297,11 +291,7 @@ export function conv2DBackpropInputFma(
     groupsCi,
     groups,
   });
-  const kind = textures !== false && texturesFit(backend, [dy, filter])
-    ? textureKindFor(textures)
-    : null;
-  const program = new Conv2DDerInputFmaProgram(info.inShape, groups, [sh, sw], tile, kind !== null);
-  return kind !== null
-    ? runWithTextureOperands(backend, program, [dy, filter], uniforms, kind)
-    : backend.runWebGPUProgram(program, [dy, filter], "float32", uniforms);
+  const textured = textures !== false && texturesFit(backend, [dy, filter]);
+  const program = new Conv2DDerInputFmaProgram(info.inShape, groups, [sh, sw], tile, textured);
+  return runWithOperands(backend, program, [dy, filter], uniforms, textured && textures);
 }

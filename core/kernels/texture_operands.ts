@@ -470,7 +470,8 @@ export function operandTextureBytes(backend: WebGPUBackend): number {
 
 /**
  * Runs `program` with its inputs in textures when `textures` (built for them, see
- * {@linkcode operandRead}), else as tfjs does, from storage buffers.
+ * {@linkcode operandRead}; `true`: the fastest kind this WebGPU allows, see
+ * {@linkcode textureKindFor}), else as tfjs does, from storage buffers.
  *
  * @returns a new float32 tensor of `program.outputShape`, owned by the caller.
  */
@@ -479,11 +480,11 @@ export function runWithOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
-  textures: boolean,
+  textures: boolean | TextureKind,
   slots?: readonly string[],
 ): tf.TensorInfo {
-  return textures
-    ? runWithTextureOperands(backend, program, inputs, uniforms, textureKindFor(true), slots)
+  return textures !== false
+    ? runWithTextureOperands(backend, program, inputs, uniforms, textureKindFor(textures), slots)
     : backend.runWebGPUProgram(program, inputs, "float32", uniforms);
 }
 

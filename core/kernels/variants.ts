@@ -168,29 +168,25 @@ function derInputVariant(
 
 function derInputFmaVariant(
   name: string,
-  tileOf: (cin: number, stride: number) => DerInputFmaTile,
+  tile: DerInputFmaTile,
   textures: boolean,
 ): KernelVariant {
   const parts = (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
-    const tile = tileOf(filter.shape[2], Math.max(...pair(attrs.strides)));
-    return { dy, filter, attrs, tile };
+    return { dy, filter, attrs };
   };
   return {
     name,
     supports: (args) => {
-      const { dy, filter, attrs, tile } = parts(args);
+      const { dy, filter, attrs } = parts(args);
       return derInputFmaSupports(dy, filter, attrs) && filter.shape[2] / 4 >= tile.tc;
     },
     run: (args) => {
-      const { dy, filter, attrs, tile } = parts(args);
+      const { dy, filter, attrs } = parts(args);
       return conv2DBackpropInputFma(dy, filter, attrs, backendOf(args), tile, textures);
     },
-    tile: (args) => {
-      const t = parts(args).tile;
-      return `${t.tm}x${t.tc}`;
-    },
+    tile: () => `${tile.tm}x${tile.tc}`,
   };
 }
 
@@ -263,7 +259,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       STOCK,
       // FMA form (conv2d_backprop_input_fma.ts): 1.3–1.45× the dot-product kernel on a 64 px
       // step's dX on llvmpipe (strided and small convs gain most), about even at 224 px.
-      derInputFmaVariant("texture-fma", derInputFmaTile, true),
+      derInputFmaVariant("texture-fma", derInputFmaTile(), true),
       derInputVariant("texture", (cin) => derInputTile(cin, true), true),
       derInputVariant("texture-small", () => SMALL_DER_INPUT, true),
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
