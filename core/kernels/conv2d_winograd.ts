@@ -1,0 +1,494 @@
+/**
+ * A Winograd F(2×2, 3×3) forward `Conv2D` for 3×3, stride-1 NHWC convs (ResNet's main convs).
+ *
+ * Why: on llvmpipe the direct conv kernels are bound by texel fetches, not arithmetic (see
+ * texture_operands.ts). Winograd's minimal filtering computes a 2×2 block of outputs from a 4×4
+ * input tile with 16 multiplies per (input, output) channel pair, where the direct conv needs
+ * 36: the GEMM stage does 2.25× less work, with the same loads per FMA. It is four passes:
+ *
+ * 1. filter transform, U = G g Gᵀ per (Cin, Cout): [3, 3, Cin, Cout] → [16, Cin, Cout];
+ * 2. input transform, V = Bᵀ d B per 4×4 input tile d (tiles overlap by 2, zero padding outside
+ *    the image): → [16, tiles, Cin];
+ * 3. 16 independent GEMMs, M[ξ] = V[ξ] · U[ξ] ([tiles, Cin] × [Cin, Cout]), register-blocked
+ *    like conv2d.ts's implicit GEMM (tm tiles × tc vec4s of Cout per invocation, operands read
+ *    from textures);
+ * 4. output transform, y = Aᵀ M A per tile: the 2×2 outputs, written to NHWC (the last row or
+ *    column of tiles is partial for odd output sizes).
+ *
+ * The matrices are the standard ones (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+ * Networks", 2015); their coefficients (0, ±1, ±½) are exact in float32, so the only rounding
+ * is in the sums. It still rounds differently from the direct conv: see conv2d_winograd_test.ts
+ * for the measured error against a float64 reference.
+ *
+ * Operands are always read from textures (the variant is not offered where they do not fit).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  dispatch2D,
+  disposeAll,
+  flatMain,
+  LINEAR_GROUP_WGSL,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
+} from "./kernel_util.ts";
+import type { Conv2DAttrs, ConvTile } from "./conv2d.ts";
+import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
+
+/** Winograd components: a 4×4 transformed tile. */
+const XI = 16;
+/** Invocations per workgroup of the transform passes (memory-bound, flat). */
+const FLAT_WG = 64;
+
+/**
+ * The GEMM stage's register tile for `cout` output channels: tm tiles × tc vec4s of Cout, the
+ * same shapes as the direct conv's texture tiles (conv2d.ts's conv2DTextureTile).
+ *
+ * @example
+ * ```ts
+ * winogradTile(64); // { tm: 8, tc: 2 }
+ * ```
+ */
+export function winogradTile(cout: number): ConvTile {
+  return cout >= 4 * 4 * WG ? { tm: 16, tc: 4 } : { tm: 8, tc: 2 };
+}
+
+/** The problem sizes every pass needs. */
+interface Geometry {
+  n: number;
+  inH: number;
+  inW: number;
+  outH: number;
+  outW: number;
+  padTop: number;
+  padLeft: number;
+  cin: number;
+  cout: number;
+  tilesH: number;
+  tilesW: number;
+  /** Tiles in all: n · tilesH · tilesW. */
+  tiles: number;
+}
+
+function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): Geometry {
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const tilesH = Math.ceil(info.outHeight / 2), tilesW = Math.ceil(info.outWidth / 2);
+  return {
+    n: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    cin: info.inChannels,
+    cout: info.outChannels,
+    tilesH,
+    tilesW,
+    tiles: info.batchSize * tilesH * tilesW,
+  };
+}
+
+/** Whether {@linkcode conv2DWinograd} handles these inputs: 3×3, stride 1, no dilation, NHWC, float32, Cin and Cout multiples of 4. */
+export function conv2DWinogradSupports(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+): boolean {
+  const pair = (v: number | [number, number] | undefined) =>
+    typeof v === "number" || v === undefined ? [v ?? 1, v ?? 1] : v;
+  const [sh, sw] = pair(attrs.strides);
+  const [dh, dw] = pair(attrs.dilations);
+  return (attrs.dataFormat ?? "NHWC") === "NHWC" && x.dtype === "float32" &&
+    filter.dtype === "float32" && x.shape.length === 4 && filter.shape[0] === 3 &&
+    filter.shape[1] === 3 && filter.shape[2] % 4 === 0 && filter.shape[3] % 4 === 0 &&
+    filter.shape[3] >= 4 * winogradTile(filter.shape[3]).tc && sh === 1 && sw === 1 &&
+    dh === 1 && dw === 1;
+}
+
+const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
+
+/** U = G g Gᵀ, one invocation per (ci, vec4 of Cout). */
+class WinogradFilterProgram extends WebtuneProgram {
+  variableNames = ["w"];
+  uniforms = FILTER_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(cin: number, cout: number) {
+    const n4 = cin * cout / 4;
+    super([XI, cin, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradFilter");
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
+    // t = G g (4×3): per filter column c.
+    for (let c = 0; c < 3; c++) {
+      lines.push(
+        `let t0${c} = g${c};`,
+        `let t1${c} = 0.5 * (g${c} + g${3 + c} + g${6 + c});`,
+        `let t2${c} = 0.5 * (g${c} - g${3 + c} + g${6 + c});`,
+        `let t3${c} = g${6 + c};`,
+      );
+    }
+    // U = t Gᵀ (4×4): per row a.
+    for (let a = 0; a < 4; a++) {
+      const u = [
+        `t${a}0`,
+        `0.5 * (t${a}0 + t${a}1 + t${a}2)`,
+        `0.5 * (t${a}0 - t${a}1 + t${a}2)`,
+        `t${a}2`,
+      ];
+      for (let b = 0; b < 4; b++) {
+        lines.push(`result[${4 * a + b} * uniforms.cinCout4 + j] = ${u[b]};`);
+      }
+    }
+    // Past the end: redo the last element (same value, same place) rather than return.
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+const INPUT_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cin4: "i32",
+  inH: "i32",
+  inW: "i32",
+  tilesH: "i32",
+  tilesW: "i32",
+  pads: "vec2<i32>",
+  tiles: "i32",
+});
+
+/** V = Bᵀ d B, one invocation per (tile, vec4 of Cin). */
+class WinogradInputProgram extends WebtuneProgram {
+  variableNames = ["x"];
+  uniforms = INPUT_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(tiles: number, cin: number) {
+    const n4 = tiles * cin / 4;
+    super([XI, tiles, cin], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradInput");
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let r = 0; r < 4; r++) {
+      lines.push(
+        `let iy${r} = y0 + ${r};`,
+        `let okY${r} = (iy${r} >= 0) & (iy${r} < uniforms.inH);`,
+      );
+    }
+    for (let c = 0; c < 4; c++) {
+      lines.push(
+        `let ix${c} = x0 + ${c};`,
+        `let okX${c} = (ix${c} >= 0) & (ix${c} < uniforms.inW);`,
+      );
+    }
+    for (let r = 0; r < 4; r++) {
+      for (let c = 0; c < 4; c++) {
+        // Out of the image: read element 0 (always valid), then use 0.
+        lines.push(
+          `let ok${r}${c} = okY${r} & okX${c};`,
+          `let d${r}${c} = select(vec4<f32>(0.0), ld_x(select(0, ` +
+            `((row + iy${r}) * uniforms.inW + ix${c}) * uniforms.cin4 + ci4, ok${r}${c})), ` +
+            `ok${r}${c});`,
+        );
+      }
+    }
+    // s = Bᵀ d (rows), then v = s B (columns); Bᵀ = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]].
+    const bt = (p: (k: number) => string) => [
+      `${p(0)} - ${p(2)}`,
+      `${p(1)} + ${p(2)}`,
+      `${p(2)} - ${p(1)}`,
+      `${p(1)} - ${p(3)}`,
+    ];
+    for (let c = 0; c < 4; c++) {
+      bt((k) => `d${k}${c}`).forEach((e, a) => lines.push(`let s${a}${c} = ${e};`));
+    }
+    for (let a = 0; a < 4; a++) {
+      bt((k) => `s${a}${k}`).forEach((e, b) =>
+        lines.push(`result[(${4 * a + b} * uniforms.tiles + t) * uniforms.cin4 + ci4] = ${e};`)
+      );
+    }
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      let t = j / uniforms.cin4;
+      let ci4 = j - t * uniforms.cin4;
+      let perImage = uniforms.tilesH * uniforms.tilesW;
+      let n = t / perImage;
+      let ty = (t - n * perImage) / uniforms.tilesW;
+      let tx = t - n * perImage - ty * uniforms.tilesW;
+      let y0 = 2 * ty - uniforms.pads.x;
+      let x0 = 2 * tx - uniforms.pads.y;
+      let row = n * uniforms.inH;
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+const GEMM_UNIFORMS = uniformBlock({
+  cin4: "i32",
+  cout4: "i32",
+  tiles: "i32",
+  groupsCo: "i32",
+  groupsM: "i32",
+  groups: "i32",
+});
+
+/** M[ξ] = V[ξ] · U[ξ]: the WG invocations of a group split Cout, as in conv2d.ts. */
+class WinogradGemmProgram extends WebtuneProgram {
+  variableNames = ["v", "u"];
+  uniforms = GEMM_UNIFORMS.wgsl;
+
+  constructor(outShape: number[], groups: number, private readonly tile: ConvTile) {
+    super(outShape, { x: [0] }, dispatch2D(groups), `WinogradGemm_${tile.tm}_${tile.tc}`);
+  }
+
+  getUserCode(): string {
+    const { tm, tc } = this.tile;
+    const perPos: string[] = [];
+    const loads: string[] = [];
+    const fmas: string[] = [];
+    const stores: string[] = [];
+    const accs: string[] = [];
+    for (let i = 0; i < tm; i++) {
+      // Past the last tile: redo the last one (its result is not stored).
+      perPos.push(
+        `let at${i} = (xi * uniforms.tiles + min(m0 + ${i}, uniforms.tiles - 1)) * uniforms.cin4;`,
+      );
+      loads.push(`let a${i} = ld_v(at${i} + ci4);`);
+      for (let t = 0; t < tc; t++) {
+        accs.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
+        stores.push(
+          `if (m0 + ${i} < uniforms.tiles) { ` +
+            `result[(xi * uniforms.tiles + m0 + ${i}) * uniforms.cout4 + cc + ${t}] = ` +
+            `acc${i}_${t}; }`,
+        );
+      }
+    }
+    for (let j = 0; j < 4; j++) {
+      for (let t = 0; t < tc; t++) {
+        loads.push(`let b${j}_${t} = ld_u(wb + ${j} * uniforms.cout4 + ${t});`);
+      }
+    }
+    // Accumulator-major, as in conv2d.ts (each spilled accumulator loaded and stored once).
+    for (let i = 0; i < tm; i++) {
+      for (let t = 0; t < tc; t++) {
+        for (let j = 0; j < 4; j++) {
+          fmas.push(`acc${i}_${t} = fma(vec4<f32>(a${i}.${"xyzw"[j]}), b${j}_${t}, acc${i}_${t});`);
+        }
+      }
+    }
+    return `
+    fn main() {
+      let group = ${LINEAR_GROUP_WGSL};
+      if (group >= uniforms.groups) { return; }
+      let coGroup = group % uniforms.groupsCo;
+      let rest = group / uniforms.groupsCo;
+      let xi = rest / uniforms.groupsM;
+      let m0 = (rest - xi * uniforms.groupsM) * ${tm};
+      let c0 = (coGroup * ${WG} + i32(localId.x)) * ${tc};
+      // Clamp the last tile inward; overlapping tiles write identical values.
+      let cc = min(c0, uniforms.cout4 - ${tc});
+      ${perPos.join("\n      ")}
+      ${accs.join("\n      ")}
+      // U row of (ξ, ci = 0), in vec4s, plus our columns.
+      var wb = xi * uniforms.cin4 * 4 * uniforms.cout4 + cc;
+      for (var ci4 = 0; ci4 < uniforms.cin4; ci4++) {
+        ${loads.join("\n        ")}
+        ${fmas.join("\n        ")}
+        wb += 4 * uniforms.cout4;
+      }
+      if (c0 < uniforms.cout4) {
+        ${stores.join("\n        ")}
+      }
+    }`;
+  }
+}
+
+const OUTPUT_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cout4: "i32",
+  outH: "i32",
+  outW: "i32",
+  tilesH: "i32",
+  tilesW: "i32",
+  tiles: "i32",
+});
+
+/** y = Aᵀ M A, one invocation per (tile, vec4 of Cout). */
+class WinogradOutputProgram extends WebtuneProgram {
+  variableNames = ["m"];
+  uniforms = OUTPUT_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(outShape: number[], n4: number) {
+    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradOutput");
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let k = 0; k < XI; k++) {
+      lines.push(`let m${k} = ld_m((${k} * uniforms.tiles + t) * uniforms.cout4 + co4);`);
+    }
+    // r = Aᵀ M (rows), then y = r A (columns); Aᵀ = [[1,1,1,0],[0,1,-1,-1]].
+    const at = (p: (k: number) => string) => [
+      `${p(0)} + ${p(1)} + ${p(2)}`,
+      `${p(1)} - ${p(2)} - ${p(3)}`,
+    ];
+    for (let c = 0; c < 4; c++) {
+      at((k) => `m${4 * k + c}`).forEach((e, a) => lines.push(`let r${a}${c} = ${e};`));
+    }
+    for (let a = 0; a < 2; a++) {
+      at((k) => `r${a}${k}`).forEach((e, b) => {
+        const oy = a === 0 ? "oy" : "oy + 1", ox = b === 0 ? "ox" : "ox + 1";
+        const inside = [
+          a === 1 ? "(oy + 1 < uniforms.outH)" : "",
+          b === 1 ? "(ox + 1 < uniforms.outW)" : "",
+        ]
+          .filter((s) => s);
+        const store =
+          `result[((row + ${oy}) * uniforms.outW + ${ox}) * uniforms.cout4 + co4] = ${e};`;
+        lines.push(inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store);
+      });
+    }
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      let t = j / uniforms.cout4;
+      let co4 = j - t * uniforms.cout4;
+      let perImage = uniforms.tilesH * uniforms.tilesW;
+      let n = t / perImage;
+      let ty = (t - n * perImage) / uniforms.tilesW;
+      let tx = t - n * perImage - ty * uniforms.tilesW;
+      let oy = 2 * ty;
+      let ox = 2 * tx;
+      let row = n * uniforms.outH;
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+/** Floats of the intermediate tensors, for the texture-size check. */
+function intermediates(g: Geometry): tf.TensorInfo[] {
+  const info = (shape: number[]) => ({ shape, dtype: "float32", dataId: {} }) as tf.TensorInfo;
+  return [info([XI, g.tiles, g.cin]), info([XI, g.cin, g.cout]), info([XI, g.tiles, g.cout])];
+}
+
+/** Whether the operands and intermediates of this call fit the device's textures. */
+export function conv2DWinogradFits(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+): boolean {
+  return texturesFit(backend, [x, filter, ...intermediates(geometry(x, filter, attrs))]);
+}
+
+/**
+ * U = G g Gᵀ for a [3, 3, Cin, Cout] filter: [16, Cin, Cout], component ξ = 4·row + column of
+ * the transformed 4×4 tile. A few µs of work; run per call (the weights change every step).
+ *
+ * @returns a new float32 tensor, owned by the caller.
+ */
+export function winogradFilterTransform(
+  filter: tf.TensorInfo,
+  backend: WebGPUBackend,
+  textures: true | TextureKind = true,
+): tf.TensorInfo {
+  const [, , cin, cout] = filter.shape;
+  const n4 = cin * cout / 4;
+  const program = new WinogradFilterProgram(cin, cout);
+  const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
+  return runWithOperands(backend, program, [filter], uniforms, textures);
+}
+
+/**
+ * The forward conv by Winograd F(2×2, 3×3). Callers check {@linkcode conv2DWinogradSupports}
+ * and {@linkcode conv2DWinogradFits} first.
+ *
+ * @param textures the kind of texture operands: `true` for the fastest this WebGPU allows.
+ * @returns a new float32 NHWC tensor, owned by the caller.
+ *
+ * @example
+ * ```ts ignore
+ * if (conv2DWinogradSupports(x, w, attrs) && conv2DWinogradFits(x, w, attrs, backend)) {
+ *   return conv2DWinograd(x, w, attrs, backend);
+ * }
+ * ```
+ */
+export function conv2DWinograd(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+  tile: ConvTile = winogradTile(filter.shape[3]),
+  textures: true | TextureKind = true,
+): tf.TensorInfo {
+  const g = geometry(x, filter, attrs);
+  const cin4 = g.cin / 4, cout4 = g.cout / 4;
+  const u = winogradFilterTransform(filter, backend, textures);
+
+  const inN4 = g.tiles * cin4;
+  const v = runWithOperands(
+    backend,
+    new WinogradInputProgram(g.tiles, g.cin),
+    [x],
+    INPUT_UNIFORMS.data({
+      n4: inN4,
+      cin4,
+      inH: g.inH,
+      inW: g.inW,
+      tilesH: g.tilesH,
+      tilesW: g.tilesW,
+      pads: [g.padTop, g.padLeft],
+      tiles: g.tiles,
+    }),
+    textures,
+  );
+
+  const groupsCo = Math.ceil(cout4 / tile.tc / WG);
+  const groupsM = Math.ceil(g.tiles / tile.tm);
+  const groups = XI * groupsM * groupsCo;
+  const m = runWithOperands(
+    backend,
+    new WinogradGemmProgram([XI, g.tiles, g.cout], groups, tile),
+    [v, u],
+    GEMM_UNIFORMS.data({ cin4, cout4, tiles: g.tiles, groupsCo, groupsM, groups }),
+    textures,
+  );
+
+  const outN4 = g.tiles * cout4;
+  const y = runWithOperands(
+    backend,
+    new WinogradOutputProgram([g.n, g.outH, g.outW, g.cout], outN4),
+    [m],
+    OUTPUT_UNIFORMS.data({
+      n4: outN4,
+      cout4,
+      outH: g.outH,
+      outW: g.outW,
+      tilesH: g.tilesH,
+      tilesW: g.tilesW,
+      tiles: g.tiles,
+    }),
+    textures,
+  );
+  disposeAll(backend, [u, v, m]);
+  return y;
+}
