@@ -267,18 +267,14 @@ class WinogradGemmProgram extends WebtuneProgram {
     const stores: string[] = [];
     const accs: string[] = [];
     for (let i = 0; i < tm; i++) {
-      // Past the last tile: redo the last one (its result is not stored).
+      // Past the last tile: redo the last one.
       perPos.push(
         `let at${i} = (xi * uniforms.tiles + min(m0 + ${i}, uniforms.tiles - 1)) * uniforms.cin4;`,
       );
       loads.push(`let a${i} = ld_v(at${i} + ci4);`);
       for (let t = 0; t < tc; t++) {
         accs.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
-        stores.push(
-          `if (m0 + ${i} < uniforms.tiles) { ` +
-            `result[(xi * uniforms.tiles + m0 + ${i}) * uniforms.cout4 + cc + ${t}] = ` +
-            `acc${i}_${t}; }`,
-        );
+        stores.push(`result[at${i} / uniforms.cin4 * uniforms.cout4 + cc + ${t}] = acc${i}_${t};`);
       }
     }
     for (let j = 0; j < 4; j++) {
@@ -314,9 +310,9 @@ class WinogradGemmProgram extends WebtuneProgram {
         ${fmas.join("\n        ")}
         wb += 4 * uniforms.cout4;
       }
-      if (c0 < uniforms.cout4) {
-        ${stores.join("\n        ")}
-      }
+      // Unconditional stores (a store under an \`if\` is a per-lane loop on llvmpipe): the lanes
+      // and rows past the end computed the same values as the last ones, and store them there.
+      ${stores.join("\n      ")}
     }`;
   }
 }

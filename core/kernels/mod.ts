@@ -81,6 +81,12 @@ export {
   derInputTile,
 } from "./conv2d_backprop_input.ts";
 export {
+  conv2DWinograd,
+  conv2DWinogradFits,
+  conv2DWinogradSupports,
+  winogradTile,
+} from "./conv2d_winograd.ts";
+export {
   conv2DBackpropInputFma,
   derInputFmaSupports,
   derInputFmaTile,

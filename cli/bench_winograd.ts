@@ -1,0 +1,166 @@
+/**
+ * The Winograd forward conv (core/kernels/conv2d_winograd.ts) against the direct `texture`
+ * variant on ResNet-18's 3×3 stride-1 convs, timed interleaved in one process, and both
+ * variants' error against a float64 reference: the numbers behind the variant's place in
+ * variants.ts.
+ *
+ * ```sh
+ * deno run -A cli/bench_winograd.ts                  # 64 and 224 px, batch 16
+ * deno run -A cli/bench_winograd.ts --sizes 64 --cpu # CPU time of the process, not wall time
+ * deno run -A cli/bench_winograd.ts --error-only     # only the float64 comparison
+ * ```
+ *
+ * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
+ * readback), divided by `--calls`; rounds alternate the candidates and each keeps its minimum.
+ * The error is measured at batch 1 (the float64 reference is a plain JS loop) with x ~ N(0, 1)
+ * and Kaiming-scaled weights, as after a BatchNorm in a trained ResNet; `rel` is the largest
+ * |error| over the largest |reference|, the measure the parity tests use.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { parseArgs } from "node:util";
+import { describeAdapter, setupBackend } from "@webtune/core";
+import { conv2DTexture, conv2DWinograd } from "@webtune/core/kernels";
+
+/** ResNet-18's 3×3 stride-1 convs for an `image`-pixel input: [hw, channels, calls per step]. */
+function shapes(image: number): [number, number, number][] {
+  const h = image / 4;
+  return [[h, 64, 4], [h / 2, 128, 3], [h / 4, 256, 3], [h / 8, 512, 3]];
+}
+
+/** Milliseconds of CPU time of all this process's threads so far (see cli/bench_dx.ts). */
+function cpuMs(): number {
+  let ns = 0;
+  for (const entry of Deno.readDirSync("/proc/self/task")) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/self/task/${entry.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return ns / 1e6;
+}
+
+/** y = conv(x, w), 3×3, pad 1, stride 1, NHWC, in float64. */
+function reference(x: Float32Array, w: Float32Array, hw: number, c: number): Float64Array {
+  const y = new Float64Array(hw * hw * c);
+  for (let oy = 0; oy < hw; oy++) {
+    for (let ox = 0; ox < hw; ox++) {
+      const out = (oy * hw + ox) * c;
+      for (let r = 0; r < 3; r++) {
+        const iy = oy + r - 1;
+        if (iy < 0 || iy >= hw) continue;
+        for (let s = 0; s < 3; s++) {
+          const ix = ox + s - 1;
+          if (ix < 0 || ix >= hw) continue;
+          const at = (iy * hw + ix) * c, wAt = (r * 3 + s) * c * c;
+          for (let ci = 0; ci < c; ci++) {
+            const xv = x[at + ci], wRow = wAt + ci * c;
+            for (let co = 0; co < c; co++) y[out + co] += xv * w[wRow + co];
+          }
+        }
+      }
+    }
+  }
+  return y;
+}
+
+function errors(got: Float32Array, want: Float64Array): string {
+  let maxAbs = 0, maxErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(want[i]));
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+  }
+  return `abs ${maxErr.toExponential(2)} rel ${(maxErr / maxAbs).toExponential(2)}`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      sizes: { type: "string", default: "64,224" },
+      batch: { type: "string", default: "16" },
+      rounds: { type: "string", default: "3" },
+      calls: { type: "string", default: "3" },
+      cpu: { type: "boolean", default: false },
+      "error-only": { type: "boolean", default: false },
+    },
+  });
+  const n = Number(values.batch), calls = Number(values.calls);
+  const now = values.cpu ? cpuMs : () => performance.now();
+  console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
+  const backend = tf.backend() as WebGPUBackend;
+  const attrs = {
+    strides: [1, 1] as [number, number],
+    pad: [[0, 0], [1, 1], [1, 1], [0, 0]] as tf.backend_util.ExplicitPadding,
+    dataFormat: "NHWC" as const,
+  };
+  const variants = {
+    direct: (x: tf.Tensor, w: tf.Tensor) => conv2DTexture(x, w, attrs, backend),
+    winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
+  };
+  const names = Object.keys(variants) as (keyof typeof variants)[];
+  const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
+    const t0 = now();
+    let last: tf.TensorInfo | null = null;
+    for (let i = 0; i < times; i++) {
+      if (last) backend.disposeData(last.dataId);
+      last = f();
+    }
+    await backend.read(last!.dataId);
+    backend.disposeData(last!.dataId);
+    return now() - t0;
+  };
+  for (const size of values.sizes.split(",").map(Number)) {
+    const totals = names.map(() => 0);
+    for (const [hw, c, count] of shapes(size)) {
+      const w = tf.mul(tf.randomNormal([3, 3, c, c], 0, 1, "float32", 2), Math.sqrt(2 / (9 * c)));
+      const x1 = tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 1);
+      const want = reference(
+        await x1.data() as Float32Array,
+        await w.data() as Float32Array,
+        hw,
+        c,
+      );
+      const errs: string[] = [];
+      for (const name of names) {
+        const y = variants[name](x1, w);
+        errs.push(`${name} ${errors(await backend.read(y.dataId) as Float32Array, want)}`);
+        backend.disposeData(y.dataId);
+      }
+      const label = `${size}px [${n},${hw},${hw},${c}]x[3,3,${c},${c}] ×${count}`;
+      if (values["error-only"]) {
+        console.log(`${label}: ${errs.join(" | ")}`);
+        tf.dispose([w, x1]);
+        continue;
+      }
+      const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3);
+      const candidates = names.map((name) => () => variants[name](x, w));
+      for (const f of candidates) await timeCalls(f, 1); // compile and warm up
+      const best = candidates.map(() => Infinity);
+      for (let round = 0; round < Number(values.rounds); round++) {
+        for (let i = 0; i < candidates.length; i++) {
+          const one = await timeCalls(candidates[i], 1);
+          const more = await timeCalls(candidates[i], 1 + calls);
+          best[i] = Math.min(best[i], Math.max(0, more - one) / calls);
+        }
+      }
+      best.forEach((ms, i) => totals[i] += ms * count);
+      const cells = names.map((name, i) =>
+        `${name} ${best[i].toFixed(1)} ms (${(best[0] / best[i]).toFixed(2)}×)`
+      );
+      console.log(`${label}: ${cells.join(" | ")} | error: ${errs.join(", ")}`);
+      tf.dispose([w, x1, x]);
+    }
+    if (!values["error-only"]) {
+      const sums = names.map((name, i) => `${name} ${totals[i].toFixed(0)} ms`).join(" | ");
+      console.log(
+        `${size}px, a step's 3x3/1 forward convs (${values.cpu ? "CPU" : "wall"}): ${sums}`,
+      );
+    }
+  }
+}
+
+if (import.meta.main) await main();
