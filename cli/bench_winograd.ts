@@ -12,8 +12,8 @@
  *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
  * readback), divided by `--calls`; rounds alternate the candidates and each keeps its minimum.
- * The error is measured at batch 1 (the float64 reference is a plain JS loop) with x ~ N(0, 1)
- * and Kaiming-scaled weights, as after a BatchNorm in a trained ResNet; `rel` is the largest
+ * The error is measured at batch 1 (the float64 reference is a plain JS loop) with x = ReLU of
+ * N(0, 1) samples and Kaiming-scaled weights, as a ResNet block's convs see them; `rel` is the largest
  * |error| over the largest |reference|, the measure the parity tests use.
  *
  * @module
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const totals = names.map(() => 0);
     for (const [hw, c, count] of shapes(size)) {
       const w = tf.mul(tf.randomNormal([3, 3, c, c], 0, 1, "float32", 2), Math.sqrt(2 / (9 * c)));
-      const x1 = tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 1);
+      const x1 = tf.relu(tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 1));
       const want = reference(
         await x1.data() as Float32Array,
         await w.data() as Float32Array,

@@ -116,6 +116,50 @@ export function conv2DWinogradSupports(
     dh === 1 && dw === 1;
 }
 
+/**
+ * The fewest output channels for which `auto` and `fast` may run the Winograd variant: the
+ * numerics gate. Forced onto every 3×3 stride-1 conv, core/parity_test.ts's ResNet-18 step failed
+ * its conv1-gradient bound (1.8e-2 against 5e-3, and the eval logits after the step 1.4e-4
+ * against 1e-4), although the kernel is closer to float64 than the direct conv (ResNet shapes,
+ * batch 1, cli/bench_winograd.ts: max error relative to the output's largest value 2.6e-7–1.1e-6
+ * against 4.5e-7–1.8e-6 for the direct conv) and ResNet-50's 224 px eval logits moved 1.30e-6 →
+ * 1.23e-6 from PyTorch's. On layer2–4 alone (Cout ≥ 128) all four parity tests (parity,
+ * train_step, frozen_bn, ResNet-50) pass at their bounds (conv1 gradient 1.6e-3). The
+ * conv1 gradient is a knife edge: on layer1 alone it failed (1.8e-2) with the output transform
+ * summed left to right and passed (1.5e-3) with (m1 + m2) summed first — ReLU decisions that
+ * float32 differences of ~1e-7 flip, not the kernel's accuracy. Layer1 stays on the direct conv.
+ */
+export const WINOGRAD_MIN_CHANNELS = 128;
+
+/**
+ * The fewest tiles (2×2 output blocks: batch · ⌈H/2⌉ · ⌈W/2⌉) for which the variant is offered:
+ * the filter transform costs the same at any batch (16·Cin·Cout floats written, then copied to a
+ * texture), so small problems lose. CPU time, interleaved with the direct `texture` variant in one
+ * process (cli/bench_winograd.ts --cpu), batch 16: 64 px layer2 (256 tiles) 1.36×, layer3 (64)
+ * 0.89×, layer4 (16) 0.49×; 224 px layer2 (3136) 1.35×, layer3 (784) 1.64×, layer4 (256) 2.29×;
+ * batch 2 at 64 px, 0.30–0.61× on layer2–4.
+ */
+export const WINOGRAD_MIN_TILES = 256;
+
+/**
+ * Whether `auto` and `fast` may run the Winograd variant for this call: it handles it
+ * ({@linkcode conv2DWinogradSupports}), it passed the numerics gate for the channel count
+ * ({@linkcode WINOGRAD_MIN_CHANNELS}) and it has enough tiles to win ({@linkcode WINOGRAD_MIN_TILES}).
+ *
+ * @example
+ * ```ts ignore
+ * conv2DWinogradPreferred(x, filter, attrs); // x [16, 28, 28, 128], filter [3, 3, 128, 128]: true
+ * ```
+ */
+export function conv2DWinogradPreferred(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+): boolean {
+  return conv2DWinogradSupports(x, filter, attrs) && filter.shape[3] >= WINOGRAD_MIN_CHANNELS &&
+    geometry(x, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
+}
+
 const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
 
 /** U = G g Gᵀ, one invocation per (ci, vec4 of Cout). */

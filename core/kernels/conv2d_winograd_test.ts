@@ -15,6 +15,7 @@ import type { Conv2DAttrs } from "./conv2d.ts";
 import {
   conv2DWinograd,
   conv2DWinogradFits,
+  conv2DWinogradPreferred,
   conv2DWinogradSupports,
   winogradFilterTransform,
 } from "./conv2d_winograd.ts";
@@ -102,4 +103,15 @@ Deno.test("conv2DWinogradSupports: only 3x3 stride-1 undilated NHWC", () => {
   assert(!conv2DWinogradSupports(x, t([3, 3, 16, 16]), { ...attrs, dilations: 2 }));
   assert(!conv2DWinogradSupports(x, t([1, 1, 16, 16]), attrs));
   assert(!conv2DWinogradSupports(t([1, 8, 8, 3]), t([3, 3, 3, 16]), attrs));
+});
+
+Deno.test("conv2DWinogradPreferred: Cout ≥ 128 (the numerics gate) and ≥ 256 output tiles", () => {
+  const t = (shape: number[]) => ({ shape, dtype: "float32", dataId: {} }) as tf.TensorInfo;
+  const attrs: Conv2DAttrs = { strides: 1, pad: 1 as unknown as "same", dataFormat: "NHWC" };
+  const w = (cin: number, cout: number) => t([3, 3, cin, cout]);
+  assert(conv2DWinogradPreferred(t([16, 8, 8, 128]), w(128, 128), attrs)); // 256 tiles
+  assert(!conv2DWinogradPreferred(t([15, 8, 8, 128]), w(128, 128), attrs)); // 240 tiles
+  assert(!conv2DWinogradPreferred(t([16, 16, 16, 64]), w(64, 64), attrs)); // Cout 64
+  assert(conv2DWinogradPreferred(t([16, 7, 7, 512]), w(512, 512), attrs)); // 16 · 4 · 4 tiles
+  assert(!conv2DWinogradPreferred(t([16, 8, 8, 128]), w(128, 128), { ...attrs, strides: 2 }));
 });

@@ -14,7 +14,7 @@
  * ```ts
  * import { KERNEL_FAMILIES } from "./variants.ts";
  * KERNEL_FAMILIES.Conv2D.variants.map((v) => v.name);
- * // ["stock", "texture", "texture-small", "buffer"]
+ * // ["stock", "texture", "texture-small", "buffer", "winograd"]
  * ```
  *
  * @module
@@ -29,6 +29,12 @@ import {
   conv2DTile,
   type ConvTile,
 } from "./conv2d.ts";
+import {
+  conv2DWinograd,
+  conv2DWinogradFits,
+  conv2DWinogradPreferred,
+  winogradTile,
+} from "./conv2d_winograd.ts";
 import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
@@ -55,7 +61,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-4";
+export const KERNEL_SET_VERSION = "conv-variants-5-wino";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -134,6 +140,34 @@ function conv2DVariant(
     },
     tile: (args) => {
       const t = tileOf(parts(args).cout);
+      return `${t.tm}x${t.tc}`;
+    },
+  };
+}
+
+/**
+ * The Winograd F(2×2, 3×3) forward conv (conv2d_winograd.ts), offered only where it passed the
+ * numerics gate and wins on llvmpipe (3×3 stride 1, Cout ≥ 128, ≥ 256 tiles; see
+ * `conv2DWinogradPreferred`).
+ */
+function conv2DWinogradVariant(name: string): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    return { x, filter, attrs: args.attrs as unknown as Conv2DAttrs };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { x, filter, attrs } = parts(args);
+      return conv2DWinogradPreferred(x, filter, attrs) &&
+        conv2DWinogradFits(x, filter, attrs, backendOf(args));
+    },
+    run: (args) => {
+      const { x, filter, attrs } = parts(args);
+      return conv2DWinograd(x, filter, attrs, backendOf(args));
+    },
+    tile: (args) => {
+      const t = winogradTile(parts(args).filter.shape[3]);
       return `${t.tm}x${t.tc}`;
     },
   };
@@ -243,8 +277,10 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       conv2DVariant("texture", conv2DTextureTile, true),
       conv2DVariant("texture-small", () => SMALL_CONV, true),
       conv2DVariant("buffer", conv2DTile, false),
+      conv2DWinogradVariant("winograd"),
     ],
-    defaultVariant: "texture",
+    // Where winograd does not take the call, `fast` runs the first webtune variant, texture.
+    defaultVariant: "winograd",
     firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: CONV_KEY_ATTRS,
     conv: ({ inputs, attrs }) => ({
