@@ -36,6 +36,7 @@ import {
   WG,
 } from "./kernel_util.ts";
 import type { Conv2DAttrs, ConvTile } from "./conv2d.ts";
+import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /** Winograd components: a 4×4 transformed tile. */
@@ -93,6 +94,40 @@ function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): 
     padLeft: info.padInfo.left,
     cin: info.inChannels,
     cout: info.outChannels,
+    tilesH,
+    tilesW,
+    tiles: info.batchSize * tilesH * tilesW,
+  };
+}
+
+/**
+ * The geometry of dX = conv(dy, W rotated by 180°, Cin and Cout swapped) for a 3×3 stride-1
+ * conv: dy's map is the input, x's the output, padded by 2 − the forward padding.
+ */
+function derInputGeometry(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+): Geometry {
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const tilesH = Math.ceil(info.inHeight / 2), tilesW = Math.ceil(info.inWidth / 2);
+  return {
+    n: info.batchSize,
+    inH: info.outHeight,
+    inW: info.outWidth,
+    outH: info.inHeight,
+    outW: info.inWidth,
+    padTop: 2 - info.padInfo.top,
+    padLeft: 2 - info.padInfo.left,
+    cin: info.outChannels,
+    cout: info.inChannels,
     tilesH,
     tilesW,
     tiles: info.batchSize * tilesH * tilesW,
@@ -176,31 +211,110 @@ class WinogradFilterProgram extends WebtuneProgram {
   getUserCode(): string {
     const lines: string[] = [];
     for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
-    // t = G g (4×3): per filter column c.
-    for (let c = 0; c < 3; c++) {
-      lines.push(
-        `let t0${c} = g${c};`,
-        `let t1${c} = 0.5 * (g${c} + g${3 + c} + g${6 + c});`,
-        `let t2${c} = 0.5 * (g${c} - g${3 + c} + g${6 + c});`,
-        `let t3${c} = g${6 + c};`,
-      );
-    }
-    // U = t Gᵀ (4×4): per row a.
-    for (let a = 0; a < 4; a++) {
-      const u = [
-        `t${a}0`,
-        `0.5 * (t${a}0 + t${a}1 + t${a}2)`,
-        `0.5 * (t${a}0 - t${a}1 + t${a}2)`,
-        `t${a}2`,
-      ];
-      for (let b = 0; b < 4; b++) {
-        lines.push(`result[${4 * a + b} * uniforms.cinCout4 + j] = ${u[b]};`);
-      }
+    const u = filterTransformLines(lines, (k) => `g${k}`, "");
+    for (let xi = 0; xi < XI; xi++) {
+      lines.push(`result[${xi} * uniforms.cinCout4 + j] = ${u[xi]};`);
     }
     // Past the end: redo the last element (same value, same place) rather than return.
     return `
     ${flatMain(true, FLAT_WG)}
       let j = min(i, uniforms.n4 - 1);
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+/**
+ * Appends to `lines` the WGSL of U = G g Gᵀ for the 3×3 taps `g(k)` (k = 3·row + column), with
+ * temporaries suffixed `suffix`; returns the 16 expressions of U, ξ = 4·row + column.
+ */
+function filterTransformLines(
+  lines: string[],
+  g: (k: number) => string,
+  suffix: string,
+): string[] {
+  // t = G g (4×3), per filter column c; G = [[1,0,0],[½,½,½],[½,-½,½],[0,0,1]].
+  for (let c = 0; c < 3; c++) {
+    lines.push(
+      `let t0${c}${suffix} = ${g(c)};`,
+      `let t1${c}${suffix} = 0.5 * (${g(c)} + ${g(3 + c)} + ${g(6 + c)});`,
+      `let t2${c}${suffix} = 0.5 * (${g(c)} - ${g(3 + c)} + ${g(6 + c)});`,
+      `let t3${c}${suffix} = ${g(6 + c)};`,
+    );
+  }
+  // U = t Gᵀ (4×4), per row a.
+  const u: string[] = [];
+  for (let a = 0; a < 4; a++) {
+    const t = (c: number) => `t${a}${c}${suffix}`;
+    u.push(
+      t(0),
+      `0.5 * (${t(0)} + ${t(1)} + ${t(2)})`,
+      `0.5 * (${t(0)} - ${t(1)} + ${t(2)})`,
+      t(2),
+    );
+  }
+  return u;
+}
+
+const FLIPPED_FILTER_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cin: "i32",
+  cin4: "i32",
+  cout: "i32",
+  cout4: "i32",
+});
+
+/**
+ * For dX: U of the filter rotated by 180° with Cin and Cout swapped, [16, Cout, Cin], one
+ * invocation per 4×4 block of (Cin, Cout): it loads the block's 4 Cin rows (vec4s over Cout) of
+ * every tap, transforms them, and transposes the block in registers to store vec4s over Cin.
+ */
+class WinogradFlippedFilterProgram extends WebtuneProgram {
+  variableNames = ["w"];
+  uniforms = FLIPPED_FILTER_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(cin: number, cout: number) {
+    const n4 = cin * cout / 16;
+    super(
+      [XI, cout, cin],
+      { x: [0] },
+      dispatch2D(Math.ceil(n4 / FLAT_WG)),
+      "WinogradFlippedFilter",
+    );
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    const us: string[][] = [];
+    for (let r = 0; r < 4; r++) {
+      // Tap k of the rotated filter is tap 8 − k of w.
+      for (let k = 0; k < 9; k++) {
+        lines.push(
+          `let g${r}_${k} = ld_w(((${8 - k}) * uniforms.cin + 4 * ci4 + ${r}) * uniforms.cout4 + ` +
+            `co4);`,
+        );
+      }
+      filterTransformLines(lines, (k) => `g${r}_${k}`, `_${r}`).forEach((e, xi) =>
+        lines.push(`let u${r}_${xi} = ${e};`)
+      );
+      us.push([...Array(XI).keys()].map((xi) => `u${r}_${xi}`));
+    }
+    for (let xi = 0; xi < XI; xi++) {
+      for (let c = 0; c < 4; c++) {
+        const lane = "xyzw"[c];
+        lines.push(
+          `result[(${xi} * uniforms.cout + 4 * co4 + ${c}) * uniforms.cin4 + ci4] = vec4<f32>(` +
+            `(${us[0][xi]}).${lane}, (${us[1][xi]}).${lane}, (${us[2][xi]}).${lane}, ` +
+            `(${us[3][xi]}).${lane});`,
+        );
+      }
+    }
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      let ci4 = j / uniforms.cout4;
+      let co4 = j - ci4 * uniforms.cout4;
       ${lines.join("\n      ")}
     }`;
   }
@@ -442,7 +556,9 @@ export function conv2DWinogradFits(
 
 /**
  * U = G g Gᵀ for a [3, 3, Cin, Cout] filter: [16, Cin, Cout], component ξ = 4·row + column of
- * the transformed 4×4 tile. A few µs of work; run per call (the weights change every step).
+ * the transformed 4×4 tile. Run per call (the weights change every step); it writes 16/9 of the
+ * filter's floats, so on small problems it is most of the variant's time (see
+ * {@linkcode WINOGRAD_MIN_TILES}).
  *
  * @returns a new float32 tensor, owned by the caller.
  */
@@ -480,9 +596,22 @@ export function conv2DWinograd(
   tile: ConvTile = winogradTile(filter.shape[3]),
   textures: true | TextureKind = true,
 ): tf.TensorInfo {
-  const g = geometry(x, filter, attrs);
-  const cin4 = g.cin / 4, cout4 = g.cout / 4;
   const u = winogradFilterTransform(filter, backend, textures);
+  const y = winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures);
+  disposeAll(backend, [u]);
+  return y;
+}
+
+/** The input transform, the 16 GEMMs and the output transform, given U. */
+function winogradStages(
+  x: tf.TensorInfo,
+  u: tf.TensorInfo,
+  g: Geometry,
+  backend: WebGPUBackend,
+  tile: ConvTile,
+  textures: true | TextureKind,
+): tf.TensorInfo {
+  const cin4 = g.cin / 4, cout4 = g.cout / 4;
 
   const inN4 = g.tiles * cin4;
   const v = runWithOperands(
@@ -529,6 +658,79 @@ export function conv2DWinograd(
     }),
     textures,
   );
-  disposeAll(backend, [u, v, m]);
+  disposeAll(backend, [v, m]);
   return y;
+}
+
+/** Whether {@linkcode conv2DBackpropInputWinograd} handles these inputs: dX of a conv {@linkcode conv2DWinogradSupports} handles. */
+export function derInputWinogradSupports(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+): boolean {
+  const x = { shape: attrs.inputShape, dtype: dy.dtype, dataId: {} } as tf.TensorInfo;
+  const forward = { strides: attrs.strides, pad: attrs.pad, dataFormat: attrs.dataFormat };
+  // dX's GEMM makes Cin columns: the tile needs as many as the forward's does of Cout.
+  return conv2DWinogradSupports(x, filter, forward) && dy.shape.length === 4 &&
+    filter.shape[2] >= 4 * winogradTile(filter.shape[2]).tc;
+}
+
+/**
+ * Whether `auto` and `fast` may run the Winograd dX: as {@linkcode conv2DWinogradPreferred}, with
+ * Cin for Cout (dX's output channels) and dX's tiles.
+ */
+export function derInputWinogradPreferred(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+): boolean {
+  return derInputWinogradSupports(dy, filter, attrs) &&
+    filter.shape[2] >= WINOGRAD_MIN_CHANNELS &&
+    derInputGeometry(dy, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
+}
+
+/** Whether the operands and intermediates of this dX fit the device's textures. */
+export function derInputWinogradFits(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+  backend: WebGPUBackend,
+): boolean {
+  return texturesFit(backend, [dy, filter, ...intermediates(derInputGeometry(dy, filter, attrs))]);
+}
+
+/**
+ * dX of a 3×3 stride-1 conv by Winograd F(2×2, 3×3): the forward algorithm on dy with the
+ * filter rotated by 180° and Cin, Cout swapped (both folded into the filter transform). Callers
+ * check {@linkcode derInputWinogradSupports} and {@linkcode derInputWinogradFits} first.
+ *
+ * @returns a new float32 NHWC tensor of `attrs.inputShape`, owned by the caller.
+ *
+ * @example
+ * ```ts ignore
+ * if (derInputWinogradSupports(dy, w, attrs) && derInputWinogradFits(dy, w, attrs, backend)) {
+ *   return conv2DBackpropInputWinograd(dy, w, attrs, backend);
+ * }
+ * ```
+ */
+export function conv2DBackpropInputWinograd(
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+  backend: WebGPUBackend,
+  tile: ConvTile = winogradTile(filter.shape[2]),
+  textures: true | TextureKind = true,
+): tf.TensorInfo {
+  const [, , cin, cout] = filter.shape;
+  const n4 = cin * cout / 16;
+  const u = runWithOperands(
+    backend,
+    new WinogradFlippedFilterProgram(cin, cout),
+    [filter],
+    FLIPPED_FILTER_UNIFORMS.data({ n4, cin, cin4: cin / 4, cout, cout4: cout / 4 }),
+    textures,
+  );
+  const dx = winogradStages(dy, u, derInputGeometry(dy, filter, attrs), backend, tile, textures);
+  disposeAll(backend, [u]);
+  return dx;
 }

@@ -4,6 +4,7 @@ import { assert, assertEquals } from "@std/assert";
 import {
   assertClose,
   CONV_CASES,
+  dyShape,
   hostInput,
   padAttr,
   runOnCpu,
@@ -12,11 +13,15 @@ import {
   withKernelVariant,
 } from "./kernel_test_util.ts";
 import type { Conv2DAttrs } from "./conv2d.ts";
+import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 import {
+  conv2DBackpropInputWinograd,
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradPreferred,
   conv2DWinogradSupports,
+  derInputWinogradFits,
+  derInputWinogradSupports,
   winogradFilterTransform,
 } from "./conv2d_winograd.ts";
 
@@ -30,6 +35,19 @@ function winogradConv2D<T>(kind: true | "sampled", f: () => Promise<T>): Promise
       return null;
     }
     return conv2DWinograd(x, filter, a, be, undefined, kind);
+  }, f);
+}
+
+/** dX by Winograd where it applies, in place of the registered kernel. */
+function winogradDerInput<T>(kind: true | "sampled", f: () => Promise<T>): Promise<T> {
+  return withKernelVariant("Conv2DBackpropInput", ({ inputs, attrs, backend }) => {
+    const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const a = attrs as Conv2DBackpropInputAttrs;
+    const be = backend as WebGPUBackend;
+    if (!derInputWinogradSupports(dy, filter, a) || !derInputWinogradFits(dy, filter, a, be)) {
+      return null;
+    }
+    return conv2DBackpropInputWinograd(dy, filter, a, be, undefined, kind);
   }, f);
 }
 
@@ -58,6 +76,30 @@ for (const c of WINOGRAD_CASES) {
       };
       const got = await winogradConv2D(kind, () => runOnWebGPU("Conv2D", inputs, attrs));
       assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+    });
+  }
+}
+
+for (const c of WINOGRAD_CASES) {
+  for (const kind of [true, "sampled"] as const) {
+    const label = kind === true ? "" : " with sampled-texture operands";
+    Deno.test(`dX by Winograd${label} matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const inputs = {
+        dy: hostInput(dyShape({ ...c, x: [...c.x] }), 7),
+        filter: hostInput([c.k, c.k, c.x[3], c.cout], 8),
+      };
+      const attrs = {
+        strides: [c.stride, c.stride],
+        pad: padAttr(c.pad),
+        dataFormat: "NHWC",
+        inputShape: [...c.x],
+      };
+      const got = await winogradDerInput(
+        kind,
+        () => runOnWebGPU("Conv2DBackpropInput", inputs, attrs),
+      );
+      assertClose(got, await runOnCpu("Conv2DBackpropInput", inputs, attrs));
     });
   }
 }
