@@ -8,6 +8,7 @@
  * deno run -A cli/bench_winograd.ts                  # 64 and 224 px, batch 16
  * deno run -A cli/bench_winograd.ts --sizes 64 --cpu # CPU time of the process, not wall time
  * deno run -A cli/bench_winograd.ts --error-only     # only the float64 comparison
+ * deno run -A cli/bench_winograd.ts --dx             # dX: Winograd vs the default texture-fma
  * ```
  *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
@@ -22,7 +23,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
 import { describeAdapter, setupBackend } from "@webtune/core";
-import { conv2DTexture, conv2DWinograd } from "@webtune/core/kernels";
+import {
+  conv2DBackpropInputFma,
+  conv2DBackpropInputWinograd,
+  conv2DTexture,
+  conv2DWinograd,
+} from "@webtune/core/kernels";
 
 /** ResNet-18's 3×3 stride-1 convs for an `image`-pixel input: [hw, channels, calls per step]. */
 function shapes(image: number): [number, number, number][] {
@@ -67,6 +73,31 @@ function reference(x: Float32Array, w: Float32Array, hw: number, c: number): Flo
   return y;
 }
 
+/** dX of that conv, in float64: dx[iy, ix, ci] = Σ dy[iy − r + 1, ix − s + 1, co] · w[r, s, ci, co]. */
+function referenceDx(dy: Float32Array, w: Float32Array, hw: number, c: number): Float64Array {
+  const dx = new Float64Array(hw * hw * c);
+  for (let iy = 0; iy < hw; iy++) {
+    for (let ix = 0; ix < hw; ix++) {
+      const out = (iy * hw + ix) * c;
+      for (let r = 0; r < 3; r++) {
+        const oy = iy - r + 1;
+        if (oy < 0 || oy >= hw) continue;
+        for (let s = 0; s < 3; s++) {
+          const ox = ix - s + 1;
+          if (ox < 0 || ox >= hw) continue;
+          const at = (oy * hw + ox) * c, wAt = (r * 3 + s) * c * c;
+          for (let ci = 0; ci < c; ci++) {
+            let sum = 0;
+            for (let co = 0; co < c; co++) sum += dy[at + co] * w[wAt + ci * c + co];
+            dx[out + ci] += sum;
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
+
 function errors(got: Float32Array, want: Float64Array): string {
   let maxAbs = 0, maxErr = 0;
   for (let i = 0; i < want.length; i++) {
@@ -86,6 +117,7 @@ async function main(): Promise<void> {
       calls: { type: "string", default: "3" },
       cpu: { type: "boolean", default: false },
       "error-only": { type: "boolean", default: false },
+      dx: { type: "boolean", default: false },
     },
   });
   const n = Number(values.batch), calls = Number(values.calls);
@@ -97,10 +129,21 @@ async function main(): Promise<void> {
     pad: [[0, 0], [1, 1], [1, 1], [0, 0]] as tf.backend_util.ExplicitPadding,
     dataFormat: "NHWC" as const,
   };
-  const variants = {
-    direct: (x: tf.Tensor, w: tf.Tensor) => conv2DTexture(x, w, attrs, backend),
-    winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
-  };
+  const dxAttrs = (x: tf.Tensor) => ({
+    ...attrs,
+    inputShape: x.shape as [number, number, number, number],
+  });
+  // For dX, `x` stands for dy (the same shape: 3×3 stride 1, pad 1, Cin = Cout).
+  const variants = values.dx
+    ? {
+      direct: (x: tf.Tensor, w: tf.Tensor) => conv2DBackpropInputFma(x, w, dxAttrs(x), backend),
+      winograd: (x: tf.Tensor, w: tf.Tensor) =>
+        conv2DBackpropInputWinograd(x, w, dxAttrs(x), backend),
+    }
+    : {
+      direct: (x: tf.Tensor, w: tf.Tensor) => conv2DTexture(x, w, attrs, backend),
+      winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
+    };
   const names = Object.keys(variants) as (keyof typeof variants)[];
   const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
     const t0 = now();
@@ -118,7 +161,7 @@ async function main(): Promise<void> {
     for (const [hw, c, count] of shapes(size)) {
       const w = tf.mul(tf.randomNormal([3, 3, c, c], 0, 1, "float32", 2), Math.sqrt(2 / (9 * c)));
       const x1 = tf.relu(tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 1));
-      const want = reference(
+      const want = (values.dx ? referenceDx : reference)(
         await x1.data() as Float32Array,
         await w.data() as Float32Array,
         hw,
@@ -157,7 +200,10 @@ async function main(): Promise<void> {
     if (!values["error-only"]) {
       const sums = names.map((name, i) => `${name} ${totals[i].toFixed(0)} ms`).join(" | ");
       console.log(
-        `${size}px, a step's 3x3/1 forward convs (${values.cpu ? "CPU" : "wall"}): ${sums}`,
+        `${size}px, a step's 3x3/1 ${values.dx ? "dX" : "forward"} (${
+          values.cpu ? "CPU" : "wall"
+        }): ` +
+          sums,
       );
     }
   }

@@ -158,8 +158,10 @@ export function conv2DWinogradSupports(
  * against 1e-4), although the kernel is closer to float64 than the direct conv (ResNet shapes,
  * batch 1, cli/bench_winograd.ts: max error relative to the output's largest value 2.6e-7–1.1e-6
  * against 4.5e-7–1.8e-6 for the direct conv) and ResNet-50's 224 px eval logits moved 1.30e-6 →
- * 1.23e-6 from PyTorch's. On layer2–4 alone (Cout ≥ 128) all four parity tests (parity,
- * train_step, frozen_bn, ResNet-50) pass at their bounds (conv1 gradient 1.6e-3). The
+ * 1.23e-6 from PyTorch's. With both Winograd variants (forward and dX) forced onto every 3×3
+ * stride-1 conv of layer2–4 (Cout = Cin ≥ 128, any tile count) all four parity tests (parity,
+ * train_step, frozen_bn, ResNet-50) pass at their bounds (conv1 gradient 1.64e-3, as with the
+ * direct kernels). Also for dX (the same check): Cin ≥ 128. The
  * conv1 gradient is a knife edge: on layer1 alone it failed (1.8e-2) with the output transform
  * summed left to right and passed (1.5e-3) with (m1 + m2) summed first — ReLU decisions that
  * float32 differences of ~1e-7 flip, not the kernel's accuracy. Layer1 stays on the direct conv.
@@ -676,8 +678,16 @@ export function derInputWinogradSupports(
 }
 
 /**
+ * {@linkcode WINOGRAD_MIN_TILES} for dX, whose direct kernel (texture-fma) is slower: CPU time
+ * interleaved with it in one process (cli/bench_winograd.ts --dx --cpu), batch 16: 64 px layer1
+ * (1024 tiles) 1.26×, layer2 (256) 1.93×, layer3 (64) 1.33×, layer4 (16) 0.47×; 224 px layer1
+ * 1.08×, layer2 1.61×, layer3 2.43×, layer4 (256) 1.59×.
+ */
+export const DER_INPUT_MIN_TILES = 64;
+
+/**
  * Whether `auto` and `fast` may run the Winograd dX: as {@linkcode conv2DWinogradPreferred}, with
- * Cin for Cout (dX's output channels) and dX's tiles.
+ * Cin for Cout (dX's output channels) and {@linkcode DER_INPUT_MIN_TILES} of dX's tiles.
  */
 export function derInputWinogradPreferred(
   dy: tf.TensorInfo,
@@ -686,7 +696,7 @@ export function derInputWinogradPreferred(
 ): boolean {
   return derInputWinogradSupports(dy, filter, attrs) &&
     filter.shape[2] >= WINOGRAD_MIN_CHANNELS &&
-    derInputGeometry(dy, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
+    derInputGeometry(dy, filter, attrs).tiles >= DER_INPUT_MIN_TILES;
 }
 
 /** Whether the operands and intermediates of this dX fit the device's textures. */

@@ -21,6 +21,7 @@ import {
   conv2DWinogradPreferred,
   conv2DWinogradSupports,
   derInputWinogradFits,
+  derInputWinogradPreferred,
   derInputWinogradSupports,
   winogradFilterTransform,
 } from "./conv2d_winograd.ts";
@@ -156,4 +157,21 @@ Deno.test("conv2DWinogradPreferred: Cout ≥ 128 (the numerics gate) and ≥ 256
   assert(!conv2DWinogradPreferred(t([16, 16, 16, 64]), w(64, 64), attrs)); // Cout 64
   assert(conv2DWinogradPreferred(t([16, 7, 7, 512]), w(512, 512), attrs)); // 16 · 4 · 4 tiles
   assert(!conv2DWinogradPreferred(t([16, 8, 8, 128]), w(128, 128), { ...attrs, strides: 2 }));
+});
+
+Deno.test("derInputWinogradPreferred: Cin ≥ 128 (dX's output channels) and ≥ 64 tiles of x", () => {
+  const t = (shape: number[]) => ({ shape, dtype: "float32", dataId: {} }) as tf.TensorInfo;
+  const attrs = (x: number[], strides = 1): Conv2DBackpropInputAttrs => ({
+    inputShape: x as [number, number, number, number],
+    strides,
+    pad: [[0, 0], [1, 1], [1, 1], [0, 0]],
+    dataFormat: "NHWC",
+  });
+  const w = (cin: number, cout: number) => t([3, 3, cin, cout]);
+  const dy = (x: number[], cout: number) => t([...x.slice(0, 3), cout]);
+  const x = [16, 4, 4, 256]; // 64 tiles
+  assert(derInputWinogradPreferred(dy(x, 256), w(256, 256), attrs(x)));
+  assert(!derInputWinogradPreferred(dy([15, 4, 4, 256], 256), w(256, 256), attrs([15, 4, 4, 256])));
+  assert(!derInputWinogradPreferred(dy([16, 16, 16, 64], 64), w(64, 64), attrs([16, 16, 16, 64])));
+  assert(!derInputWinogradPreferred(t([16, 2, 2, 256]), w(256, 256), attrs(x, 2)));
 });

@@ -81,6 +81,7 @@ export {
   derInputTile,
 } from "./conv2d_backprop_input.ts";
 export {
+  conv2DBackpropInputWinograd,
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradSupports,

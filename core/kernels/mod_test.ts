@@ -15,10 +15,17 @@ import { FIRST_USE_VARIANT, KERNEL_FAMILIES, type KernelVariant } from "./varian
 /** A small conv stack's output and weight gradients (all three tuned families run). */
 async function convStack(): Promise<Float32Array[]> {
   const x = hostInput([2, 12, 12, 3], 21);
-  // A separate 3×3 stride-1 conv with Cout 128 and 256 output tiles: one the Winograd variant
-  // takes (conv2d_winograd.ts's conv2DWinogradPreferred).
+  // A separate pair of 3×3 stride-1 convs the Winograd variants take (conv2d_winograd.ts): the
+  // first's forward (Cout 128, 256 output tiles), the second's dX (Cin 128).
   const x2 = hostInput([1, 32, 32, 8], 22);
-  const shapes = [[7, 7, 3, 16], [3, 3, 16, 16], [3, 3, 16, 32], [1, 1, 16, 32], [3, 3, 8, 128]];
+  const shapes = [
+    [7, 7, 3, 16],
+    [3, 3, 16, 16],
+    [3, 3, 16, 32],
+    [1, 1, 16, 32],
+    [3, 3, 8, 128],
+    [3, 3, 128, 8],
+  ];
   const vars = shapes.map((s, i) => {
     const w = hostInput(s, 30 + i);
     return tf.variable(tf.tensor(w.data, w.shape));
@@ -27,10 +34,10 @@ async function convStack(): Promise<Float32Array[]> {
   const input2 = tf.tensor4d(x2.data, x2.shape as [number, number, number, number]);
   let y: tf.Tensor | undefined, y2: tf.Tensor | undefined;
   const f = () => {
-    const [stem, a, b, ds, wide] = vars as tf.Variable<tf.Rank.R4>[];
+    const [stem, a, b, ds, wideIn, wideOut] = vars as tf.Variable<tf.Rank.R4>[];
     const h = tf.relu(tf.conv2d(input, stem, 2, 3));
     const out = tf.add(tf.conv2d(tf.relu(tf.conv2d(h, a, 1, 1)), b, 2, 1), tf.conv2d(h, ds, 2, 0));
-    const out2 = tf.conv2d(input2, wide, 1, 1);
+    const out2 = tf.conv2d(tf.conv2d(input2, wideIn, 1, 1), wideOut, 1, 1);
     y = tf.keep(out);
     y2 = tf.keep(out2);
     return tf.add(tf.sum(tf.mul(out, 0.01)), tf.sum(tf.mul(out2, 0.01))) as tf.Scalar;

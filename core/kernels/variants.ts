@@ -30,9 +30,12 @@ import {
   type ConvTile,
 } from "./conv2d.ts";
 import {
+  conv2DBackpropInputWinograd,
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradPreferred,
+  derInputWinogradFits,
+  derInputWinogradPreferred,
   winogradTile,
 } from "./conv2d_winograd.ts";
 import {
@@ -173,6 +176,33 @@ function conv2DWinogradVariant(name: string): KernelVariant {
   };
 }
 
+/**
+ * dX by Winograd F(2×2, 3×3) (conv2d_winograd.ts), offered only where it passed the numerics
+ * gate and wins on llvmpipe (see `derInputWinogradPreferred`).
+ */
+function derInputWinogradVariant(name: string): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    return { dy, filter, attrs: args.attrs as unknown as Conv2DBackpropInputAttrs };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { dy, filter, attrs } = parts(args);
+      return derInputWinogradPreferred(dy, filter, attrs) &&
+        derInputWinogradFits(dy, filter, attrs, backendOf(args));
+    },
+    run: (args) => {
+      const { dy, filter, attrs } = parts(args);
+      return conv2DBackpropInputWinograd(dy, filter, attrs, backendOf(args));
+    },
+    tile: (args) => {
+      const t = winogradTile(parts(args).filter.shape[2]);
+      return `${t.tm}x${t.tc}`;
+    },
+  };
+}
+
 function derInputVariant(
   name: string,
   tileOf: (cin: number) => DerInputTile,
@@ -299,8 +329,10 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derInputVariant("texture", (cin) => derInputTile(cin, true), true),
       derInputVariant("texture-small", () => SMALL_DER_INPUT, true),
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
+      derInputWinogradVariant("winograd"),
     ],
-    defaultVariant: "texture-fma",
+    // Where winograd does not take the call, `fast` runs the first webtune variant, texture-fma.
+    defaultVariant: "winograd",
     firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "inputShape"],
     conv: ({ inputs, attrs }) => ({

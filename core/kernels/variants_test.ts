@@ -76,11 +76,20 @@ const CASES = CONV_CASES.filter((c) =>
   ["stem 7x7/2 pad 3, 3 channels", "3x3/2 pad 1, odd 9", "1x1/2 pad 0 downsample"]
     .includes(c.name) || c.name.startsWith("12 channels")
 );
-/** For the forward family: 3×3 stride-1 convs the Winograd variant takes (Cout ≥ 128, ≥ 256 output tiles; one with odd output sizes). */
-const WINOGRAD_CASES: ConvCase[] = [
-  { name: "3x3/1 Cout 128, 256 tiles", x: [1, 32, 32, 8], k: 3, cout: 128, stride: 1, pad: 1 },
-  { name: "3x3/1 Cout 128, 31x33", x: [1, 31, 33, 8], k: 3, cout: 128, stride: 1, pad: 1 },
-];
+/**
+ * 3×3 stride-1 convs the Winograd variants take, by family (one with odd sizes each): the
+ * forward's (Cout ≥ 128, ≥ 256 output tiles) and dX's (Cin ≥ 128, ≥ 64 tiles of x).
+ */
+const WINOGRAD_CASES: Partial<Record<TunedKernel, ConvCase[]>> = {
+  Conv2D: [
+    { name: "3x3/1 Cout 128, 256 tiles", x: [1, 32, 32, 8], k: 3, cout: 128, stride: 1, pad: 1 },
+    { name: "3x3/1 Cout 128, 31x33", x: [1, 31, 33, 8], k: 3, cout: 128, stride: 1, pad: 1 },
+  ],
+  Conv2DBackpropInput: [
+    { name: "3x3/1 Cin 128, 64 tiles", x: [1, 16, 16, 128], k: 3, cout: 8, stride: 1, pad: 1 },
+    { name: "3x3/1 Cin 128, 15x17", x: [1, 15, 17, 128], k: 3, cout: 8, stride: 1, pad: 1 },
+  ],
+};
 
 for (const family of Object.keys(KERNEL_FAMILIES) as TunedKernel[]) {
   for (const variant of KERNEL_FAMILIES[family].variants) {
@@ -88,7 +97,7 @@ for (const family of Object.keys(KERNEL_FAMILIES) as TunedKernel[]) {
     Deno.test(`${family} variant ${variant.name} matches the cpu backend`, async () => {
       await useWebGPU();
       let ran = 0;
-      for (const c of family === "Conv2D" ? [...CASES, ...WINOGRAD_CASES] : CASES) {
+      for (const c of [...CASES, ...WINOGRAD_CASES[family] ?? []]) {
         const { inputs, attrs } = call(family, c);
         const got = await runVariant(family, variant.name, inputs, attrs);
         if (!got) continue;
