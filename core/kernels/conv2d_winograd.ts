@@ -41,6 +41,17 @@ import { runWithOperands, type TextureKind, texturesFit } from "./texture_operan
 
 /** Winograd components: a 4×4 transformed tile. */
 const XI = 16;
+/**
+ * The pooled operand textures of the passes (texture_operands.ts), one set for the forward and
+ * dX variants: a pool slot only grows, so separate slots per program would hold more memory.
+ */
+const SLOTS = {
+  filter: "winograd filter",
+  input: "winograd input",
+  v: "winograd V",
+  u: "winograd U",
+  m: "winograd M",
+} as const;
 /** Invocations per workgroup of the transform passes (memory-bound, flat). */
 const FLAT_WG = 64;
 
@@ -573,7 +584,7 @@ export function winogradFilterTransform(
   const n4 = cin * cout / 4;
   const program = new WinogradFilterProgram(cin, cout);
   const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
-  return runWithOperands(backend, program, [filter], uniforms, textures);
+  return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
 }
 
 /**
@@ -631,6 +642,7 @@ function winogradStages(
       tiles: g.tiles,
     }),
     textures,
+    [SLOTS.input],
   );
 
   const groupsCo = Math.ceil(cout4 / tile.tc / WG);
@@ -642,6 +654,7 @@ function winogradStages(
     [v, u],
     GEMM_UNIFORMS.data({ cin4, cout4, tiles: g.tiles, groupsCo, groupsM, groups }),
     textures,
+    [SLOTS.v, SLOTS.u],
   );
 
   const outN4 = g.tiles * cout4;
@@ -659,6 +672,7 @@ function winogradStages(
       tiles: g.tiles,
     }),
     textures,
+    [SLOTS.m],
   );
   disposeAll(backend, [v, m]);
   return y;
@@ -739,6 +753,7 @@ export function conv2DBackpropInputWinograd(
     [filter],
     FLIPPED_FILTER_UNIFORMS.data({ n4, cin, cin4: cin / 4, cout, cout4: cout / 4 }),
     textures,
+    [SLOTS.filter],
   );
   const dx = winogradStages(dy, u, derInputGeometry(dy, filter, attrs), backend, tile, textures);
   disposeAll(backend, [u]);
