@@ -11,8 +11,10 @@ import {
   conv2DBackpropFilterGemm,
   conv2DBackpropInputFma,
   conv2DBackpropInputGemm,
+  conv2DBackpropInputWinograd,
   conv2DGemm,
   conv2DTile,
+  conv2DWinograd,
   derFilterTile,
   derInputFmaTile,
   derInputTile,
@@ -138,11 +140,25 @@ Deno.test("webtune's kernels emit no short-circuit && or || in WGSL", async () =
       ));
     }
   }
+  // Winograd (texture operands only): forward and dX, 5 programs.
+  const wx = keep(t([2, 7, 5, 8])), ww = keep(t([3, 3, 8, 8]));
+  outs.push(conv2DWinograd(wx, ww, { strides: 1, pad: "same" }, backend));
+  outs.push(
+    conv2DBackpropInputWinograd(
+      wx,
+      ww,
+      { inputShape: [2, 7, 5, 8], strides: 1, pad: "same" },
+      backend,
+    ),
+  );
+  // Wait for the work (its pipelines compile at their first dispatch on llvmpipe): a submission
+  // still running when the test ends makes Deno's wgpu give up waiting at teardown and panic.
+  await backend.read(outs[outs.length - 1].dataId);
   for (const out of outs) backend.disposeData(out.dataId);
   tf.dispose(inputs);
 
-  // (2 forward + 2 dX + 2 FMA dX + 2 dW) × 2 operand kinds + the split sum.
-  assert(sources.size >= 17, `expected ≥ 17 programs, recorded ${[...sources.keys()]}`);
+  // (2 forward + 2 dX + 2 FMA dX + 2 dW) × 2 operand kinds + the split sum + 5 Winograd.
+  assert(sources.size >= 22, `expected ≥ 22 programs, recorded ${[...sources.keys()]}`);
   for (const [name, code] of sources) {
     const line = code.split("\n").find((l) => /&&|\|\|/.test(l));
     if (name.includes("_textures")) {
