@@ -151,7 +151,10 @@ function conv2DVariant(
 /**
  * The Winograd F(2×2, 3×3) forward conv (conv2d_winograd.ts), offered only where it passed the
  * numerics gate and wins on llvmpipe (3×3 stride 1, Cout ≥ 128, ≥ 256 tiles; see
- * `conv2DWinogradPreferred`).
+ * `conv2DWinogradPreferred`). `auto` times it at {@linkcode timingBatch}, where its filter
+ * transform (the same cost at any batch) weighs more than at the real batch: there it lost
+ * (0.3–0.94×; batch 2 at 64 px, batch 1 at 224 px) on all but 224 px layer2 (1.49×), so `auto`
+ * keeps the direct kernel on shapes where `fast`'s winograd is 1.36–2.3× faster (batch 16).
  */
 function conv2DWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
