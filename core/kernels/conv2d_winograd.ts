@@ -1,5 +1,7 @@
 /**
- * A Winograd F(2×2, 3×3) forward `Conv2D` for 3×3, stride-1 NHWC convs (ResNet's main convs).
+ * Winograd F(2×2, 3×3) for 3×3, stride-1 NHWC convs (ResNet's main convs): the forward
+ * `Conv2D` and its dX (`Conv2DBackpropInput`, the same passes on dy with the filter rotated by 180°
+ * and Cin, Cout swapped, see {@linkcode conv2DBackpropInputWinograd}).
  *
  * Why: on llvmpipe the direct conv kernels are bound by texel fetches, not arithmetic (see
  * texture_operands.ts). Winograd's minimal filtering computes a 2×2 block of outputs from a 4×4
@@ -17,8 +19,9 @@
  *
  * The matrices are the standard ones (Lavin & Gray, "Fast Algorithms for Convolutional Neural
  * Networks", 2015); their coefficients (0, ±1, ±½) are exact in float32, so the only rounding
- * is in the sums. It still rounds differently from the direct conv: see conv2d_winograd_test.ts
- * for the measured error against a float64 reference.
+ * is in the sums. It rounds differently from the direct conv (closer to float64 on ResNet shapes,
+ * measured with cli/bench_winograd.ts; see {@linkcode WINOGRAD_MIN_CHANNELS} for the numbers and
+ * for where it may run).
  *
  * Operands are always read from textures (the variant is not offered where they do not fit).
  *
