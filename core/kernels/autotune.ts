@@ -19,7 +19,7 @@
  * const cost: Record<string, number> = { stock: 5, fast: 2 };
  * const tuner = new KernelTuner({
  *   now: () => clock,
- *   bench: () => ({ run: async (name) => void (clock += cost[name]), dispose() {} }),
+ *   bench: () => ({ run: async (name) => (clock += cost[name], 1), dispose() {} }),
  * });
  * await tuner.useStore(memoryKernelStore(), "adapter v1");
  * const shape = { family: "Conv2D", key: "k", label: "Conv2D k", candidates: ["stock", "fast"] };
@@ -77,8 +77,13 @@ export interface ShapeRequest {
 
 /** Runs the candidates of one pending shape on inputs it made for the purpose. */
 export interface ShapeBench {
-  /** Runs variant `name` once and resolves when its result has been computed. */
-  run(name: string): Promise<void>;
+  /**
+   * Runs variant `name` once and resolves, when its result has been computed, with the factor
+   * that turns this run's time into the real call's: the call's batch over the batch it ran at
+   * (1 where it ran the call as it is). The tuner compares these estimates, so a variant may
+   * run at the call's own batch while the others run at a reduced one.
+   */
+  run(name: string): Promise<number>;
   /** Frees the inputs. */
   dispose(): void;
 }
@@ -90,7 +95,10 @@ export interface KernelChoiceReport {
   label: string;
   /** The winning variant. */
   variant: string;
-  /** Best time of each candidate measured this run, ms (absent for a cached choice). */
+  /**
+   * Best time of each candidate measured this run, as an estimate for the real call, ms (absent
+   * for a cached choice).
+   */
   ms?: Record<string, number>;
   /** Stock's best time over the winner's (absent for a cached choice). */
   speedupOverStock?: number;
@@ -257,12 +265,13 @@ export class KernelTuner {
     try {
       const best = new Map<string, number>();
       const last = new Map<string, number>();
+      // `last` holds what a run took (for the budget); the returned estimate is for the call.
       const timed = async (name: string) => {
         const t0 = this.#now();
-        await bench.run(name);
+        const scale = await bench.run(name);
         const ms = this.#now() - t0;
         last.set(name, ms);
-        return ms;
+        return ms * scale;
       };
       // Warm-ups: each compiles its pipelines; their times are not kept. A candidate that
       // fails here (a pipeline the adapter rejects) is left out, with a warning.

@@ -26,7 +26,7 @@ function fakeTuner(cost: Record<string, Record<string, number>>, compileMs = 0) 
         if (ms === undefined) return Promise.reject(new Error(`${name} is broken`));
         clock += ms + (compiled.has(name) ? 0 : compileMs);
         compiled.add(name);
-        return Promise.resolve();
+        return Promise.resolve(1);
       },
       dispose: () => {},
     }),
@@ -89,7 +89,7 @@ Deno.test("the tuner keeps each candidate's minimum over noisy rounds, not the m
     bench: () => ({
       run: (name) => {
         clock += times[name][seen[name]++];
-        return Promise.resolve();
+        return Promise.resolve(1);
       },
       dispose: () => {},
     }),
@@ -100,6 +100,30 @@ Deno.test("the tuner keeps each candidate's minimum over noisy rounds, not the m
   assertEquals(report.decided[0].variant, "fast");
   assertEquals(report.decided[0].ms, { stock: 3, fast: 1 });
   assertEquals(seen.fast, 1 + TUNE_ROUNDS);
+});
+
+Deno.test("the tuner compares estimates for the real call, whatever batch each candidate ran at", async () => {
+  let clock = 0;
+  // stock and fast run at a quarter of the call's batch (scale 4); whole runs at the call's own
+  // batch (scale 1). Raw times favour fast (2 < 6); for the call, whole wins (6 < 8).
+  const runMs: Record<string, number> = { stock: 3, fast: 2, whole: 6 };
+  const scale: Record<string, number> = { stock: 4, fast: 4, whole: 1 };
+  const tuner = new KernelTuner({
+    now: () => clock,
+    bench: () => ({
+      run: (name) => {
+        clock += runMs[name];
+        return Promise.resolve(scale[name]);
+      },
+      dispose: () => {},
+    }),
+  });
+  await tuner.useStore(undefined, "adapter");
+  tuner.choose(request("w", ["stock", "fast", "whole"]));
+  const report = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(report.decided[0].variant, "whole");
+  assertEquals(report.decided[0].ms, { stock: 12, fast: 8, whole: 6 });
+  assertEquals(report.decided[0].speedupOverStock, 2);
 });
 
 Deno.test("the tuner respects its budget and leaves the rest pending", async () => {

@@ -322,34 +322,50 @@ function patternData(size: number): Float32Array {
 }
 
 /**
- * The tuner's bench for a pending call: inputs of its shapes (at {@linkcode timingBatch}), and
- * a run that waits for the result by reading it back (the same small copy for every candidate).
+ * The tuner's bench for a pending call: inputs of its shapes at {@linkcode timingBatch} (and at
+ * the call's own batch for a variant with `timeAtCallBatch`), and a run that waits for the result
+ * by reading it back and scales its time to the call's batch.
  */
 function benchCall(request: ShapeRequest): ShapeBench {
   const family = KERNEL_FAMILIES[request.family as TunedKernel];
   const full = request.spec as CallSpec;
-  const spec = atBatch(full, timingBatch(family, full));
+  const callBatch = family.conv(full).x[0];
   const backend = tf.backend() as WebGPUBackend;
-  const inputs: Record<string, tf.TensorInfo> = {};
-  for (const [name, shape] of Object.entries(spec.inputs)) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    inputs[name] = backend.makeTensorInfo(shape, "float32", patternData(size));
-  }
-  const args: KernelArgs = { inputs, attrs: spec.attrs, backend };
+  // Inputs per batch timed at: the reduced one, and the call's own for the variants that ask.
+  const inputsAt = new Map<number, Record<string, tf.TensorInfo>>();
+  const argsAt = (n: number): KernelArgs => {
+    const spec = atBatch(full, n);
+    let inputs = inputsAt.get(n);
+    if (!inputs) {
+      inputs = {};
+      for (const [name, shape] of Object.entries(spec.inputs)) {
+        const size = shape.reduce((a, b) => a * b, 1);
+        inputs[name] = backend.makeTensorInfo(shape, "float32", patternData(size));
+      }
+      inputsAt.set(n, inputs);
+    }
+    return { inputs, attrs: spec.attrs, backend };
+  };
+  const reduced = timingBatch(family, full);
   return {
     run: async (name) => {
       const variant = family.variants.find((v) => v.name === name);
       if (!variant) throw new Error(`no ${family.name} variant ${name}`);
       const stockKernel = stock.get(family.name);
       if (!variant.run && !stockKernel) throw new Error(`no stock webgpu ${family.name} kernel`);
+      const n = variant.timeAtCallBatch ? callBatch : reduced;
+      const args = argsAt(n);
       const out = variant.run ? variant.run(args) : stockKernel!.kernelFunc(args as never);
       try {
         await backend.read((out as tf.TensorInfo).dataId);
       } finally {
         disposeAll(backend, [out as tf.TensorInfo]);
       }
+      return callBatch / n;
     },
-    dispose: () => disposeAll(backend, Object.values(inputs)),
+    dispose: () => {
+      for (const inputs of inputsAt.values()) disposeAll(backend, Object.values(inputs));
+    },
   };
 }
 

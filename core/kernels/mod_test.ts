@@ -142,3 +142,43 @@ Deno.test("auto runs the first-use variant for unmeasured shapes, the default un
     await configureKernelChoice({ mode: "fast", adapter: "" });
   }
 });
+
+Deno.test("auto times a variant with a per-call cost (winograd) at the call's batch, the others at a reduced one", async () => {
+  await useWebGPU();
+  const forward = KERNEL_FAMILIES.Conv2D;
+  const batches = new Map<string, Set<number>>();
+  const spied: [KernelVariant, KernelVariant["run"]][] = [];
+  for (const variant of forward.variants) {
+    const run = variant.run;
+    if (!run) continue;
+    spied.push([variant, run]);
+    (variant as { run: KernelVariant["run"] }).run = (args) => {
+      const n = (args.inputs.x as tf.TensorInfo).shape[0];
+      batches.set(variant.name, (batches.get(variant.name) ?? new Set()).add(n));
+      return run(args);
+    };
+  }
+  // 4 images of 16×16×128 through a 3×3 conv to 128 channels: 256 Winograd tiles at batch 4,
+  // 75 MFLOP per image, so the others are timed at batch 1 (timingBatch).
+  const x = hostInput([4, 16, 16, 128], 41);
+  const w = hostInput([3, 3, 128, 128], 42);
+  const input = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
+  const filter = tf.tensor4d(w.data, w.shape as [number, number, number, number]);
+  try {
+    await configureKernelChoice({ mode: "auto", adapter: `call-batch test ${Math.random()}` });
+    tf.dispose(tf.conv2d(input, filter, 1, 1));
+    batches.clear();
+    const report = await tunePendingKernels({ budgetMs: 120_000 });
+    assertEquals(report.decided.map((d) => d.family), ["Conv2D"]);
+    assertEquals(
+      Object.keys(report.decided[0].ms!).sort(),
+      forward.variants.map((v) => v.name).sort(),
+    );
+    assertEquals(batches.get("winograd"), new Set([4]));
+    assertEquals(batches.get("texture"), new Set([1]));
+  } finally {
+    for (const [variant, run] of spied) (variant as { run: KernelVariant["run"] }).run = run;
+    tf.dispose([input, filter]);
+    await configureKernelChoice({ mode: "fast", adapter: "" });
+  }
+});

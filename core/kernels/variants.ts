@@ -83,6 +83,11 @@ export interface KernelVariant {
   run?(args: KernelArgs): tf.TensorInfo;
   /** Its tile for this call, for people, e.g. `32x2` (absent for stock). */
   tile?(args: KernelArgs): string;
+  /**
+   * Time it at the call's own batch, not at {@linkcode timingBatch}: part of its cost does not
+   * shrink with the batch (Winograd's filter transform), so a reduced batch would overstate it.
+   */
+  timeAtCallBatch?: boolean;
 }
 
 /** What rebuilds a call for timing: the input shapes and the attrs. */
@@ -151,10 +156,9 @@ function conv2DVariant(
 /**
  * The Winograd F(2×2, 3×3) forward conv (conv2d_winograd.ts), offered only where it passed the
  * numerics gate and wins on llvmpipe (3×3 stride 1, Cout ≥ 128, ≥ 256 tiles; see
- * `conv2DWinogradPreferred`). `auto` times it at {@linkcode timingBatch}, where its filter
- * transform (the same cost at any batch) weighs more than at the real batch: there it lost
- * (0.3–0.94×; batch 2 at 64 px, batch 1 at 224 px) on all but 224 px layer2 (1.49×), so `auto`
- * keeps the direct kernel on shapes where `fast`'s winograd is 1.36–2.3× faster (batch 16).
+ * `conv2DWinogradPreferred`). `auto` times it at the call's own batch: its filter transform costs
+ * the same at any batch, so at {@linkcode timingBatch} it lost (0.3–0.94×; batch 2 at 64 px,
+ * batch 1 at 224 px) where at batch 16 it is 1.36–2.3× faster.
  */
 function conv2DWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
@@ -176,12 +180,14 @@ function conv2DWinogradVariant(name: string): KernelVariant {
       const t = winogradTile(parts(args).filter.shape[3]);
       return `${t.tm}x${t.tc}`;
     },
+    timeAtCallBatch: true,
   };
 }
 
 /**
  * dX by Winograd F(2×2, 3×3) (conv2d_winograd.ts), offered only where it passed the numerics
- * gate and wins on llvmpipe (see `derInputWinogradPreferred`).
+ * gate and wins on llvmpipe (see `derInputWinogradPreferred`); timed at the call's own batch, as
+ * the forward.
  */
 function derInputWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
@@ -203,6 +209,7 @@ function derInputWinogradVariant(name: string): KernelVariant {
       const t = winogradTile(parts(args).filter.shape[2]);
       return `${t.tm}x${t.tc}`;
     },
+    timeAtCallBatch: true,
   };
 }
 
