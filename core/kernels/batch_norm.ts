@@ -42,7 +42,18 @@ const ROWS_UNIFORMS = uniformBlock({
   rowsPerBlock: "i32",
   divisor: "f32",
 });
-const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32" });
+/**
+ * `relu` (1 or 0) is a uniform rather than part of the WGSL for the forward passes (apply,
+ * affine): one pipeline serves the BatchNorms with and without a ReLU after them, each of which
+ * took ~0.1 s of llvmpipe code generation in a cold first step (cli/bench_pipelines.ts). A
+ * `select`, not a branch, so lavapipe has no uniform-dependent control flow to inline.
+ */
+const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32", relu: "i32" });
+
+/** Whether the ReLU is a uniform of `kind` (else it is baked in: it changes the inputs). */
+function reluIsUniform(kind: ElementwiseKind): boolean {
+  return kind === "apply" || kind === "affine";
+}
 
 /** Floats per WGSL element for C channels. */
 function widthFor(c: number): number {
@@ -166,7 +177,9 @@ class ElementwiseProgram extends WebtuneProgram {
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
       dispatch2D(Math.ceil(invocations / 64)),
-      `BatchNorm_${kind}_${extra}_${relu}_${width}_${textures}`,
+      `BatchNorm_${kind}_${extra}_${
+        reluIsUniform(kind) ? "reluUniform" : relu
+      }_${width}_${textures}`,
     );
     this.components = width;
     this.variableNames = elementwiseInputs(kind, extra, relu);
@@ -186,7 +199,7 @@ class ElementwiseProgram extends WebtuneProgram {
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
       body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
         ${this.extra ? `v = v + ${at("residual")};` : ""}
-        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "affine") {
       columnValues = `let scaleC = ${perColumn("scale")};
@@ -194,7 +207,7 @@ class ElementwiseProgram extends WebtuneProgram {
       // The ops' order: x·scale + shift, then + residual, then ReLU.
       body = `var v = ${at("x")} * scaleC + shiftC;
         ${this.extra ? `v = v + ${at("residual")};` : ""}
-        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "reluGrad") {
       columnValues = "";
@@ -334,7 +347,7 @@ function elementwise(
     backend,
     program,
     operands,
-    FLAT_UNIFORMS.data({ cc: c / width, n, count }),
+    FLAT_UNIFORMS.data({ cc: c / width, n, count, relu: relu ? 1 : 0 }),
     textures,
     slotsOf(x, operands),
   );
