@@ -56,7 +56,8 @@ const BINARY_UNIFORMS = uniformBlock({
   b2: "i32",
   b3: "i32",
 });
-const UNARY_UNIFORMS = uniformBlock({ op: "i32", n: "i32" });
+/** `nan`: tfjs's `uniforms.NAN` (a NaN literal is not valid WGSL for Chrome's Tint). */
+const UNARY_UNIFORMS = uniformBlock({ op: "i32", n: "i32", nan: "f32" });
 
 class SmallBinaryProgram extends WebtuneProgram {
   variableNames = ["a", "b"];
@@ -106,7 +107,7 @@ class SmallUnaryProgram extends WebtuneProgram {
       let a = ld_x(j);
       let op = uniforms.op;
       // tfjs: LOG is "if (a < 0.0) { return uniforms.NAN; } return log(a);".
-      let logA = select(log(a), bitcast<f32>(0x7fc00000u), a < 0.0);
+      let logA = select(log(a), uniforms.nan, a < 0.0);
       result[j] = select(select(select(exp(a), logA, op == 1), -a, op == 2), inverseSqrt(a),
         op == 3);
     }`;
@@ -187,6 +188,10 @@ export function smallUnary(
 ): tf.TensorInfo | null {
   const { x } = inputs as { x: tf.TensorInfo };
   if (!eligible(backend, [x], tf.util.sizeFromShape(x.shape))) return null;
-  const uniforms = UNARY_UNIFORMS.data({ op: UNARY[name], n: tf.util.sizeFromShape(x.shape) });
+  const uniforms = UNARY_UNIFORMS.data({
+    op: UNARY[name],
+    n: tf.util.sizeFromShape(x.shape),
+    nan: NaN,
+  });
   return runWithTextureOperands(backend, new SmallUnaryProgram(x.shape), [x], uniforms, "buffer");
 }
