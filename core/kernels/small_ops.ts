@@ -12,7 +12,7 @@
  * has nothing to inline per value, and the uniforms go through texture_operands.ts's opaque copy
  * (the `buffer` operand kind: storage buffers, no texture copies).
  *
- * Only float32 tensors of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
+ * Only float32 tensors (stored as such: see `storedAsFloat32`) of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
  * larger ones keep their faster kernels (vec4, textures), and tensors tfjs would compute on the
  * CPU (small and never uploaded) stay there. Each operation is the same IEEE operation tfjs's
  * WGSL does (`Log` of a negative number is NaN, as tfjs's `uniforms.NAN`).
@@ -21,7 +21,13 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { dispatch2D, flatMain, uniformBlock, WebtuneProgram } from "./kernel_util.ts";
+import {
+  dispatch2D,
+  flatMain,
+  storedAsFloat32,
+  uniformBlock,
+  WebtuneProgram,
+} from "./kernel_util.ts";
 import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
 
 /** The binary operations, by tfjs kernel name, with their code (the `op` uniform). */
@@ -117,7 +123,7 @@ class SmallUnaryProgram extends WebtuneProgram {
 /** Whether these float32 tensors, with an output of `size` elements, are this module's. */
 function eligible(backend: WebGPUBackend, inputs: tf.TensorInfo[], size: number): boolean {
   return size > 0 && size < MIN_TEXTURE_FLOATS &&
-    inputs.every((t) => t.dtype === "float32" && t.shape.length <= 4) &&
+    inputs.every((t) => storedAsFloat32(backend, t) && t.shape.length <= 4) &&
     // tfjs computes small never-uploaded tensors on the CPU; leave those to it.
     !backend.shouldExecuteOnCPU(inputs);
 }

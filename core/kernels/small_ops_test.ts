@@ -68,3 +68,13 @@ Deno.test("large and integer operands keep their kernels", async () => {
   // Nothing new under SmallBinary's key (a fresh process would have none at all).
   assert(pipelinesOf("SmallBinary") <= Math.max(before, 1));
 });
+
+Deno.test("a float32 cast from int32 (same integer bits, relabelled) is read as its values", async () => {
+  await useWebGPU();
+  const got = await tf.tidy(() => {
+    const ints = tf.add(tf.range(0, 1200, 1, "int32"), tf.scalar(1, "int32"));
+    return tf.mul(tf.cast(ints, "float32"), tf.fill([1200], 0.5));
+  }).data();
+  assertEquals(got[0], 0.5);
+  assertEquals(got[1199], 600);
+});

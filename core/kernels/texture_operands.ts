@@ -411,7 +411,7 @@ export function runWithTextureOperands(
       "Please call checkCompileCompletionAsync to ensure parallel compilation is done!",
     );
   }
-  const resources: GPUBindingResource[] = inputs.map((input, i) => {
+  const operandResource = (input: tf.TensorInfo, i: number): GPUBindingResource => {
     if (kind === "buffer") {
       be.uploadToGPU(input.dataId);
       return { buffer: be.tensorMap.get(input.dataId).resource as GPUBuffer };
@@ -421,6 +421,12 @@ export function runWithTextureOperands(
       input,
       slots?.[i] ?? `${program.constructor.name} ${program.variableNames[i]}`,
     ).createView();
+  };
+  const resources: GPUBindingResource[] = [];
+  inputs.forEach((input, i) => {
+    // An input passed twice is copied once.
+    const first = inputs.findIndex((t) => t.dataId === input.dataId);
+    resources.push(first < i ? resources[first] : operandResource(input, i));
   });
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
   const bindGroup = be.device.createBindGroup({
@@ -503,7 +509,8 @@ export function operandTextureBytes(backend: WebGPUBackend): number {
 /**
  * Runs `program` with its inputs in textures when `textures` (built for them, see
  * {@linkcode operandRead}; `true`: the fastest kind this WebGPU allows, see
- * {@linkcode textureKindFor}), else as tfjs does, from storage buffers.
+ * {@linkcode textureKindFor}), from storage buffers through the same prelude for `buffer` (see
+ * {@linkcode OperandKind}), else as tfjs does, from storage buffers.
  *
  * @returns a new float32 tensor of `program.outputShape`, owned by the caller.
  */
@@ -512,12 +519,12 @@ export function runWithOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
-  textures: boolean | TextureKind,
+  textures: boolean | OperandKind,
   slots?: readonly string[],
 ): tf.TensorInfo {
-  return textures !== false
-    ? runWithTextureOperands(backend, program, inputs, uniforms, textureKindFor(textures), slots)
-    : backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  if (textures === false) return backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  const kind = textures === "buffer" ? "buffer" : textureKindFor(textures);
+  return runWithTextureOperands(backend, program, inputs, uniforms, kind, slots);
 }
 
 /**
