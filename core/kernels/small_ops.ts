@@ -12,7 +12,8 @@
  * has nothing to inline per value, and the uniforms go through texture_operands.ts's opaque copy
  * (the `buffer` operand kind: storage buffers, no texture copies).
  *
- * Only float32 tensors (stored as such: see `storedAsFloat32`) of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
+ * Only float32 tensors (stored as such, see `storedAsFloat32`, or for the binary ones as int32
+ * or bool, converted as tfjs does) of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
  * larger ones keep their faster kernels (vec4, textures), and tensors tfjs would compute on the
  * CPU (small and never uploaded) stay there. Each operation is the same IEEE operation tfjs's
  * WGSL does (`Log` of a negative number is NaN, as tfjs's `uniforms.NAN`).
@@ -61,6 +62,9 @@ const BINARY_UNIFORMS = uniformBlock({
   b1: "i32",
   b2: "i32",
   b3: "i32",
+  /** 1 where that input's GPU data holds integers (int32, bool: a float32 relabelled by Cast). */
+  aInt: "i32",
+  bInt: "i32",
 });
 /** `nan`: tfjs's `uniforms.NAN` (a NaN literal is not valid WGSL for Chrome's Tint). */
 const UNARY_UNIFORMS = uniformBlock({ op: "i32", n: "i32", nan: "f32" });
@@ -87,8 +91,11 @@ class SmallBinaryProgram extends WebtuneProgram {
       let t1 = t2 / uniforms.d2;
       let c1 = t1 % uniforms.d1;
       let c0 = t1 / uniforms.d1;
-      let a = ld_a(c0 * uniforms.a0 + c1 * uniforms.a1 + c2 * uniforms.a2 + c3 * uniforms.a3);
-      let b = ld_b(c0 * uniforms.b0 + c1 * uniforms.b1 + c2 * uniforms.b2 + c3 * uniforms.b3);
+      let ar = ld_a(c0 * uniforms.a0 + c1 * uniforms.a1 + c2 * uniforms.a2 + c3 * uniforms.a3);
+      let br = ld_b(c0 * uniforms.b0 + c1 * uniforms.b1 + c2 * uniforms.b2 + c3 * uniforms.b3);
+      // Integer data converted as tfjs's programs do (f32(i32)).
+      let a = select(ar, f32(bitcast<i32>(ar)), uniforms.aInt != 0);
+      let b = select(br, f32(bitcast<i32>(br)), uniforms.bInt != 0);
       let op = uniforms.op;
       result[j] = select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b, op == 3);
     }`;
@@ -120,10 +127,27 @@ class SmallUnaryProgram extends WebtuneProgram {
   }
 }
 
-/** Whether these float32 tensors, with an output of `size` elements, are this module's. */
-function eligible(backend: WebGPUBackend, inputs: tf.TensorInfo[], size: number): boolean {
+/** The dtype `t`'s GPU data is stored as (see `storedAsFloat32`). */
+function storedDtype(backend: WebGPUBackend, t: tf.TensorInfo): string | undefined {
+  return (backend as unknown as { tensorMap: { get(id: unknown): { dtype: string } } })
+    .tensorMap.get(t.dataId)?.dtype;
+}
+
+/**
+ * Whether these float32 tensors, with an output of `size` elements, are this module's; with
+ * `integers`, one stored as int32 or bool (relabelled by Cast) is too.
+ */
+function eligible(
+  backend: WebGPUBackend,
+  inputs: tf.TensorInfo[],
+  size: number,
+  integers = false,
+): boolean {
+  const stored = (t: tf.TensorInfo) =>
+    storedAsFloat32(backend, t) ||
+    (integers && t.dtype === "float32" && ["int32", "bool"].includes(storedDtype(backend, t)!));
   return size > 0 && size < MIN_TEXTURE_FLOATS &&
-    inputs.every((t) => storedAsFloat32(backend, t) && t.shape.length <= 4) &&
+    inputs.every((t) => stored(t) && t.shape.length <= 4) &&
     // tfjs computes small never-uploaded tensors on the CPU; leave those to it.
     !backend.shouldExecuteOnCPU(inputs);
 }
@@ -157,7 +181,7 @@ export function smallBinary(
   const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   if (a.shape.length > 4 || b.shape.length > 4) return null;
   const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-  if (!eligible(backend, [a, b], tf.util.sizeFromShape(shape))) return null;
+  if (!eligible(backend, [a, b], tf.util.sizeFromShape(shape), true)) return null;
   const out4 = [...new Array(4 - shape.length).fill(1), ...shape];
   const [a0, a1, a2, a3] = broadcastStrides(a.shape, out4);
   const [b0, b1, b2, b3] = broadcastStrides(b.shape, out4);
@@ -175,6 +199,8 @@ export function smallBinary(
     b1,
     b2,
     b3,
+    aInt: storedAsFloat32(backend, a) ? 0 : 1,
+    bInt: storedAsFloat32(backend, b) ? 0 : 1,
   });
   return runWithTextureOperands(backend, new SmallBinaryProgram(shape), [a, b], uniforms, "buffer");
 }

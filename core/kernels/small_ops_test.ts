@@ -69,12 +69,20 @@ Deno.test("large and integer operands keep their kernels", async () => {
   assert(pipelinesOf("SmallBinary") <= Math.max(before, 1));
 });
 
-Deno.test("a float32 cast from int32 (same integer bits, relabelled) is read as its values", async () => {
+Deno.test("a float32 cast from int32 or bool (same integer bits, relabelled) is read as its values", async () => {
   await useWebGPU();
-  const got = await tf.tidy(() => {
-    const ints = tf.add(tf.range(0, 1200, 1, "int32"), tf.scalar(1, "int32"));
-    return tf.mul(tf.cast(ints, "float32"), tf.fill([1200], 0.5));
-  }).data();
-  assertEquals(got[0], 0.5);
-  assertEquals(got[1199], 600);
+  const before = pipelinesOf("SmallBinary");
+  const [ints, bools] = await Promise.all(
+    tf.tidy(() => {
+      const i = tf.add(tf.range(0, 1200, 1, "int32"), tf.scalar(1, "int32"));
+      const b = tf.greater(tf.range(0, 1200), tf.scalar(599.5));
+      return [
+        tf.mul(tf.cast(i, "float32"), tf.fill([1200], 0.5)),
+        tf.sub(tf.fill([1200], 2), tf.cast(b, "float32")),
+      ];
+    }).map((t) => t.data()),
+  );
+  assertEquals([ints[0], ints[1199]], [0.5, 600]);
+  assertEquals([bools[0], bools[599], bools[600], bools[1199]], [2, 2, 1, 1]);
+  assertEquals(pipelinesOf("SmallBinary"), Math.max(before, 1));
 });
