@@ -282,7 +282,8 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
       compiles,
     });
     console.log(JSON.stringify(result));
-    return;
+    // What training does next (`auto`'s tuning pass) is not part of the first step.
+    Deno.exit(0);
   }
 
   const say = values.json ? () => {} : (line: string) => console.log(line);
@@ -326,7 +327,13 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
   }
   useKernels(mainChoice);
 
-  const firstSteps: (FirstStep & { size: number; cache: string; precompile: boolean })[] = [];
+  const firstSteps: (FirstStep & {
+    size: number;
+    cache: string;
+    precompile: boolean;
+    /** No stored kernel choices (a first run on this machine): `auto` runs first-use variants. */
+    first_run: boolean;
+  })[] = [];
   if (!values["skip-first-step"] && sizes.length > 0) {
     const size = Math.min(...sizes);
     const args = [
@@ -335,29 +342,40 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
     ];
     const bench = new URL(import.meta.url).pathname;
     // Filling Mesa's shader cache first makes the later warm runs warm.
-    await firstStepInFreshProcess(bench, args, false);
-    for (const precompile of values["skip-precompile"] ? [false] : [false, true]) {
-      for (const cold of [true, false]) {
-        const r = await firstStepInFreshProcess(
-          bench,
-          precompile ? args : [...args, "--without-precompile"],
-          cold,
-        );
-        firstSteps.push({ ...r, size, cache: cold ? "cold" : "warm", precompile });
-        const c = r.compiles;
-        say(
-          `launch to first finished training step (${size}px, fresh process, ` +
-            `${cold ? "cold" : "warm"} shader cache, ${precompile ? "" : "no "}precompile): ` +
-            `${r.first_step_seconds.toFixed(1)} s = ${
-              Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")
-            } (process CPU ${
-              Object.values(r.cpu_phases).reduce((a, b) => a + b, 0).toFixed(1)
-            } s = ${
-              Object.values(r.cpu_phases).map((v) => v.toFixed(1)).join(" + ")
-            }); ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
-            `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread`,
-        );
-      }
+    await firstStepInFreshProcess(bench, args, { cold: false, firstRun: false });
+    // A first run on a machine: no shader cache and no stored kernel choices. Then a later run
+    // whose shader cache was dropped (cold, the stored choices), and one with both (warm).
+    const scenarios = [
+      { precompile: false, cold: true, firstRun: true },
+      ...(values["skip-precompile"] ? [false] : [false, true]).flatMap((precompile) =>
+        [true, false].map((cold) => ({ precompile, cold, firstRun: false }))
+      ),
+    ];
+    for (const { precompile, cold, firstRun } of scenarios) {
+      const r = await firstStepInFreshProcess(
+        bench,
+        precompile ? args : [...args, "--without-precompile"],
+        { cold, firstRun },
+      );
+      firstSteps.push({
+        ...r,
+        size,
+        cache: cold ? "cold" : "warm",
+        precompile,
+        first_run: firstRun,
+      });
+      const c = r.compiles;
+      say(
+        `launch to first finished training step (${size}px, fresh process, ` +
+          `${cold ? "cold" : "warm"} shader cache, ${precompile ? "" : "no "}precompile` +
+          `${firstRun ? ", no stored kernel choices: a first run" : ""}): ` +
+          `${r.first_step_seconds.toFixed(1)} s = ${
+            Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")
+          } (process CPU ${Object.values(r.cpu_phases).reduce((a, b) => a + b, 0).toFixed(1)} s = ${
+            Object.values(r.cpu_phases).map((v) => v.toFixed(1)).join(" + ")
+          }); ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
+          `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread`,
+      );
     }
   }
 

@@ -102,7 +102,10 @@ export interface FirstStepOptions {
   compiles: CompileCounts;
 }
 
-/** The child's work: the training path up to the first finished step. */
+/**
+ * The child's work: the training path up to the first finished step. Resolves there, with the
+ * run still training (its tuning pass, then stopping): the child process exits after printing.
+ */
 export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   const { size, batch, compiles } = options;
   const marks: [string, [number, number]][] = [
@@ -122,19 +125,22 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   };
   const run = await prepareRun(config, data, { precompile: options.precompile });
   mark("prepare (model, decode, precompile)");
-  const stop = new AbortController();
+  // Ends at the first batch-end: what training does next (`auto`'s tuning pass) is not part of
+  // the first step, so the caller may exit without waiting for it.
   let atFirstStep: CompileCounts | undefined;
-  await runTraining(run, {
-    signal: stop.signal,
-    onEvent: (e) => {
-      if (e.type !== "batch-end" || e.batch !== 1) return;
-      // Here: what follows the first step (`auto`'s tuning pass) is not part of it.
-      mark("first step");
-      atFirstStep = { ...compiles };
-      stop.abort();
-    },
+  await new Promise<void>((resolve, reject) => {
+    const stop = new AbortController();
+    runTraining(run, {
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type !== "batch-end" || e.batch !== 1) return;
+        mark("first step");
+        atFirstStep = { ...compiles };
+        stop.abort();
+        resolve();
+      },
+    }).then(() => resolve(), reject);
   });
-  run.dispose();
   const phases: Record<string, number> = {}, cpuPhases: Record<string, number> = {};
   let previous = 0, previousCpu = 0;
   for (const [name, [at, cpu]] of marks) {
@@ -152,24 +158,38 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   };
 }
 
-/**
- * Runs `bench --first-step-only` in a fresh process and returns what it printed. `cold` disables
- * Mesa's on-disk shader cache (MESA_SHADER_CACHE_DISABLE), as on a first run.
- */
+/** What the fresh process of {@linkcode firstStepInFreshProcess} starts without. */
+export interface FreshProcessCaches {
+  /** Mesa's on-disk shader cache disabled (MESA_SHADER_CACHE_DISABLE), as on a first run. */
+  cold: boolean;
+  /**
+   * An empty webtune cache directory (WEBTUNE_CACHE), so no stored kernel choices: `--kernels
+   * auto` runs its first-use variants, as on a first run on a machine.
+   */
+  firstRun: boolean;
+}
+
+/** Runs `bench --first-step-only` in a fresh process and returns what it printed. */
 export async function firstStepInFreshProcess(
   bench: string,
   args: string[],
-  cold: boolean,
+  caches: FreshProcessCaches,
 ): Promise<FirstStep> {
-  const env: Record<string, string> = cold ? { MESA_SHADER_CACHE_DISABLE: "true" } : {};
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", bench, "--first-step-only", ...args],
-    env,
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-  if (!out.success) {
-    throw new Error(`first-step child failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  const env: Record<string, string> = caches.cold ? { MESA_SHADER_CACHE_DISABLE: "true" } : {};
+  const fresh = caches.firstRun ? await Deno.makeTempDir({ prefix: "webtune-first-run-" }) : "";
+  if (fresh) env.WEBTUNE_CACHE = fresh;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", bench, "--first-step-only", ...args],
+      env,
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+    if (!out.success) {
+      throw new Error(`first-step child failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+    }
+    return JSON.parse(text) as FirstStep;
+  } finally {
+    if (fresh) await Deno.remove(fresh, { recursive: true });
   }
-  return JSON.parse(text) as FirstStep;
 }

@@ -41,8 +41,17 @@ const ROWS_UNIFORMS = uniformBlock({
   rows: "i32",
   rowsPerBlock: "i32",
   divisor: "f32",
+  relu: "i32",
 });
-const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32" });
+/**
+ * `relu` (1 or 0) is a uniform of every kernel rather than part of its WGSL: one pipeline serves
+ * the BatchNorms with and without a ReLU after them, each of which took ~0.1 s of llvmpipe code
+ * generation in a cold first step (cli/bench_pipelines.ts). The backward kernels then always
+ * take `y` (the ReLU's output, for its mask); without a ReLU they get dy there, which
+ * runWithTextureOperands binds once. A `select`, not a branch, so lavapipe has no
+ * uniform-dependent control flow to inline.
+ */
+const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32", relu: "i32" });
 
 /** Floats per WGSL element for C channels. */
 function widthFor(c: number): number {
@@ -59,21 +68,22 @@ function statsShape(kind: "variance" | "gradSums", c: number): number[] {
 }
 
 /** The inputs of the Σ-over-rows kernels, in binding order. */
-function blockSumsInputs(kind: "variance" | "gradSums", relu: boolean): string[] {
+function blockSumsInputs(kind: "variance" | "gradSums"): string[] {
   if (kind === "variance") return ["x", "mean"];
-  return relu ? ["dy", "x", "mean", "invStd", "y"] : ["dy", "x", "mean", "invStd"];
+  // Without a ReLU, `y` is dy again (bound once; see FLAT_UNIFORMS).
+  return ["dy", "x", "mean", "invStd", "y"];
 }
 
 /** The element-wise kernels: forward (train, eval), dx, the ReLU-masked dy (residual gradient). */
 type ElementwiseKind = "apply" | "gradInput" | "reluGrad" | "affine";
 
 /** The inputs of the element-wise kernels, in binding order. */
-function elementwiseInputs(kind: ElementwiseKind, extra: boolean, relu: boolean): string[] {
+function elementwiseInputs(kind: ElementwiseKind, extra: boolean): string[] {
   if (kind === "reluGrad") return ["dy", "y"];
   if (kind === "affine") return ["x", "scale", "shift", ...(extra ? ["residual"] : [])];
   return kind === "apply"
     ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
-    : ["dy", "x", "mean", "invStd", "weight", "sums", ...(relu ? ["y"] : [])];
+    : ["dy", "x", "mean", "invStd", "weight", "sums", "y"];
 }
 
 /**
@@ -86,7 +96,6 @@ class BlockSumsProgram extends WebtuneProgram {
 
   constructor(
     private readonly kind: "variance" | "gradSums",
-    private readonly relu: boolean,
     blocks: number,
     c: number,
     width: number,
@@ -98,10 +107,10 @@ class BlockSumsProgram extends WebtuneProgram {
       blocks === 1 ? statsShape(kind, c) : [blocks, outputs * c],
       { x: [1], y: [0] },
       [Math.ceil(cc / WG), blocks, 1],
-      `BatchNormBlockSums_${kind}_${relu}_${width}_${textures}`,
+      `BatchNormBlockSums_${kind}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = blockSumsInputs(kind, relu);
+    this.variableNames = blockSumsInputs(kind);
   }
 
   getUserCode(): string {
@@ -109,7 +118,8 @@ class BlockSumsProgram extends WebtuneProgram {
     const read = operandRead(this.textures);
     const variance = this.kind === "variance";
     const dy = read("dy", "at");
-    const g = this.relu ? `select(${t}(0.0), ${dy}, ${read("y", "at")} > ${t}(0.0))` : dy;
+    const g = `select(${dy}, select(${t}(0.0), ${dy}, ${read("y", "at")} > ${t}(0.0)), ` +
+      "uniforms.relu != 0)";
     const body = variance ? `let d = ${read("x", "at")} - m; s0 += d * d;` : `let g = ${g};
         s0 += g;
         s1 += g * ((${read("x", "at")} - m) * sd);`;
@@ -153,7 +163,6 @@ class ElementwiseProgram extends WebtuneProgram {
   constructor(
     private readonly kind: ElementwiseKind,
     private readonly extra: boolean,
-    private readonly relu: boolean,
     shape: number[],
     width: number,
     private readonly textures: boolean,
@@ -166,10 +175,10 @@ class ElementwiseProgram extends WebtuneProgram {
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
       dispatch2D(Math.ceil(invocations / 64)),
-      `BatchNorm_${kind}_${extra}_${relu}_${width}_${textures}`,
+      `BatchNorm_${kind}_${extra}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = elementwiseInputs(kind, extra, relu);
+    this.variableNames = elementwiseInputs(kind, extra);
   }
 
   getUserCode(): string {
@@ -186,7 +195,7 @@ class ElementwiseProgram extends WebtuneProgram {
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
       body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
         ${this.extra ? `v = v + ${at("residual")};` : ""}
-        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "affine") {
       columnValues = `let scaleC = ${perColumn("scale")};
@@ -194,7 +203,7 @@ class ElementwiseProgram extends WebtuneProgram {
       // The ops' order: x·scale + shift, then + residual, then ReLU.
       body = `var v = ${at("x")} * scaleC + shiftC;
         ${this.extra ? `v = v + ${at("residual")};` : ""}
-        ${this.relu ? `v = max(v, ${t}(0.0));` : ""}
+        v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "reluGrad") {
       columnValues = "";
@@ -205,7 +214,8 @@ class ElementwiseProgram extends WebtuneProgram {
       let sumG = ${perColumn("sums")} / uniforms.count;
       let sumGXHat = ${read("sums", "uniforms.cc + col")} / uniforms.count;
       let scale = ${perColumn("weight")} * invStdC;`;
-      const g = this.relu ? `select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0))` : at("dy");
+      const g = `select(${at("dy")}, select(${t}(0.0), ${at("dy")}, ${at("y")} > ${t}(0.0)), ` +
+        "uniforms.relu != 0)";
       body = `let g = ${g};
         let xHat = (${at("x")} - meanC) * invStdC;
         result[j] = ((g - sumG) - xHat * sumGXHat) * scale;`;
@@ -265,9 +275,9 @@ function blockSums(
   const width = widthFor(c);
   const rows = tf.util.sizeFromShape(x.shape) / c;
   const blocks = Math.max(1, Math.ceil(rows / ROWS_PER_BLOCK));
-  const operands = blockSumsInputs(kind, relu).map((name) => inputs[name]!);
+  const operands = blockSumsInputs(kind).map((name) => inputs[name] ?? inputs.dy!);
   const textures = useTextures(x, width, operands, backend);
-  const program = new BlockSumsProgram(kind, relu, blocks, c, width, textures);
+  const program = new BlockSumsProgram(kind, blocks, c, width, textures);
   // The variance is a mean; the gradient sums are sums. With one block there is no second pass.
   const divisor = kind === "variance" ? rows : 1;
   const partial = runWithOperands(
@@ -279,6 +289,7 @@ function blockSums(
       rows,
       rowsPerBlock: ROWS_PER_BLOCK,
       divisor: blocks === 1 ? divisor : 1,
+      relu: relu ? 1 : 0,
     }),
     textures,
     slotsOf(x, operands),
@@ -327,14 +338,14 @@ function elementwise(
   const width = widthFor(c);
   const n = tf.util.sizeFromShape(x.shape) / width;
   const extra = inputs.residual !== undefined;
-  const operands = elementwiseInputs(kind, extra, relu).map((name) => inputs[name]!);
+  const operands = elementwiseInputs(kind, extra).map((name) => inputs[name] ?? inputs.dy!);
   const textures = useTextures(x, width, operands, backend);
-  const program = new ElementwiseProgram(kind, extra, relu, x.shape, width, textures);
+  const program = new ElementwiseProgram(kind, extra, x.shape, width, textures);
   return runWithOperands(
     backend,
     program,
     operands,
-    FLAT_UNIFORMS.data({ cc: c / width, n, count }),
+    FLAT_UNIFORMS.data({ cc: c / width, n, count, relu: relu ? 1 : 0 }),
     textures,
     slotsOf(x, operands),
   );

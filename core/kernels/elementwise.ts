@@ -10,7 +10,13 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { dispatch2D, flatMain, uniformBlock, WebtuneProgram } from "./kernel_util.ts";
+import {
+  dispatch2D,
+  flatMain,
+  storedAsFloat32,
+  uniformBlock,
+  WebtuneProgram,
+} from "./kernel_util.ts";
 import {
   MIN_TEXTURE_FLOATS,
   runWithTextureOperands,
@@ -65,7 +71,7 @@ export function sameShapeBinary(
 ): tf.TensorInfo | null {
   const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const size = tf.util.sizeFromShape(a.shape);
-  const eligible = a.dtype === "float32" && b.dtype === "float32" &&
+  const eligible = storedAsFloat32(backend, a) && storedAsFloat32(backend, b) &&
     tf.util.arraysEqual(a.shape, b.shape) && size >= MIN_TEXTURE_FLOATS &&
     texturesFit(backend, [a, b]);
   if (!eligible) return null;

@@ -141,6 +141,23 @@ export function padAxis(
   return runKernel("PadV2", { x: t }, { paddings, constantValue: 0 }, backend);
 }
 
+/**
+ * Whether `t`'s GPU data really is float32. tfjs-webgpu's `Cast` from int32 or bool to float32
+ * only relabels the tensor (same data id, same integer bits), and its own programs read the
+ * stored dtype from the backend's tensor map; a webtune program reading such a "float32" as f32
+ * would see integer bits (1 reads as 1.4e-45).
+ *
+ * @example
+ * ```ts ignore
+ * if (!storedAsFloat32(backend, x)) return null; // let tfjs's kernel convert it
+ * ```
+ */
+export function storedAsFloat32(backend: WebGPUBackend, t: tf.TensorInfo): boolean {
+  const map = (backend as unknown as { tensorMap: { get(id: unknown): { dtype: string } } })
+    .tensorMap;
+  return t.dtype === "float32" && map.get(t.dataId)?.dtype === "float32";
+}
+
 /** Releases intermediate tensors made inside a kernel. */
 export function disposeAll(backend: WebGPUBackend, infos: tf.TensorInfo[]): void {
   for (const info of infos) backend.disposeData(info.dataId);

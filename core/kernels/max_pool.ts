@@ -47,6 +47,7 @@ const UNIFORMS = uniformBlock({
   strides: "vec2<i32>",
   pads: "vec2<i32>",
   lowest: "f32",
+  argmax: "i32",
 });
 const PER_INVOCATION = 64;
 
@@ -59,7 +60,12 @@ function coordinates(size: string): string {
       let b = pixel / (${size}.x * ${size}.y);`;
 }
 
-/** Per output: the window's maximum (`value`) or its position in the window (`argmax`). */
+/**
+ * Per output: the window's maximum (`value`) or its position in the window (`argmax`), chosen by
+ * a uniform: one pipeline for the forward and the gradient's first pass (each took 0.1–0.2 s of
+ * llvmpipe code generation in a cold first step, cli/bench_pipelines.ts; the forward's extra
+ * position tracking is a few selects).
+ */
 class MaxPoolProgram extends WebtuneProgram {
   variableNames = ["x"];
   uniforms = UNIFORMS.wgsl;
@@ -67,7 +73,6 @@ class MaxPoolProgram extends WebtuneProgram {
 
   constructor(
     private readonly info: tf.backend_util.Conv2DInfo,
-    private readonly output: "value" | "argmax",
     private readonly textures: boolean,
   ) {
     const n4 = tf.util.sizeFromShape(info.outShape) / 4;
@@ -75,7 +80,7 @@ class MaxPoolProgram extends WebtuneProgram {
       info.outShape,
       { x: [0] },
       dispatch2D(Math.ceil(n4 / PER_INVOCATION)),
-      `MaxPool_${output}_${info.filterHeight}x${info.filterWidth}_${textures}`,
+      `MaxPool_${info.filterHeight}x${info.filterWidth}_${textures}`,
     );
   }
 
@@ -114,7 +119,7 @@ class MaxPoolProgram extends WebtuneProgram {
       // PyTorch's start: the first in-bounds position, should every value be -inf.
       var pos = vec4<f32>(f32(max(0, -y0) * ${kw} + max(0, -x0)));
       ${taps.join("\n      ")}
-      result[j] = ${this.output === "value" ? "m" : "pos"};
+      result[j] = select(m, pos, uniforms.argmax != 0);
     }`;
   }
 }
@@ -259,7 +264,7 @@ function poolInfo(x: tf.TensorInfo, attrs: MaxPoolAttrs): tf.backend_util.Conv2D
   return taps <= MAX_TAPS && padded && tf.util.sizeFromShape(info.outShape) > 0 ? info : null;
 }
 
-function uniformsOf(info: tf.backend_util.Conv2DInfo, n4: number) {
+function uniformsOf(info: tf.backend_util.Conv2DInfo, n4: number, argmax = false) {
   return UNIFORMS.data({
     n: n4,
     c4: info.inChannels / 4,
@@ -268,6 +273,7 @@ function uniformsOf(info: tf.backend_util.Conv2DInfo, n4: number) {
     strides: [info.strideHeight, info.strideWidth],
     pads: [info.padInfo.top, info.padInfo.left],
     lowest: -Infinity,
+    argmax: argmax ? 1 : 0,
   });
 }
 
@@ -286,12 +292,12 @@ function runPool(
 ): tf.TensorInfo {
   const textures = useTextures(backend, x);
   const n4 = tf.util.sizeFromShape(info.outShape) / 4;
-  const program = new MaxPoolProgram(info, output, textures);
+  const program = new MaxPoolProgram(info, textures);
   return runWithOperands(
     backend,
     program,
     [x],
-    uniformsOf(info, n4),
+    uniformsOf(info, n4, output === "argmax"),
     textures,
     sharedSlots(["large"]),
   );

@@ -34,6 +34,13 @@ import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
 import {
+  SMALL_BINARY_OPS,
+  SMALL_UNARY_OPS,
+  smallBinary,
+  type SmallBinaryOp,
+  smallUnary,
+} from "./small_ops.ts";
+import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
   type SgdUpdateAttrs,
@@ -182,9 +189,17 @@ function broadcastWithoutBarrier(name: string): Fast {
 }
 for (const name of BROADCAST_KERNELS) {
   const broadcast = broadcastWithoutBarrier(name);
-  FAST[name] = isSameShapeOp(name)
-    ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? broadcast(args)
+  const small: Fast = (SMALL_BINARY_OPS as string[]).includes(name)
+    ? (args) =>
+      smallBinary(name as SmallBinaryOp, args.inputs, args.backend as WebGPUBackend) ??
+        broadcast(args)
     : broadcast;
+  FAST[name] = isSameShapeOp(name)
+    ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? small(args)
+    : small;
+}
+for (const name of SMALL_UNARY_OPS) {
+  FAST[name] = ({ inputs, backend }) => smallUnary(name, inputs, backend as WebGPUBackend);
 }
 
 /** The kernels webtune registers for webgpu (the "kernel choices" `deno task bench` prints). */
@@ -223,6 +238,8 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
+ * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each for
+ * the binary and the unary ones (fewer pipelines to compile in a cold first step; small_ops.ts),
  * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.

@@ -43,28 +43,33 @@ class SgdUpdateProgram extends WebtuneProgram {
   uniforms = UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [PER_INVOCATION, 1, 1];
 
+  /**
+   * @param operands textures, or (`buffer`) the tensors' storage buffers read through
+   *   runWithTextureOperands: one pipeline for parameters of every rank (tfjs's own runner keys
+   *   its pipelines by the inputs' ranks too; each took ~0.1 s of llvmpipe code generation in a
+   *   cold first step, cli/bench_pipelines.ts).
+   */
   constructor(
     shape: number[],
     private readonly decay: boolean,
-    private readonly textures: boolean,
+    operands: "textures" | "buffer",
   ) {
     const n4 = tf.util.sizeFromShape(shape) / 4;
-    // A flat layout: the prelude calls main(globalIndex).
     super(
       shape,
       { x: [0] },
       dispatch2D(Math.ceil(n4 / PER_INVOCATION)),
-      `SgdUpdate_${decay}_${textures}`,
+      `SgdUpdate_${decay}_${operands}`,
     );
   }
 
   getUserCode(): string {
-    const read = operandRead(this.textures);
+    const read = operandRead(true);
     // Same operations in the same order as tf.sub(p, tf.mul(tf.add(g, tf.mul(p, wd)), lr)).
     const g = read("grad", "j");
     const d = this.decay ? `${g} + p * uniforms.weightDecay` : g;
     return `
-    ${flatMain(this.textures, PER_INVOCATION)}
+    ${flatMain(true, PER_INVOCATION)}
       let j = min(i, uniforms.n4 - 1);
       let p = ${read("param", "j")};
       let d = ${d};
@@ -88,7 +93,11 @@ export function sgdUpdate(
 ): tf.TensorInfo {
   const n4 = tf.util.sizeFromShape(param.shape) / 4;
   const textures = n4 * 4 >= MIN_TEXTURE_FLOATS && texturesFit(backend, [param, grad]);
-  const program = new SgdUpdateProgram(param.shape, attrs.weightDecay !== 0, textures);
+  const program = new SgdUpdateProgram(
+    param.shape,
+    attrs.weightDecay !== 0,
+    textures ? "textures" : "buffer",
+  );
   const uniforms = UNIFORMS.data({ n4, lr: attrs.lr, weightDecay: attrs.weightDecay });
-  return runWithOperands(backend, program, [param, grad], uniforms, textures, SLOTS);
+  return runWithOperands(backend, program, [param, grad], uniforms, textures || "buffer", SLOTS);
 }

@@ -56,6 +56,15 @@ const WIDTH_SHIFT = 12;
 export type TextureKind = "sampled" | "storage";
 
 /**
+ * How {@linkcode runWithTextureOperands} binds a program's inputs: textures of a
+ * {@linkcode TextureKind}, or (`buffer`) the tensors' own storage buffers, read through the same
+ * `ld_name` helpers and the same opaque uniforms. `buffer` is for small programs that want this
+ * runner's pipeline key (the program's `shaderKey` only; tfjs adds its inputs' ranks and
+ * broadcast pattern) and its uniforms that lavapipe cannot inline, without the texture copies.
+ */
+export type OperandKind = TextureKind | "buffer";
+
+/**
  * Whether this WebGPU implementation accepts read-only storage textures in WGSL (the
  * `readonly_and_readwrite_storage_textures` language feature: Deno 2.9, Chrome ≥ 124).
  *
@@ -114,19 +123,32 @@ export function operandRead(textures: boolean): OperandRead {
  * 0, inputs 1…n as textures of `kind`, uniforms n+1), the builtins as private variables, and
  * `ld_name`.
  */
-export function texturePrelude(program: WebtuneProgram, kind: TextureKind = "sampled"): string {
+export function texturePrelude(program: WebtuneProgram, kind: OperandKind = "sampled"): string {
   const n = program.variableNames.length;
   const storage = kind === "storage";
   const type = storage ? "texture_storage_2d<rgba32float, read>" : "texture_2d<f32>";
   const level = storage ? "" : ", 0";
-  const inputs = program.variableNames.map((name, i) => `
+  const element = (components: number) => components === 4 ? "vec4<f32>" : "f32";
+  const inputs = program.variableNames.map((name, i) =>
+    kind === "buffer"
+      ? `
+@group(0) @binding(${i + 1}) var<storage, read> ${name} : array<${
+        element(program.variableComponents[i])
+      }>;
+fn ld_${name}(i : i32) -> ${element(program.variableComponents[i])} {
+  return ${name}[i];
+}`
+      : `
 @group(0) @binding(${i + 1}) var ${name} : ${type};
 fn ld_${name}(i : i32) -> vec4<f32> {
   return textureLoad(${name}, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${WIDTH_SHIFT}u)${level});
-}`);
+}`
+  );
   return `
 struct Uniforms { ${program.uniforms} };
-@group(0) @binding(0) var<storage, read_write> result : array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read_write> result : array<${
+    element(kind === "buffer" ? program.outputComponent : 4)
+  }>;
 ${inputs.join("\n")}
 @group(0) @binding(${n + 1}) var<uniform> uniformsIn : Uniforms;
 // A copy that lavapipe cannot inline (see opaqueUniforms).
@@ -232,7 +254,7 @@ function stateOf(device: GPUDevice): DeviceState {
   return s;
 }
 
-function layoutFor(device: GPUDevice, inputs: number, kind: TextureKind): GPUBindGroupLayout {
+function layoutFor(device: GPUDevice, inputs: number, kind: OperandKind): GPUBindGroupLayout {
   const s = stateOf(device);
   let layout = s.layouts.get(`${kind} ${inputs}`);
   if (!layout) {
@@ -243,7 +265,9 @@ function layoutFor(device: GPUDevice, inputs: number, kind: TextureKind): GPUBin
       entries.push({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
-        ...(kind === "storage"
+        ...(kind === "buffer"
+          ? { buffer: { type: "read-only-storage" as const } }
+          : kind === "storage"
           ? { storageTexture: { access: "read-only", format: "rgba32float" } }
           // rgba32float is not filterable in core WebGPU; textureLoad needs no filtering.
           : { texture: { sampleType: "unfilterable-float" } }),
@@ -345,7 +369,7 @@ export function runWithTextureOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
-  asked: TextureKind = "sampled",
+  asked: OperandKind = "sampled",
   slots?: readonly string[],
 ): tf.TensorInfo {
   const be = backend as unknown as BackendInternals;
@@ -357,7 +381,11 @@ export function runWithTextureOperands(
     : asked;
   const output = backend.makeTensorInfo(program.outputShape, "float32");
   be.uploadToGPU(output.dataId);
-  const textureKey = kind === "storage" ? "storage_textures" : "textures";
+  const textureKey = kind === "buffer"
+    ? "buffers"
+    : kind === "storage"
+    ? "storage_textures"
+    : "textures";
   const key = `${program.shaderKey}_${textureKey}_${program.workgroupSize.join("_")}`;
   const compileOnly = tf.env().getBool("WEBGPU_ENGINE_COMPILE_ONLY");
   if (!(key in be.pipelineCache)) {
@@ -383,19 +411,29 @@ export function runWithTextureOperands(
       "Please call checkCompileCompletionAsync to ensure parallel compilation is done!",
     );
   }
-  const textures = inputs.map((input, i) =>
-    copyToTexture(
+  const operandResource = (input: tf.TensorInfo, i: number): GPUBindingResource => {
+    if (kind === "buffer") {
+      be.uploadToGPU(input.dataId);
+      return { buffer: be.tensorMap.get(input.dataId).resource as GPUBuffer };
+    }
+    return copyToTexture(
       be,
       input,
       slots?.[i] ?? `${program.constructor.name} ${program.variableNames[i]}`,
-    )
-  );
+    ).createView();
+  };
+  const resources: GPUBindingResource[] = [];
+  inputs.forEach((input, i) => {
+    // An input passed twice is copied once.
+    const first = inputs.findIndex((t) => t.dataId === input.dataId);
+    resources.push(first < i ? resources[first] : operandResource(input, i));
+  });
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
   const bindGroup = be.device.createBindGroup({
     layout: layoutFor(be.device, inputs.length, kind),
     entries: [
       { binding: 0, resource: { buffer: outBuffer } },
-      ...textures.map((t, i) => ({ binding: i + 1, resource: t.createView() })),
+      ...resources.map((resource, i) => ({ binding: i + 1, resource })),
       { binding: inputs.length + 1, resource: be.makeUniforms(uniforms) },
     ],
   });
@@ -471,7 +509,8 @@ export function operandTextureBytes(backend: WebGPUBackend): number {
 /**
  * Runs `program` with its inputs in textures when `textures` (built for them, see
  * {@linkcode operandRead}; `true`: the fastest kind this WebGPU allows, see
- * {@linkcode textureKindFor}), else as tfjs does, from storage buffers.
+ * {@linkcode textureKindFor}), from storage buffers through the same prelude for `buffer` (see
+ * {@linkcode OperandKind}), else as tfjs does, from storage buffers.
  *
  * @returns a new float32 tensor of `program.outputShape`, owned by the caller.
  */
@@ -480,12 +519,12 @@ export function runWithOperands(
   program: WebtuneProgram,
   inputs: tf.TensorInfo[],
   uniforms: Uniforms,
-  textures: boolean | TextureKind,
+  textures: boolean | OperandKind,
   slots?: readonly string[],
 ): tf.TensorInfo {
-  return textures !== false
-    ? runWithTextureOperands(backend, program, inputs, uniforms, textureKindFor(textures), slots)
-    : backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  if (textures === false) return backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  const kind = textures === "buffer" ? "buffer" : textureKindFor(textures);
+  return runWithTextureOperands(backend, program, inputs, uniforms, kind, slots);
 }
 
 /**

@@ -64,7 +64,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-5-wino";
+export const KERNEL_SET_VERSION = "conv-variants-5";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -217,6 +217,7 @@ function derInputVariant(
   name: string,
   tileOf: (cin: number) => DerInputTile,
   textures: boolean,
+  anyStride = false,
 ): KernelVariant {
   const parts = (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
@@ -231,7 +232,15 @@ function derInputVariant(
     },
     run: (args) => {
       const { dy, filter, attrs, cin } = parts(args);
-      return conv2DBackpropInputGemm(dy, filter, attrs, backendOf(args), tileOf(cin), textures);
+      return conv2DBackpropInputGemm(
+        dy,
+        filter,
+        attrs,
+        backendOf(args),
+        tileOf(cin),
+        textures,
+        anyStride,
+      );
     },
     tile: (args) => {
       const t = tileOf(parts(args).cin);
@@ -337,7 +346,8 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       // step's dX on llvmpipe (strided and small convs gain most), about even at 224 px.
       derInputFmaVariant("texture-fma", derInputFmaTile(), true),
       derInputVariant("texture", (cin) => derInputTile(cin, true), true),
-      derInputVariant("texture-small", () => SMALL_DER_INPUT, true),
+      // Strides in uniforms: one pipeline for a step's strided and unstrided dX (first use).
+      derInputVariant("texture-small", () => SMALL_DER_INPUT, true, true),
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
       derInputWinogradVariant("winograd"),
     ],

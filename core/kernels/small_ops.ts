@@ -1,0 +1,229 @@
+/**
+ * Small element-wise `Add`, `Sub`, `Multiply`, `RealDiv` (any broadcast of rank ≤ 4) and `Exp`,
+ * `Log`, `Neg`, `Rsqrt`: one pipeline for all binary ones and one for all unary ones, with the
+ * operation and the shapes in uniforms.
+ *
+ * Why: tfjs-webgpu compiles a pipeline per operation, input rank, broadcast pattern and dtype
+ * mix, and llvmpipe generates each one's machine code at its first dispatch. A ResNet-18 training
+ * step's loss, accuracy, classifier-bias and per-channel (BatchNorm parameter, SGD) arithmetic
+ * made 22 such pipelines, 20–80 ms of code generation each with a cold shader cache
+ * (cli/bench_pipelines.ts), for tensors of a few hundred floats whose run time is nothing. Here
+ * every call computes all operations and selects one: no branch on the operation, so lavapipe
+ * has nothing to inline per value, and the uniforms go through texture_operands.ts's opaque copy
+ * (the `buffer` operand kind: storage buffers, no texture copies).
+ *
+ * Only float32 tensors (stored as such, see `storedAsFloat32`, or for the binary ones as int32
+ * or bool, converted as tfjs does) of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
+ * larger ones keep their faster kernels (vec4, textures), and tensors tfjs would compute on the
+ * CPU (small and never uploaded) stay there. Each operation is the same IEEE operation tfjs's
+ * WGSL does (`Log` of a negative number is NaN, as tfjs's `uniforms.NAN`).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  dispatch2D,
+  flatMain,
+  storedAsFloat32,
+  uniformBlock,
+  WebtuneProgram,
+} from "./kernel_util.ts";
+import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
+
+/** The binary operations, by tfjs kernel name, with their code (the `op` uniform). */
+const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+/** The unary operations, by tfjs kernel name, with their code. */
+const UNARY = { Exp: 0, Log: 1, Neg: 2, Rsqrt: 3 } as const;
+
+/** Kernel names {@linkcode smallBinary} handles. */
+export type SmallBinaryOp = keyof typeof BINARY;
+/** Kernel names {@linkcode smallUnary} handles. */
+export type SmallUnaryOp = keyof typeof UNARY;
+
+/** The kernel names of this module's operations. */
+export const SMALL_BINARY_OPS = Object.keys(BINARY) as SmallBinaryOp[];
+export const SMALL_UNARY_OPS = Object.keys(UNARY) as SmallUnaryOp[];
+
+const PER_GROUP = 64;
+
+/** The output's dims 1–3 (of 4, padded in front) and each input's strides over them. */
+const BINARY_UNIFORMS = uniformBlock({
+  op: "i32",
+  n: "i32",
+  d1: "i32",
+  d2: "i32",
+  d3: "i32",
+  a0: "i32",
+  a1: "i32",
+  a2: "i32",
+  a3: "i32",
+  b0: "i32",
+  b1: "i32",
+  b2: "i32",
+  b3: "i32",
+  /** 1 where that input's GPU data holds integers (int32, bool: a float32 relabelled by Cast). */
+  aInt: "i32",
+  bInt: "i32",
+});
+/** `nan`: tfjs's `uniforms.NAN` (a NaN literal is not valid WGSL for Chrome's Tint). */
+const UNARY_UNIFORMS = uniformBlock({ op: "i32", n: "i32", nan: "f32" });
+
+class SmallBinaryProgram extends WebtuneProgram {
+  variableNames = ["a", "b"];
+  uniforms = BINARY_UNIFORMS.wgsl;
+  override components = 1;
+  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
+
+  constructor(shape: number[]) {
+    const n = tf.util.sizeFromShape(shape);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallBinary");
+  }
+
+  getUserCode(): string {
+    // Past the end: redo the last element (same value, same place) rather than return.
+    return `
+    ${flatMain(true, PER_GROUP)}
+      let j = min(i, uniforms.n - 1);
+      let c3 = j % uniforms.d3;
+      let t2 = j / uniforms.d3;
+      let c2 = t2 % uniforms.d2;
+      let t1 = t2 / uniforms.d2;
+      let c1 = t1 % uniforms.d1;
+      let c0 = t1 / uniforms.d1;
+      let ar = ld_a(c0 * uniforms.a0 + c1 * uniforms.a1 + c2 * uniforms.a2 + c3 * uniforms.a3);
+      let br = ld_b(c0 * uniforms.b0 + c1 * uniforms.b1 + c2 * uniforms.b2 + c3 * uniforms.b3);
+      // Integer data converted as tfjs's programs do (f32(i32)).
+      let a = select(ar, f32(bitcast<i32>(ar)), uniforms.aInt != 0);
+      let b = select(br, f32(bitcast<i32>(br)), uniforms.bInt != 0);
+      let op = uniforms.op;
+      result[j] = select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b, op == 3);
+    }`;
+  }
+}
+
+class SmallUnaryProgram extends WebtuneProgram {
+  variableNames = ["x"];
+  uniforms = UNARY_UNIFORMS.wgsl;
+  override components = 1;
+  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
+
+  constructor(shape: number[]) {
+    const n = tf.util.sizeFromShape(shape);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallUnary");
+  }
+
+  getUserCode(): string {
+    return `
+    ${flatMain(true, PER_GROUP)}
+      let j = min(i, uniforms.n - 1);
+      let a = ld_x(j);
+      let op = uniforms.op;
+      // tfjs: LOG is "if (a < 0.0) { return uniforms.NAN; } return log(a);".
+      let logA = select(log(a), uniforms.nan, a < 0.0);
+      result[j] = select(select(select(exp(a), logA, op == 1), -a, op == 2), inverseSqrt(a),
+        op == 3);
+    }`;
+  }
+}
+
+/** The dtype `t`'s GPU data is stored as (see `storedAsFloat32`). */
+function storedDtype(backend: WebGPUBackend, t: tf.TensorInfo): string | undefined {
+  return (backend as unknown as { tensorMap: { get(id: unknown): { dtype: string } } })
+    .tensorMap.get(t.dataId)?.dtype;
+}
+
+/**
+ * Whether these float32 tensors, with an output of `size` elements, are this module's; with
+ * `integers`, one stored as int32 or bool (relabelled by Cast) is too.
+ */
+function eligible(
+  backend: WebGPUBackend,
+  inputs: tf.TensorInfo[],
+  size: number,
+  integers = false,
+): boolean {
+  const stored = (t: tf.TensorInfo) =>
+    storedAsFloat32(backend, t) ||
+    (integers && t.dtype === "float32" && ["int32", "bool"].includes(storedDtype(backend, t)!));
+  return size > 0 && size < MIN_TEXTURE_FLOATS &&
+    inputs.every((t) => stored(t) && t.shape.length <= 4) &&
+    // tfjs computes small never-uploaded tensors on the CPU; leave those to it.
+    !backend.shouldExecuteOnCPU(inputs);
+}
+
+/** Strides of `shape` over a rank-4 output `out` (both padded in front), 0 where broadcast. */
+function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const padded = [...new Array(4 - shape.length).fill(1), ...shape];
+  const strides = [0, 0, 0, 0];
+  let stride = 1;
+  for (let d = 3; d >= 0; d--) {
+    strides[d] = padded[d] === 1 && out[d] !== 1 ? 0 : stride;
+    stride *= padded[d];
+  }
+  return strides;
+}
+
+/**
+ * `a op b` with tfjs's broadcasting, for small float32 tensors (see the module docs); null
+ * otherwise (the caller runs another kernel).
+ *
+ * @example
+ * ```ts ignore
+ * const out = smallBinary("Add", { a, b }, backend) ?? stockAdd({ a, b });
+ * ```
+ */
+export function smallBinary(
+  name: SmallBinaryOp,
+  inputs: tf.NamedTensorInfoMap,
+  backend: WebGPUBackend,
+): tf.TensorInfo | null {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  if (a.shape.length > 4 || b.shape.length > 4) return null;
+  const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  if (!eligible(backend, [a, b], tf.util.sizeFromShape(shape), true)) return null;
+  const out4 = [...new Array(4 - shape.length).fill(1), ...shape];
+  const [a0, a1, a2, a3] = broadcastStrides(a.shape, out4);
+  const [b0, b1, b2, b3] = broadcastStrides(b.shape, out4);
+  const uniforms = BINARY_UNIFORMS.data({
+    op: BINARY[name],
+    n: tf.util.sizeFromShape(shape),
+    d1: out4[1],
+    d2: out4[2],
+    d3: out4[3],
+    a0,
+    a1,
+    a2,
+    a3,
+    b0,
+    b1,
+    b2,
+    b3,
+    aInt: storedAsFloat32(backend, a) ? 0 : 1,
+    bInt: storedAsFloat32(backend, b) ? 0 : 1,
+  });
+  return runWithTextureOperands(backend, new SmallBinaryProgram(shape), [a, b], uniforms, "buffer");
+}
+
+/**
+ * `op(x)` for a small float32 tensor (see the module docs); null otherwise.
+ *
+ * @example
+ * ```ts ignore
+ * const out = smallUnary("Exp", { x }, backend) ?? stockExp({ x });
+ * ```
+ */
+export function smallUnary(
+  name: SmallUnaryOp,
+  inputs: tf.NamedTensorInfoMap,
+  backend: WebGPUBackend,
+): tf.TensorInfo | null {
+  const { x } = inputs as { x: tf.TensorInfo };
+  if (!eligible(backend, [x], tf.util.sizeFromShape(x.shape))) return null;
+  const uniforms = UNARY_UNIFORMS.data({
+    op: UNARY[name],
+    n: tf.util.sizeFromShape(x.shape),
+    nan: NaN,
+  });
+  return runWithTextureOperands(backend, new SmallUnaryProgram(x.shape), [x], uniforms, "buffer");
+}
