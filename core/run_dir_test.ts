@@ -12,47 +12,8 @@ import { createResNet18, writeSafetensors } from "@webtune/models";
 import { setupBackend } from "./backend.ts";
 import { predictProbabilities } from "./predict.ts";
 import { defaultRunConfig } from "./run_config.ts";
-import { encodeModelFiles, parseRunState, RunDir, type RunDirFs } from "./run_dir.ts";
-
-/** A run directory in memory: the adapter is all RunDir sees of a file system. */
-export function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
-  const files = new Map<string, Uint8Array>();
-  const under = (dir: string) => [...files.keys()].filter((p) => p.startsWith(`${dir}/`));
-  return {
-    files,
-    stat: (p) =>
-      Promise.resolve(
-        files.has(p)
-          ? { isFile: true, isDirectory: false, size: files.get(p)!.length }
-          : under(p).length > 0
-          ? { isFile: false, isDirectory: true, size: 0 }
-          : undefined,
-      ),
-    readDir: (dir) =>
-      Promise.resolve(
-        [...new Set(under(dir).map((p) => p.slice(dir.length + 1).split("/")[0]))].map((name) => ({
-          name,
-          isFile: files.has(`${dir}/${name}`),
-          isDirectory: !files.has(`${dir}/${name}`),
-          isSymlink: false,
-        })),
-      ),
-    readFile: (p) =>
-      files.has(p) ? Promise.resolve(files.get(p)!) : Promise.reject(new Error("not found")),
-    writeFile: (p, data) => Promise.resolve(void files.set(p, data)),
-    mkdir: () => Promise.resolve(),
-    rename: (from, to) => {
-      files.set(to, files.get(from)!);
-      files.delete(from);
-      return Promise.resolve();
-    },
-    remove: (p, options) => {
-      files.delete(p);
-      if (options?.recursive) { for (const q of under(p)) files.delete(q); }
-      return Promise.resolve();
-    },
-  };
-}
+import { encodeModelFiles, parseRunState, RunDir } from "./run_dir.ts";
+import { memoryFs } from "./test_util.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const EPOCH_1 = {
