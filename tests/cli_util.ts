@@ -12,6 +12,20 @@ export const SHARED: string = new URL("../../shared/", import.meta.url).pathname
 export const sharedPresent: boolean = await Deno.stat(SHARED).then(() => true, () => false);
 if (!sharedPresent) console.log(`skipping tests that read ../shared: ${SHARED} is absent`);
 
+/**
+ * This test file's cache directory, the `WEBTUNE_CACHE` of the commands it runs (each test file
+ * loads this module afresh): empty when the file starts, removed when it ends. So a test never
+ * reads or writes the user's `~/.cache/webtune`, and no test file's kernel choices carry into
+ * another's; the processes of one file share it as a user's runs share theirs.
+ */
+export const TEST_CACHE: string = await Deno.makeTempDir({ prefix: "webtune-test-cache-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TEST_CACHE, { recursive: true }));
+
+/** Environment of the commands: {@linkcode TEST_CACHE}, then the caller's `env`. */
+function commandEnv(env: Record<string, string> = {}): Record<string, string> {
+  return { WEBTUNE_CACHE: TEST_CACHE, ...env };
+}
+
 /** Output of a finished CLI command. */
 export interface CliResult {
   code: number;
@@ -19,11 +33,19 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `deno run -A cli/<command>.ts ...args` from the repository root. */
-export async function cli(command: string, args: string[]): Promise<CliResult> {
+/**
+ * Runs `deno run -A cli/<command>.ts ...args` from the repository root, with `env` added to the
+ * environment (the cache is {@linkcode TEST_CACHE} unless `env` names another).
+ */
+export async function cli(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<CliResult> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `cli/${command}.ts`, ...args],
     cwd: ROOT,
+    env: commandEnv(env),
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -33,16 +55,19 @@ export async function cli(command: string, args: string[]): Promise<CliResult> {
 
 /**
  * Runs `deno run -A cli/<command>.ts ...args` and sends it SIGINT (Ctrl-C) once `interruptWhen`
- * holds for the standard output read so far; returns the finished command's output.
+ * holds for the standard output read so far; returns the finished command's output. `env` as
+ * for {@linkcode cli}.
  */
 export async function cliInterrupted(
   command: string,
   args: string[],
   interruptWhen: (stdout: string) => boolean,
+  env?: Record<string, string>,
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `cli/${command}.ts`, ...args],
     cwd: ROOT,
+    env: commandEnv(env),
     stdout: "piped",
     stderr: "piped",
   }).spawn();
