@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { KERNEL_CHOICES_FILE } from "../cli/kernel_store.ts";
+import { cacheDir } from "../cli/sources.ts";
 
 /** The repository root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname;
@@ -14,12 +16,23 @@ if (!sharedPresent) console.log(`skipping tests that read ../shared: ${SHARED} i
 
 /**
  * This test file's cache directory, the `WEBTUNE_CACHE` of the commands it runs (each test file
- * loads this module afresh): empty when the file starts, removed when it ends. So a test never
- * reads or writes the user's `~/.cache/webtune`, and no test file's kernel choices carry into
- * another's; the processes of one file share it as a user's runs share theirs.
+ * loads this module afresh; removed when the file ends). So no test writes the user's cache and
+ * no test file's kernel choices carry into another's; the commands of one file share it as a
+ * user's runs share theirs. It starts as a copy of the user's measured kernel choices (their
+ * cache's `kernel-choices.json`, if any; nothing else): every test file starts from the same
+ * choices, and `auto` runs need not measure again in each file (on a warm cache that cost e2e_test
+ * a quarter more time). Tests about the choosing itself pass a cache of their own.
  */
 export const TEST_CACHE: string = await Deno.makeTempDir({ prefix: "webtune-test-cache-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(TEST_CACHE, { recursive: true }));
+try {
+  await Deno.copyFile(
+    `${cacheDir()}/${KERNEL_CHOICES_FILE}`,
+    `${TEST_CACHE}/${KERNEL_CHOICES_FILE}`,
+  );
+} catch {
+  // No user cache (or no HOME): the tests measure for themselves.
+}
 
 /** Environment of the commands: {@linkcode TEST_CACHE}, then the caller's `env`. */
 function commandEnv(env: Record<string, string> = {}): Record<string, string> {
