@@ -41,6 +41,7 @@ import {
   testResizeFor,
   writeSafetensors,
 } from "@webtune/models";
+import { placeOnDevice } from "./backend.ts";
 import type { EpochMetrics } from "./events.ts";
 import { type RunConfig, validateRunConfig } from "./run_config.ts";
 
@@ -232,6 +233,8 @@ export function loadTrainedModel(
     model.dispose();
     throw new Error(`${weightsName}: ${(e as Error).message}`);
   }
+  // It then predicts exactly as the model it was saved from did (see placeOnDevice).
+  placeOnDevice(model.variables.values());
   return { model, config };
 }
 
