@@ -15,10 +15,13 @@ import {
   type EpochMetrics,
   type KernelChoice,
   paramEntries,
+  pinRunKernels,
   type PreparedRun,
   prepareRun,
+  readRunKernels,
   type RunConfig,
   RunDir,
+  type RunKernels,
   type RunState,
   type RunTakeover,
   runTraining,
@@ -85,6 +88,8 @@ export interface TrainIo {
   kernels?: KernelChoice;
   json: boolean;
   resume?: RunState;
+  /** The resumed run's `kernels.json`, if it has one. */
+  resumeKernels?: RunKernels;
   /** Let a new run replace the run files of a directory that holds something else. */
   overwrite?: boolean;
 }
@@ -154,7 +159,7 @@ export function trainCommand(task: Task): Command<Flags> {
     },
     async run({ values, given, out: print }) {
       const backend = values.backend as BackendName;
-      const kernels = values.kernels as KernelChoice;
+      let kernels = values.kernels as KernelChoice;
       const json = Boolean(values.json);
       let io: TrainIo;
       if (values.resume !== undefined) {
@@ -175,7 +180,10 @@ export function trainCommand(task: Task): Command<Flags> {
           );
           return 0;
         }
-        io = { ...state, config, out: dir, backend, kernels, json, resume: state };
+        // Without --kernels a resumed run computes with the kernels it recorded.
+        const resumeKernels = await readRunKernels(runDir);
+        if (!given.has("kernels") && resumeKernels) kernels = resumeKernels.kernels;
+        io = { ...state, config, out: dir, backend, kernels, json, resume: state, resumeKernels };
       } else {
         const config = runConfigFromFlags(task, defaultRunConfig(task), values);
         io = {
@@ -232,6 +240,16 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
   const data = await openData(io.data, config.seed, log);
   log(`data: ${data.description}; classes: ${data.classes.join(", ")}`);
   const resumeState = io.resume;
+  // Before prepareRun: its precompile pass meets the run's shapes, which must run as recorded.
+  const kernelRecord = adapter.backend === "webgpu"
+    ? pinRunKernels(dir, {
+      kernels: adapter.kernels ?? "auto",
+      adapter,
+      epoch: (resumeState?.completed_epochs ?? 0) + 1,
+      recorded: io.resumeKernels,
+      warn: log,
+    })
+    : undefined;
   let source = undefined, checkpoint: Checkpoint | undefined;
   if (resumeState) {
     checkpoint = await dir.readCheckpoint(resumeState);
@@ -276,6 +294,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
       // Epoch 0: an interrupt at any later moment has a true checkpoint to resume from.
       await record.checkpoint([]);
     }
+    await kernelRecord?.save();
     const renderer = io.json ? jsonRenderer() : textRenderer(describeAdapter(adapter));
     const result = await runTraining(run, {
       onEvent: renderer.onEvent,
@@ -284,6 +303,7 @@ export async function runTrain(io: TrainIo): Promise<TrainOutcome> {
       history: resumeState?.history,
       epochs: run.config.epochs,
       afterEpoch: async (metrics, history) => {
+        await kernelRecord?.saveChanges();
         await record.checkpoint(history);
         checkpointed = history.length;
         if (config.save === "best" && savedEpoch(history, "best") === metrics) {

@@ -320,3 +320,24 @@ export function describeAdapter(report: AdapterReport): string {
   const kind = report.isFallbackAdapter ? "software fallback adapter" : "hardware adapter";
   return `webgpu: ${report.description} [${kind}]`;
 }
+
+/**
+ * Puts tensors' data on the GPU now (webgpu; elsewhere nothing). tfjs-webgpu runs an op on the
+ * CPU when all its inputs are small (under 1000 values) and were never uploaded
+ * (`WEBGPU_CPU_FORWARD`), and the CPU rounds differently (e.g. `rsqrt`). A model loaded from host
+ * values would then compute its [C] BatchNorm scale and shift there, the same model after
+ * training (its variables written by GPU ops) on the GPU, and the two predict differently in the
+ * last bits. Models are put on the device when they are made or loaded, so where their ops run
+ * does not depend on how they came to be.
+ *
+ * @example
+ * ```ts ignore
+ * const model = createResNet18({ numClasses: 2 });
+ * placeOnDevice(model.variables.values());
+ * ```
+ */
+export function placeOnDevice(tensors: Iterable<tf.TensorInfo>): void {
+  if (tf.getBackend() !== "webgpu") return;
+  const backend = tf.backend() as WebGPUBackend;
+  for (const t of tensors) backend.uploadToGPU(t.dataId);
+}

@@ -93,6 +93,14 @@ export {
   type RunTakeover,
   type TrainedModel,
 } from "./run_dir.ts";
+export {
+  parseRunKernels,
+  pinRunKernels,
+  type PinRunKernelsOptions,
+  readRunKernels,
+  type RunKernelRecord,
+  type RunKernels,
+} from "./run_kernels.ts";
 export { Sgd } from "./sgd.ts";
 export { savedEpoch } from "./best_epoch.ts";
 export { type Optimizer } from "./optimizer.ts";

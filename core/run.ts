@@ -22,7 +22,7 @@ import {
   type StateDict,
   testResizeFor,
 } from "@webtune/models";
-import type { AdapterReport } from "./backend.ts";
+import { type AdapterReport, placeOnDevice } from "./backend.ts";
 import type { HostBatch } from "./batches.ts";
 import { createOptimizer } from "./create_optimizer.ts";
 import { assertSlicesNormalise, chooseMicroBatch } from "./memory_check.ts";
@@ -139,6 +139,9 @@ export async function prepareRun(
   } else {
     model = createResNet(config.arch ?? "resnet18", { numClasses: classes.length, random });
   }
+  // On the GPU from the start, whether made from a checkpoint, a source or random values: a
+  // resumed run's tiny ops then run where an uninterrupted run's did (see placeOnDevice).
+  placeOnDevice(model.variables.values());
   const resolved = { ...config, arch: model.arch };
   const pretrained = pretrainedConfig(model.arch);
 

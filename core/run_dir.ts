@@ -13,6 +13,7 @@
  * | `checkpoint.safetensors` | weights after the last complete epoch                         |
  * | `optimizer.safetensors`  | SGD momentum buffers after that epoch (when momentum > 0)      |
  * | `state.json`             | what `--resume` needs ({@linkcode RunState}); written last    |
+ * | `kernels.json`           | the GPU kernels the run computes with (`run_kernels.ts`)      |
  * | `lr_find.json`           | `deno task lr-find`'s sweep and suggestions (`LrFindResult`)  |
  * | `lr_find.svg`            | that sweep's chart                                            |
  *
@@ -40,6 +41,7 @@ import {
   testResizeFor,
   writeSafetensors,
 } from "@webtune/models";
+import { placeOnDevice } from "./backend.ts";
 import type { EpochMetrics } from "./events.ts";
 import { type RunConfig, validateRunConfig } from "./run_config.ts";
 
@@ -54,12 +56,14 @@ export const RUN_FILES = {
   best: "best.safetensors",
   optimizer: "optimizer.safetensors",
   state: "state.json",
+  /** The kernel mode and `auto`'s choice per shape (format: `run_kernels.ts`). */
+  kernels: "kernels.json",
   /** `deno task lr-find`: the sweep (`LrFindResult`) and its chart. */
   lrFind: "lr_find.json",
   lrFindChart: "lr_find.svg",
 } as const;
 
-/** Format version of `state.json` and `metrics.json`; readers refuse newer ones. */
+/** Format version of `state.json`, `metrics.json` and `kernels.json`; readers refuse others. */
 export const RUN_FORMAT_VERSION = 1;
 
 /** The file-system calls a run directory needs (`denoFs` in Deno). */
@@ -229,6 +233,8 @@ export function loadTrainedModel(
     model.dispose();
     throw new Error(`${weightsName}: ${(e as Error).message}`);
   }
+  // It then predicts exactly as the model it was saved from did (see placeOnDevice).
+  placeOnDevice(model.variables.values());
   return { model, config };
 }
 

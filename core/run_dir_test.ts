@@ -9,50 +9,11 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { createRng, normalizeInto, rgbImage, testCrop } from "@webtune/data";
 import { createResNet18, writeSafetensors } from "@webtune/models";
-import { setupBackend } from "./backend.ts";
+import { placeOnDevice, setupBackend } from "./backend.ts";
 import { predictProbabilities } from "./predict.ts";
 import { defaultRunConfig } from "./run_config.ts";
-import { encodeModelFiles, parseRunState, RunDir, type RunDirFs } from "./run_dir.ts";
-
-/** A run directory in memory: the adapter is all RunDir sees of a file system. */
-export function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
-  const files = new Map<string, Uint8Array>();
-  const under = (dir: string) => [...files.keys()].filter((p) => p.startsWith(`${dir}/`));
-  return {
-    files,
-    stat: (p) =>
-      Promise.resolve(
-        files.has(p)
-          ? { isFile: true, isDirectory: false, size: files.get(p)!.length }
-          : under(p).length > 0
-          ? { isFile: false, isDirectory: true, size: 0 }
-          : undefined,
-      ),
-    readDir: (dir) =>
-      Promise.resolve(
-        [...new Set(under(dir).map((p) => p.slice(dir.length + 1).split("/")[0]))].map((name) => ({
-          name,
-          isFile: files.has(`${dir}/${name}`),
-          isDirectory: !files.has(`${dir}/${name}`),
-          isSymlink: false,
-        })),
-      ),
-    readFile: (p) =>
-      files.has(p) ? Promise.resolve(files.get(p)!) : Promise.reject(new Error("not found")),
-    writeFile: (p, data) => Promise.resolve(void files.set(p, data)),
-    mkdir: () => Promise.resolve(),
-    rename: (from, to) => {
-      files.set(to, files.get(from)!);
-      files.delete(from);
-      return Promise.resolve();
-    },
-    remove: (p, options) => {
-      files.delete(p);
-      if (options?.recursive) { for (const q of under(p)) files.delete(q); }
-      return Promise.resolve();
-    },
-  };
-}
+import { encodeModelFiles, loadTrainedModel, parseRunState, RunDir } from "./run_dir.ts";
+import { memoryFs } from "./test_util.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const EPOCH_1 = {
@@ -268,4 +229,51 @@ Deno.test("run dir: a new run's takeover restores the previous run's files, or c
   await dir.write("model", "new model");
   await again.commit();
   assertEquals([...fs.files.keys()].sort(), ["run/model.safetensors", "run/notes.txt"]);
+});
+
+Deno.test("run dir: a model loaded from files computes on the GPU, bit for bit as the one saved", async () => {
+  await setupBackend({ backend: "webgpu", kernels: "fast" });
+  const rng = createRng(9);
+  const saved = createResNet18({ numClasses: 2, random: () => rng.float() });
+  // Running statistics as training leaves them (not PyTorch's 0 and 1), written by GPU ops: its
+  // BatchNorm scale rsqrt(var + eps) is computed on the GPU, which rounds it differently from
+  // tfjs-webgpu's CPU path for never-uploaded small tensors (about a third of values here).
+  for (const [name, v] of saved.variables) {
+    const variance = name.endsWith("running_var");
+    if (variance || name.endsWith("running_mean")) {
+      const values = Float32Array.from(
+        { length: v.size },
+        () => variance ? 0.5 + rng.float() : 0.1 * (rng.float() - 0.5),
+      );
+      const onGpu = tf.tensor(values, v.shape);
+      placeOnDevice([onGpu]);
+      v.assign(tf.mul(onGpu, 1));
+      onGpu.dispose();
+    }
+  }
+  placeOnDevice(saved.variables.values());
+  const files = await encodeModelFiles(saved, defaultRunConfig("scratch"), ["a", "b"], 1);
+  const loaded = loadTrainedModel(files.configJson, files.weights, "model.safetensors");
+  try {
+    const x = tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 * 3 }, () => rng.float() - 0.5), [
+      2,
+      32,
+      32,
+      3,
+    ]);
+    const logits = async (m: typeof saved) => {
+      const y = tf.tidy(() => m.forward(x, "eval").logits);
+      const data = Array.from(await y.data());
+      y.dispose();
+      return data;
+    };
+    const expected = await logits(saved);
+    // Not a degenerate net: the two images get different logits.
+    assertNotEquals(expected.slice(0, 2), expected.slice(2));
+    assertEquals(await logits(loaded.model), expected);
+    x.dispose();
+  } finally {
+    saved.dispose();
+    loaded.model.dispose();
+  }
 });

@@ -1,12 +1,14 @@
 /**
  * Helpers for the core package's tests: a tiny classifier that satisfies {@linkcode TrainableModel}
- * so the loop, optimizer and events can be tested without ResNet-18's cost.
+ * so the loop, optimizer and events can be tested without ResNet-18's cost, and a run directory
+ * in memory.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { HostBatch } from "./batches.ts";
 import type { TrainableModel } from "./model.ts";
+import type { RunDirFs } from "./run_dir.ts";
 
 /** `logits = mean_{h,w}(x) · W + b`, with parameters named like a torchvision head. */
 export class TinyModel implements TrainableModel {
@@ -72,4 +74,44 @@ export async function* iterate(batches: HostBatch[]): AsyncIterable<HostBatch> {
 export function lcg(seed: number): () => number {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+/** A run directory in memory: the adapter is all RunDir sees of a file system. */
+export function memoryFs(): RunDirFs & { files: Map<string, Uint8Array> } {
+  const files = new Map<string, Uint8Array>();
+  const under = (dir: string) => [...files.keys()].filter((p) => p.startsWith(`${dir}/`));
+  return {
+    files,
+    stat: (p) =>
+      Promise.resolve(
+        files.has(p)
+          ? { isFile: true, isDirectory: false, size: files.get(p)!.length }
+          : under(p).length > 0
+          ? { isFile: false, isDirectory: true, size: 0 }
+          : undefined,
+      ),
+    readDir: (dir) =>
+      Promise.resolve(
+        [...new Set(under(dir).map((p) => p.slice(dir.length + 1).split("/")[0]))].map((name) => ({
+          name,
+          isFile: files.has(`${dir}/${name}`),
+          isDirectory: !files.has(`${dir}/${name}`),
+          isSymlink: false,
+        })),
+      ),
+    readFile: (p) =>
+      files.has(p) ? Promise.resolve(files.get(p)!) : Promise.reject(new Error("not found")),
+    writeFile: (p, data) => Promise.resolve(void files.set(p, data)),
+    mkdir: () => Promise.resolve(),
+    rename: (from, to) => {
+      files.set(to, files.get(from)!);
+      files.delete(from);
+      return Promise.resolve();
+    },
+    remove: (p, options) => {
+      files.delete(p);
+      if (options?.recursive) { for (const q of under(p)) files.delete(q); }
+      return Promise.resolve();
+    },
+  };
 }

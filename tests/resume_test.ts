@@ -2,7 +2,7 @@
  * Ctrl-C during training and `--resume`: an interrupted run, resumed, ends with exactly the
  * weights and metrics of an uninterrupted run with the same seed.
  */
-import { assertEquals, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { setupBackend } from "@webtune/core";
 import { createResNet18, readSafetensors, stateDictOf, writeSafetensors } from "@webtune/models";
 import { cli, cliInterrupted, jsonLines, SHARED, sharedPresent } from "./cli_util.ts";
@@ -26,10 +26,11 @@ const FLAGS = [
 ];
 
 /**
- * Pinned kernels: `--kernels auto` (the default) chooses each conv shape's variant by timing, per
- * process, and variants may round differently (dX's FMA form sums in another order than its
- * dot-product form), so bit-identical runs need `fast` (or `stock`), as PyTorch's need
- * `cudnn.benchmark` off.
+ * Fixed kernels for comparing two separate runs: `--kernels auto` (the default) chooses each conv
+ * shape's variant by timing, and variants may round differently (dX's FMA form sums in another
+ * order than its dot-product form), so two new runs agree bit for bit only with `fast` (or
+ * `stock`), as PyTorch's need `cudnn.benchmark` off. The processes of one `auto` run agree
+ * (its kernels.json): see the last test.
  */
 const PINNED = ["--kernels", "fast"];
 
@@ -57,20 +58,29 @@ async function resumeEqualsUninterrupted(command: string, flags: string[], after
   assertEquals(state.completed_epochs >= afterEpoch, true);
   assertEquals(state.completed_epochs <= afterEpoch + 1, true);
 
-  const resumed = await cli(command, ["--resume", cut, ...PINNED, "--json"]);
+  // No --kernels: the run's kernels.json says fast.
+  const resumed = await cli(command, ["--resume", cut, "--json"]);
   assertEquals(resumed.code, 0, resumed.stderr);
 
-  const a = JSON.parse(await Deno.readTextFile(`${whole}/metrics.json`)).epochs;
-  const b = JSON.parse(await Deno.readTextFile(`${cut}/metrics.json`)).epochs;
-  const pick = (e: { epoch: number; loss: number; train_acc: number; test_acc: number }[]) =>
-    e.map(({ epoch, loss, train_acc, test_acc }) => ({ epoch, loss, train_acc, test_acc }));
-  assertEquals(pick(b), pick(a));
-  const weightsA = readSafetensors(await Deno.readFile(`${whole}/model.safetensors`), "a").tensors;
-  const weightsB = readSafetensors(await Deno.readFile(`${cut}/model.safetensors`), "b").tensors;
-  assertEquals([...weightsB.keys()], [...weightsA.keys()]);
-  for (const [name, t] of weightsA) assertEquals(weightsB.get(name)!.data, t.data, name);
+  await assertSameRun(whole, cut);
   await Deno.remove(whole, { recursive: true });
   await Deno.remove(cut, { recursive: true });
+}
+
+/** Both finished run directories hold the same metrics and, bit for bit, the same weights. */
+async function assertSameRun(a: string, b: string) {
+  const epochs = async (dir: string) =>
+    (JSON.parse(await Deno.readTextFile(`${dir}/metrics.json`)).epochs as {
+      epoch: number;
+      loss: number;
+      train_acc: number;
+      test_acc: number;
+    }[]).map(({ epoch, loss, train_acc, test_acc }) => ({ epoch, loss, train_acc, test_acc }));
+  assertEquals(await epochs(b), await epochs(a));
+  const weightsA = readSafetensors(await Deno.readFile(`${a}/model.safetensors`), "a").tensors;
+  const weightsB = readSafetensors(await Deno.readFile(`${b}/model.safetensors`), "b").tensors;
+  assertEquals([...weightsB.keys()], [...weightsA.keys()]);
+  for (const [name, t] of weightsA) assertEquals(weightsB.get(name)!.data, t.data, name);
 }
 
 Deno.test("Ctrl-C checkpoints and exits 130; --resume equals an uninterrupted run", async () => {
@@ -147,4 +157,88 @@ Deno.test({
     ], 2);
     await Deno.remove(source);
   },
+});
+
+Deno.test("auto: every process of a run computes with the kernels it recorded, whatever the cache says", async () => {
+  // 16 images at batch 4: 4 steps per epoch. The first process chooses (its first step runs the
+  // first-use variants, the tuning pass after it the winners) and is stopped after step 2 (or
+  // 3), before any epoch ends: its resumes replay that first step, then run the winners.
+  const flags = [...FLAGS, "--limit-train", "16"]; // the last value wins
+  const [run, copy, cache] = await Promise.all(
+    ["run", "copy", "cache"].map((p) => Deno.makeTempDir({ prefix: `webtune-auto-${p}-` })),
+  );
+  const step2Loss = (stdout: string) =>
+    jsonLines(stdout).find((e) => e.type === "batch-end" && e.epoch === 1 && e.batch === 2)
+      ?.loss;
+  const first = await cliInterrupted(
+    "scratch",
+    [...flags, "--out", run],
+    (stdout) => step2Loss(stdout) !== undefined,
+    { WEBTUNE_CACHE: cache },
+  );
+  assertEquals(first.code, 130, first.stderr);
+  assertEquals(JSON.parse(await Deno.readTextFile(`${run}/state.json`)).completed_epochs, 0);
+  const recorded = JSON.parse(await Deno.readTextFile(`${run}/kernels.json`));
+  assertEquals(recorded.kernels, "auto");
+  assertEquals(recorded.first_step.epoch, 1);
+  assert(Object.keys(recorded.choices).length > 0, "no choices recorded");
+  for (const name of await Array.fromAsync(Deno.readDir(run), (e) => e.name)) {
+    await Deno.copyFile(`${run}/${name}`, `${copy}/${name}`);
+  }
+
+  // One resume on a cache that says stock for every shape of the run (chosen afresh, it would
+  // run stock tfjs), the other twice on an empty cache (it would run the first-use variants, and
+  // time them again). The cache's keys are `<adapter scope> :: <shape key>` (autotune.ts).
+  const cacheFile = `${cache}/kernel-choices.json`;
+  const measured = Object.keys(JSON.parse(await Deno.readTextFile(cacheFile)));
+  assert(measured.length > 0, "the first process measured nothing");
+  const scope = measured[0].split(" :: ")[0];
+  await Deno.writeTextFile(
+    cacheFile,
+    JSON.stringify(
+      Object.fromEntries(Object.keys(recorded.choices).map((k) => [`${scope} :: ${k}`, "stock"])),
+    ),
+  );
+  const resumed = await cli("scratch", ["--resume", run, "--json"], { WEBTUNE_CACHE: cache });
+  assertEquals(resumed.code, 0, resumed.stderr);
+  const emptyCache = { WEBTUNE_CACHE: `${cache}/empty` };
+  const cut = await cliInterrupted(
+    "scratch",
+    ["--resume", copy, "--json"],
+    (stdout) => jsonLines(stdout).some((e) => e.type === "checkpoint" && e.epoch === 1),
+    emptyCache,
+  );
+  assertEquals(cut.code, 130, cut.stderr);
+  const last = await cli("scratch", ["--resume", copy, "--json"], emptyCache);
+  assertEquals(last.code, 0, last.stderr);
+
+  // The replayed first step computed what the first process's did (the loss after step 2 depends
+  // on step 1's gradients), and both copies end bit for bit alike, on the recorded choices.
+  assertEquals(step2Loss(resumed.stdout), step2Loss(first.stdout));
+  assertEquals(step2Loss(cut.stdout), step2Loss(first.stdout));
+  await assertSameRun(run, copy);
+  for (const dir of [run, copy]) {
+    const now = JSON.parse(await Deno.readTextFile(`${dir}/kernels.json`));
+    assertEquals(now.first_step, recorded.first_step);
+    for (const [key, variant] of Object.entries(recorded.choices)) {
+      assertEquals(now.choices[key], variant, key);
+    }
+  }
+  for (const dir of [run, copy, cache]) await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a corrupt kernels.json stops --resume with one line naming it", async () => {
+  const out = await Deno.makeTempDir({ prefix: "webtune-kernels-" });
+  const stopped = await cliInterrupted(
+    "scratch",
+    [...FLAGS, ...PINNED, "--out", out],
+    (stdout) => jsonLines(stdout).some((e) => e.type === "checkpoint" && e.epoch === 1),
+  );
+  assertEquals(stopped.code, 130, stopped.stderr);
+  await Deno.writeTextFile(`${out}/kernels.json`, '{"version": 1, "kernels": "fastest"');
+  const resumed = await cli("scratch", ["--resume", out]);
+  assertEquals(resumed.code, 1);
+  assertStringIncludes(resumed.stderr, `${out}/kernels.json: not valid JSON`);
+  assertEquals(resumed.stderr.trim().split("\n").length, 1, resumed.stderr);
+  await Deno.remove(out, { recursive: true });
 });

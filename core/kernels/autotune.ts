@@ -118,6 +118,44 @@ export interface TuneReport {
   pending: number;
 }
 
+/**
+ * The kernels one training run computes with, as recorded in its run directory: with them every
+ * process of the run (a resume, an extension) runs the variants the first one did, so `auto` is
+ * bit-reproducible across processes although it chooses by the clock. Keys are shape keys.
+ */
+export interface RunKernelChoices {
+  /** The variant of every shape the run has met, from its first tuning pass on. */
+  choices: Record<string, string>;
+  /**
+   * The step before that pass (the first step of the process that chose: shapes it had not
+   * measured ran their first-use variant): the epoch it was in, and the variants it ran where
+   * they differ from `choices`. A process that starts at that epoch again replays them.
+   */
+  firstStep?: { epoch: number; choices: Record<string, string> };
+}
+
+/** Where a run's choices go as they are decided (the run directory's file). */
+export interface RunKernelStore {
+  save(choices: RunKernelChoices): Promise<void>;
+}
+
+/** A run's choices while it runs (see {@linkcode KernelTuner.pinRun}). */
+interface RunPins {
+  store: RunKernelStore;
+  /** The epoch this process starts at. */
+  epoch: number;
+  /** True once the variants are fixed: after the first tuning pass, or from the start. */
+  pinned: boolean;
+  /** The recorded and pinned variant of each shape. */
+  choices: Map<string, string>;
+  /** The recorded first step (its epoch is this process's: replayed until the pin). */
+  firstStep?: { epoch: number; choices: Map<string, string> };
+  /** What each shape ran before the pin, in this process. */
+  ran: Map<string, string>;
+  /** Shapes pinned since the last save. */
+  dirty: boolean;
+}
+
 /** Options of {@linkcode KernelTuner}. */
 export interface KernelTunerOptions {
   /** Builds the inputs for timing one pending shape. */
@@ -151,6 +189,7 @@ export class KernelTuner {
   #foreign: Record<string, string> = {};
   #store: KernelChoiceStore | undefined;
   #scope = "";
+  #run: RunPins | undefined;
 
   constructor(options: KernelTunerOptions) {
     this.#options = options;
@@ -173,6 +212,7 @@ export class KernelTuner {
     this.#choices.clear();
     this.#pending.clear();
     this.#foreign = {};
+    this.#run = undefined;
     if (!store) return;
     let loaded: unknown;
     try {
@@ -207,6 +247,34 @@ export class KernelTuner {
    * remembered as pending). Synchronous: called from inside a tfjs kernel.
    */
   choose(request: ShapeRequest): string {
+    const run = this.#run;
+    if (!run) return this.#chooseByClock(request);
+    if (run.pinned) {
+      const pinned = run.choices.get(request.key);
+      if (pinned !== undefined && request.candidates.includes(pinned)) return pinned;
+      // A shape first met after the pin (a last, smaller batch) gets the default by rule, not
+      // by the clock or the cache, so that every process of the run computes it alike.
+      if (pinned !== undefined) {
+        this.#warn(
+          `${request.label}: the run's recorded ${pinned} does not handle this call here; ` +
+            `${request.defaultVariant} runs instead (results may round differently)`,
+        );
+      }
+      run.choices.set(request.key, request.defaultVariant);
+      run.dirty = true;
+      return request.defaultVariant;
+    }
+    const replayed = run.firstStep &&
+      (run.firstStep.choices.get(request.key) ?? run.choices.get(request.key));
+    const variant = replayed && request.candidates.includes(replayed)
+      ? replayed
+      : this.#chooseByClock(request);
+    run.ran.set(request.key, variant);
+    return variant;
+  }
+
+  /** {@linkcode choose} outside a pinned run: the measured or stored winner, else the default. */
+  #chooseByClock(request: ShapeRequest): string {
     const known = this.#choices.get(request.key);
     if (known && request.candidates.includes(known.variant)) {
       if (known.spec === undefined) {
@@ -217,6 +285,11 @@ export class KernelTuner {
     }
     if (!this.#pending.has(request.key)) this.#pending.set(request.key, request);
     return request.defaultVariant;
+  }
+
+  /** True while a run's choices wait for {@linkcode tune} to pin them ({@linkcode pinRun}). */
+  get awaitingPin(): boolean {
+    return this.#run !== undefined && !this.#run.pinned;
   }
 
   /** Shapes waiting for {@linkcode tune}. */
@@ -253,7 +326,76 @@ export class KernelTuner {
       decided.push(report);
     }
     if (decided.length > 0) await this.#save();
+    if (this.#run && !this.#run.pinned) this.#pin(this.#run);
+    await this.saveRun();
     return { ms: this.#now() - start, decided, pending: this.#pending.size };
+  }
+
+  /**
+   * Makes this process part of a run whose choices are recorded (`--kernels auto` in a run
+   * directory). Until the next {@linkcode tune} call, shapes run what they would (the stored
+   * winner, else the first-use default), or, when `recorded.firstStep` is at `epoch` (a run
+   * resumed from the start of the epoch in which it chose), what that first step ran. The tune
+   * call then pins every shape met to its variant: the recorded one, else the winner measured or
+   * stored, else (not measured within the budget) the default it ran. From then on, and from
+   * the start when the record was pinned in an earlier epoch, those variants run whatever the
+   * clock or the cache say, and a shape met later gets its default. Each change is handed to
+   * `store`: by `tune`, and by {@linkcode saveRun} for shapes met later.
+   */
+  pinRun(
+    recorded: RunKernelChoices | undefined,
+    { epoch, store }: { epoch: number; store: RunKernelStore },
+  ): void {
+    const firstStep = recorded?.firstStep;
+    this.#run = {
+      store,
+      epoch,
+      pinned: firstStep !== undefined && firstStep.epoch !== epoch,
+      choices: new Map(Object.entries(recorded?.choices ?? {})),
+      firstStep: firstStep &&
+        { epoch: firstStep.epoch, choices: new Map(Object.entries(firstStep.choices)) },
+      ran: new Map(),
+      dirty: false,
+    };
+  }
+
+  /** The run's choices as recorded now (see {@linkcode pinRun}); undefined outside a run. */
+  runChoices(): RunKernelChoices | undefined {
+    const run = this.#run;
+    if (!run) return undefined;
+    return {
+      choices: Object.fromEntries(run.choices),
+      ...(run.firstStep
+        ? {
+          firstStep: {
+            epoch: run.firstStep.epoch,
+            choices: Object.fromEntries(run.firstStep.choices),
+          },
+        }
+        : {}),
+    };
+  }
+
+  /** Hands the run's choices to its store if shapes were pinned since the last save. */
+  async saveRun(): Promise<void> {
+    const run = this.#run;
+    if (!run?.dirty) return;
+    run.dirty = false;
+    await run.store.save(this.runChoices()!);
+  }
+
+  #pin(run: RunPins): void {
+    for (const [key, ran] of run.ran) {
+      if (run.choices.has(key)) continue; // recorded: replayed, and kept
+      const decided = this.#pending.has(key) ? undefined : this.#choices.get(key)?.variant;
+      run.choices.set(key, decided ?? ran);
+    }
+    const first = new Map(run.firstStep?.choices);
+    for (const [key, ran] of run.ran) first.set(key, ran);
+    for (const [key, variant] of first) if (run.choices.get(key) === variant) first.delete(key);
+    run.firstStep = { epoch: run.firstStep?.epoch ?? run.epoch, choices: first };
+    run.pinned = true;
+    run.dirty = true;
   }
 
   async #tuneShape(

@@ -3,6 +3,7 @@ import {
   KernelTuner,
   type KernelTunerOptions,
   memoryKernelStore,
+  type RunKernelChoices,
   type ShapeRequest,
   TUNE_ROUNDS,
 } from "./autotune.ts";
@@ -248,4 +249,104 @@ Deno.test("a candidate that fails is left out with a warning", async () => {
   assertEquals(Object.keys(report.decided[0].ms!), ["stock", "fast"]);
   assertEquals(warnings.length, 1);
   assert(warnings[0].includes("small failed"), warnings[0]);
+});
+
+/** A run store that keeps every record handed to it. */
+function runStore() {
+  const saved: RunKernelChoices[] = [];
+  return { saved, save: (c: RunKernelChoices) => Promise.resolve(void saved.push(c)) };
+}
+
+Deno.test("a run pins what its first step ran, then the winners of its first tuning pass", async () => {
+  const { tuner } = fakeTuner({ "Conv2D a": { stock: 9, fast: 5, small: 3 } });
+  await tuner.useStore(memoryKernelStore({ "scope :: Conv2D b": "stock" }), "scope");
+  const store = runStore();
+  tuner.pinRun(undefined, { epoch: 1, store });
+  assertEquals(tuner.choose(request("a")), "fast"); // unmeasured: the default
+  assertEquals(tuner.choose(request("b")), "stock"); // the cache's winner
+  assertEquals(store.saved.length, 0);
+  await tuner.tune({ budgetMs: 1000 });
+  const pinned = {
+    choices: { "Conv2D a": "small", "Conv2D b": "stock" },
+    firstStep: { epoch: 1, choices: { "Conv2D a": "fast" } },
+  };
+  assertEquals(store.saved, [pinned]);
+  assertEquals(tuner.choose(request("a")), "small");
+  // A shape met after the pin (a last, smaller batch) runs its default, by rule: not timed.
+  assertEquals(tuner.choose(request("c")), "fast");
+  assertEquals(tuner.pendingCount, 0);
+  await tuner.saveRun();
+  assertEquals(store.saved[1].choices, { ...pinned.choices, "Conv2D c": "fast" });
+  await tuner.saveRun(); // nothing new: nothing written
+  assertEquals(store.saved.length, 2);
+});
+
+Deno.test("a shape the first tuning pass left unmeasured stays on the default it ran", async () => {
+  const cost = { stock: 100, fast: 1, small: 1 };
+  const { tuner } = fakeTuner({ "Conv2D a": cost, "Conv2D b": { ...cost, small: 0.5 } });
+  await tuner.useStore(undefined, "scope");
+  const store = runStore();
+  tuner.pinRun(undefined, { epoch: 1, store });
+  tuner.choose(request("a"));
+  tuner.choose(request("b"));
+  await tuner.tune({ budgetMs: 50 }); // measures a only (see the budget test above)
+  assertEquals(store.saved[0].choices, { "Conv2D a": "fast", "Conv2D b": "fast" });
+  // A later pass still measures b (for the cache), but the run keeps computing with its pin.
+  const later = await tuner.tune({ budgetMs: 1000 });
+  assertEquals(later.decided.map((d) => [d.key, d.variant]), [["Conv2D b", "small"]]);
+  assertEquals(tuner.choose(request("b")), "fast");
+});
+
+Deno.test("a resumed run computes with its record whatever the clock and the cache say", async () => {
+  const recorded: RunKernelChoices = {
+    choices: { "Conv2D a": "small", "Conv2D b": "stock" },
+    firstStep: { epoch: 1, choices: { "Conv2D a": "fast" } },
+  };
+  // Resumed after epoch 2: pinned from the first call; the cache disagrees and is not asked.
+  const { tuner, runs } = fakeTuner({ "Conv2D c": { stock: 1, fast: 5, small: 9 } });
+  await tuner.useStore(
+    memoryKernelStore({ "scope :: Conv2D a": "stock", "scope :: Conv2D b": "small" }),
+    "scope",
+  );
+  const store = runStore();
+  tuner.pinRun(recorded, { epoch: 3, store });
+  assertEquals(tuner.awaitingPin, false);
+  assertEquals(tuner.choose(request("a")), "small");
+  assertEquals(tuner.choose(request("b")), "stock");
+  assertEquals(tuner.choose(request("c")), "fast"); // new: the default, not timed
+  const report = await tuner.tune({ budgetMs: 1000 });
+  assertEquals([report.decided, runs], [[], []]);
+  assertEquals(store.saved, [{
+    ...recorded,
+    choices: { ...recorded.choices, "Conv2D c": "fast" },
+  }]);
+
+  // Resumed from the start of epoch 1 (interrupted inside it): its first step is replayed, then
+  // the record's choices are pinned, again without timing.
+  const again = fakeTuner({});
+  await again.tuner.useStore(undefined, "scope");
+  const store2 = runStore();
+  again.tuner.pinRun(recorded, { epoch: 1, store: store2 });
+  assertEquals(again.tuner.choose(request("a")), "fast");
+  assertEquals(again.tuner.choose(request("b")), "stock");
+  assertEquals(again.tuner.awaitingPin, true);
+  await again.tuner.tune({ budgetMs: 1000 });
+  assertEquals(again.runs, []);
+  assertEquals(again.tuner.choose(request("a")), "small");
+  assertEquals(store2.saved, [recorded]);
+});
+
+Deno.test("a recorded variant that cannot run the call here runs the default, with a warning", async () => {
+  const { tuner, warnings } = fakeTuner({});
+  await tuner.useStore(undefined, "scope");
+  const store = runStore();
+  tuner.pinRun({ choices: { "Conv2D a": "buffer" }, firstStep: { epoch: 1, choices: {} } }, {
+    epoch: 2,
+    store,
+  });
+  assertEquals(tuner.choose(request("a")), "fast");
+  assertEquals(warnings.length, 1);
+  assert(warnings[0].includes("recorded buffer does not handle this call"), warnings[0]);
+  assertEquals(tuner.choose(request("a")), "fast");
+  assertEquals(warnings.length, 1);
 });

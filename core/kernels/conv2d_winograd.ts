@@ -119,7 +119,6 @@ function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): 
  * conv: dy's map is the input, x's the output, padded by 2 − the forward padding.
  */
 function derInputGeometry(
-  dy: tf.TensorInfo,
   filter: tf.TensorInfo,
   attrs: Conv2DBackpropInputAttrs,
 ): Geometry {
@@ -713,7 +712,7 @@ export function derInputWinogradPreferred(
 ): boolean {
   return derInputWinogradSupports(dy, filter, attrs) &&
     filter.shape[2] >= WINOGRAD_MIN_CHANNELS &&
-    derInputGeometry(dy, filter, attrs).tiles >= DER_INPUT_MIN_TILES;
+    derInputGeometry(filter, attrs).tiles >= DER_INPUT_MIN_TILES;
 }
 
 /** Whether the operands and intermediates of this dX fit the device's textures. */
@@ -723,7 +722,7 @@ export function derInputWinogradFits(
   attrs: Conv2DBackpropInputAttrs,
   backend: WebGPUBackend,
 ): boolean {
-  return texturesFit(backend, [dy, filter, ...intermediates(derInputGeometry(dy, filter, attrs))]);
+  return texturesFit(backend, [dy, filter, ...intermediates(derInputGeometry(filter, attrs))]);
 }
 
 /**
@@ -758,7 +757,7 @@ export function conv2DBackpropInputWinograd(
     textures,
     [SLOTS.filter],
   );
-  const dx = winogradStages(dy, u, derInputGeometry(dy, filter, attrs), backend, tile, textures);
+  const dx = winogradStages(dy, u, derInputGeometry(filter, attrs), backend, tile, textures);
   disposeAll(backend, [u]);
   return dx;
 }

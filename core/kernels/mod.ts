@@ -52,6 +52,8 @@ import {
   type KernelChoiceReport,
   type KernelChoiceStore,
   KernelTuner,
+  type RunKernelChoices,
+  type RunKernelStore,
   type ShapeBench,
   type ShapeRequest,
   type TuneReport,
@@ -104,6 +106,8 @@ export {
   type KernelChoiceReport,
   type KernelChoiceStore,
   memoryKernelStore,
+  type RunKernelChoices,
+  type RunKernelStore,
   type TuneReport,
 } from "./autotune.ts";
 export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
@@ -443,10 +447,41 @@ export async function tunePendingKernels(
 ): Promise<TuneReport> {
   const active = mode === "auto" && tf.getBackend() === "webgpu" &&
     tf.getKernel("Conv2D", "webgpu")?.kernelFunc === ours.get("Conv2D");
-  if (!active || kernelTuner.pendingCount === 0) {
+  if (!active || (kernelTuner.pendingCount === 0 && !kernelTuner.awaitingPin)) {
     return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
   }
   return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+}
+
+/**
+ * Under `auto`, makes this process compute with a run's recorded kernel choices and record new
+ * ones: `recorded` is the run's record (undefined for a new run), `epoch` the first epoch this
+ * process trains, `store` where each change goes (the run directory). The choices are pinned at
+ * the first {@linkcode tunePendingKernels} call (after the first step), so a resumed run
+ * computes exactly as the uninterrupted one would; see `KernelTuner.pinRun` for the rules.
+ * Does nothing under `fast` (its variants are fixed anyway). Call it after
+ * {@linkcode configureKernelChoice}, which ends the previous run's pins.
+ *
+ * @example
+ * ```ts ignore
+ * pinRunKernelChoices(undefined, { epoch: 1, store: { save: (c) => writeRecord(c) } });
+ * ```
+ */
+export function pinRunKernelChoices(
+  recorded: RunKernelChoices | undefined,
+  options: { epoch: number; store: RunKernelStore },
+): void {
+  if (mode === "auto") kernelTuner.pinRun(recorded, options);
+}
+
+/** The pinned run's choices now (undefined outside one): what its record must hold. */
+export function runKernelChoices(): RunKernelChoices | undefined {
+  return mode === "auto" ? kernelTuner.runChoices() : undefined;
+}
+
+/** Writes the pinned run's record if shapes were met since the last write (call per epoch). */
+export async function saveRunKernelChoices(): Promise<void> {
+  if (mode === "auto") await kernelTuner.saveRun();
 }
 
 /** Every decided shape of this adapter (measured in this process or loaded from the store). */
