@@ -55,7 +55,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-4";
+export const KERNEL_SET_VERSION = "conv-variants-5-infer";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
