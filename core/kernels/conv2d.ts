@@ -40,6 +40,31 @@ import {
 } from "./kernel_util.ts";
 import { operandRead, runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
+/**
+ * What the forward conv applies before it stores (the `eval` BatchNorm folded into the conv,
+ * see {@linkcode conv2DGemm}): + bias per output channel, + a residual of the output's shape,
+ * ReLU.
+ */
+export interface Conv2DEpilogue {
+  /** [Cout], added to every output position. */
+  bias: tf.TensorInfo;
+  /** Of the output's shape, added after the bias. */
+  residual?: tf.TensorInfo;
+  /** ReLU last. */
+  relu: boolean;
+}
+
+/** The parts of an epilogue the WGSL depends on. */
+interface EpilogueKind {
+  residual: boolean;
+  relu: boolean;
+}
+
+function epilogueInputs(epilogue: EpilogueKind | null): string[] {
+  if (!epilogue) return [];
+  return epilogue.residual ? ["bias", "residual"] : ["bias"];
+}
+
 /** Register tile of one invocation: output positions × vec4s of output channels. */
 export interface ConvTile {
   tm: number;
@@ -153,7 +178,7 @@ const UNIFORMS = uniformBlock({
 
 /** The implicit-GEMM forward conv; the WG invocations of a group split Cout. */
 class Conv2DGemmProgram extends WebtuneProgram {
-  variableNames = ["x", "w"];
+  variableNames: string[];
   uniforms = UNIFORMS.wgsl;
 
   /**
@@ -166,19 +191,37 @@ class Conv2DGemmProgram extends WebtuneProgram {
     private readonly padded: boolean,
     private readonly tile: ConvTile,
     private readonly textures: boolean,
+    private readonly epilogue: EpilogueKind | null = null,
   ) {
     // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
+    const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
     super(
       outShape,
       { x: [3], y: [0] },
       dispatch2D(groups),
-      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}_${textures}_${!padded && !!tile.batchInner}`,
+      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}_${textures}_${
+        !padded && !!tile.batchInner
+      }${epi}`,
     );
+    this.variableNames = ["x", "w", ...epilogueInputs(epilogue)];
   }
 
   /** The padded stem reads whole rows of x: it keeps the (n, oy, ox) order. */
   private get batchInner(): boolean {
     return !this.padded && !!this.tile.batchInner;
+  }
+
+  /**
+   * The value stored for accumulator `acc` at output vec4 `out`: in the ops' order, acc + bias,
+   * then + residual, then ReLU (as the eval BatchNorm pass computes x·scale + shift, + residual,
+   * ReLU).
+   */
+  private epilogueOf(acc: string, bias: string, out: string): string {
+    if (!this.epilogue) return acc;
+    const read = operandRead(this.textures);
+    let v = `(${acc} + ${bias})`;
+    if (this.epilogue.residual) v = `(${v} + ${read("residual", out)})`;
+    return this.epilogue.relu ? `max(${v}, vec4<f32>(0.0))` : v;
   }
 
   getUserCode(): string {
@@ -193,6 +236,9 @@ class Conv2DGemmProgram extends WebtuneProgram {
     const loadsPadded: string[] = [];
     const fmas: string[] = [];
     const stores: string[] = [];
+    const biasLoads = this.epilogue
+      ? [...Array(tc).keys()].map((t) => `let bias${t} = ${read("bias", `cc + ${t}`)};`)
+      : [];
     const accs: string[] = [];
     for (let i = 0; i < tm; i++) {
       perPos.push(
@@ -238,9 +284,10 @@ class Conv2DGemmProgram extends WebtuneProgram {
         const at = batchInner
           ? `((n${i} * uniforms.outH + oy${i}) * uniforms.outW + ox${i})`
           : `(m0 + ${i})`;
+        const out = `${at} * uniforms.cout4 + cc + ${t}`;
         stores.push(
           `if (m0 + ${i} < uniforms.mTotal) { ` +
-            `result[${at} * uniforms.cout4 + cc + ${t}] = acc${i}_${t}; }`,
+            `result[${out}] = ${this.epilogueOf(`acc${i}_${t}`, `bias${t}`, out)}; }`,
         );
       }
     }
@@ -311,6 +358,7 @@ class Conv2DGemmProgram extends WebtuneProgram {
       ${accs.join("\n      ")}
       ${this.padded ? paddedLoop : generalLoop}
       if (c0 < uniforms.cout4) {
+        ${biasLoads.join("\n        ")}
         ${stores.join("\n        ")}
       }
     }`;
@@ -345,6 +393,7 @@ export function conv2DGemmSupports(
  *
  * @param textures read x and W from textures (texture_operands.ts): `true` for the fastest kind
  *   this WebGPU allows, or a {@linkcode TextureKind}; `false` for storage buffers.
+ * @param epilogue bias, residual and ReLU applied in the store (see above).
  * @returns a new float32 NHWC tensor, owned by the caller.
  */
 export function conv2DGemm(
@@ -354,6 +403,7 @@ export function conv2DGemm(
   backend: WebGPUBackend,
   tile: ConvTile = conv2DTile(filter.shape[3]),
   textures: boolean | TextureKind = false,
+  epilogue?: Conv2DEpilogue,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
@@ -404,7 +454,10 @@ export function conv2DGemm(
     groupsCo,
     groups,
   });
-  const textured = textures !== false && texturesFit(backend, [xIn, wIn]);
+  const operands = [xIn, wIn];
+  if (epilogue) operands.push(epilogue.bias);
+  if (epilogue?.residual) operands.push(epilogue.residual);
+  const textured = textures !== false && texturesFit(backend, operands);
   const batchInner = tile.batchInner ?? batchInnerFor(info.outHeight, info.outWidth);
   const program = new Conv2DGemmProgram(
     info.outShape,
@@ -412,8 +465,9 @@ export function conv2DGemm(
     padded,
     { ...tile, batchInner },
     textured,
+    epilogue ? { residual: epilogue.residual !== undefined, relu: epilogue.relu } : null,
   );
-  const out = runWithOperands(backend, program, [xIn, wIn], uniforms, textured && textures);
+  const out = runWithOperands(backend, program, operands, uniforms, textured && textures);
   disposeAll(backend, temps);
   return out;
 }
