@@ -62,6 +62,9 @@ export function foldBatchNorm(weight: tf.Tensor4D, bn: BatchNormVariables): Fold
  * (a new `dataId`) on every `assign`, which is how optimizers and weight loading change it, so
  * comparing the `dataId`s tells whether the parameters changed since the fold.
  *
+ * Nothing is kept while tfjs-webgpu only compiles pipelines (`WEBGPU_ENGINE_COMPILE_ONLY`, the
+ * precompile pass): its kernels then return tensors whose data were never computed.
+ *
  * @example
  * ```ts ignore
  * const cache = new FoldedConvCache();
@@ -80,6 +83,10 @@ export class FoldedConvCache {
     if (entry && entry.ids.every((id, i) => id === ids[i])) return entry.folded;
     if (entry) tf.dispose([entry.folded.filter, entry.folded.bias]);
     const folded = foldBatchNorm(weight as tf.Tensor4D, bn);
+    if (tf.env().getFlags()[COMPILE_ONLY_FLAG] === true) {
+      if (entry) this.#entries.delete(name);
+      return folded; // disposed by the caller's tidy
+    }
     tf.keep(folded.filter);
     tf.keep(folded.bias);
     this.#entries.set(name, { ids, folded });
@@ -92,6 +99,9 @@ export class FoldedConvCache {
     this.#entries.clear();
   }
 }
+
+/** tfjs-webgpu's flag: record pipelines to compile, run nothing (core's precompile sets it). */
+const COMPILE_ONLY_FLAG = "WEBGPU_ENGINE_COMPILE_ONLY";
 
 /** Whether the active backend runs {@linkcode CONV_BIAS_ACT_KERNEL}. */
 export function hasConvBiasAct(): boolean {

@@ -421,6 +421,15 @@ export class ResNet {
     return [...this.variables].filter(([, v]) => !v.trainable);
   }
 
+  /**
+   * Frees the `eval` forward's folded filters (conv_bn.ts; as many floats as the conv weights):
+   * they are kept from one `eval` forward to the next until a parameter changes, and an
+   * evaluation or prediction releases them when it ends. The next `eval` forward folds again.
+   */
+  releaseEvalCache(): void {
+    this.#folded.dispose();
+  }
+
   /** Frees every variable. The model is unusable afterwards. */
   dispose(): void {
     this.#folded.dispose();

@@ -144,3 +144,35 @@ Deno.test("ResNet-18's folded eval logits match its unfolded ones and the cpu ba
       `unfolded vs cpu ${unfoldedVsCpu.toExponential(1)}`,
   );
 });
+
+Deno.test("an eval forward that only compiles pipelines keeps no folded filter", async () => {
+  await useWebGPU();
+  const model = createResNet18({ numClasses: 3, random: lcg(8) });
+  const x = tf.tensor4d(hostInput([2, 32, 32, 3], 9).data, [2, 32, 32, 3]);
+  const logits = async () => {
+    const y = tf.tidy(() => model.forward(x, "eval").logits);
+    const data = await y.data();
+    y.dispose();
+    return data;
+  };
+  try {
+    const before = await logits(); // compiles the pipelines
+    model.releaseEvalCache();
+    const tensors = tf.memory().numTensors;
+    // As core's precompile pass does: kernels record nothing, their outputs are never computed,
+    // so a fold kept from this forward would be garbage for the next one.
+    tf.env().set("WEBGPU_ENGINE_COMPILE_ONLY", true);
+    try {
+      tf.tidy(() => {
+        model.forward(x, "eval");
+      });
+    } finally {
+      tf.env().set("WEBGPU_ENGINE_COMPILE_ONLY", false);
+    }
+    assertEquals(tf.memory().numTensors, tensors, "nothing kept");
+    assertEquals(await logits(), before);
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+});
