@@ -8,7 +8,8 @@
  * training step with a cold and a warm shader cache (fresh processes running the real training
  * path on `--data`, with and without the pipelines compiled ahead, per phase and with the
  * compile calls counted; see bench_first_step.ts), and the data pipeline's images/s. With
- * `--profile`, also a training step's time by kernel family (see bench_profile.ts).
+ * `--profile`, also a training step's and an inference step's time by kernel family (see
+ * bench_profile.ts).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -37,7 +38,7 @@ import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { type Arch, ARCHS, createResNet } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
-import { formatProfile, profileStep } from "./bench_profile.ts";
+import { formatProfile, profileStep, type StepProfile } from "./bench_profile.ts";
 import {
   countCompiles,
   type FirstStep,
@@ -94,7 +95,8 @@ const FLAGS = {
   "skip-data": { kind: "boolean", help: "skip the data pipeline" },
   profile: {
     kind: "boolean",
-    help: "also print where a training step's time goes, by kernel family (bench_profile.ts)",
+    help: "also print where a training and an inference step's time goes, by kernel family " +
+      "(bench_profile.ts)",
   },
   "skip-precompile": {
     kind: "boolean",
@@ -137,8 +139,25 @@ interface TrainingBench {
   texture_megabytes: number;
   /** GPU programs run by one training step (forward, backward, update). */
   dispatches_per_step: number;
-  /** With `--profile`: milliseconds per step by kernel family, and their sum. */
-  profile?: { families: Record<string, number>; total_ms: number; calls: number };
+  /** With `--profile`: milliseconds per training step by kernel family, and their sum. */
+  profile?: ProfileSummary;
+  /** With `--profile`: the same for an inference step (`eval` forward). */
+  infer_profile?: ProfileSummary;
+}
+
+/** A step's milliseconds by kernel family, their sum, and its top-level kernel calls. */
+interface ProfileSummary {
+  families: Record<string, number>;
+  total_ms: number;
+  calls: number;
+}
+
+function summary(p: StepProfile): ProfileSummary {
+  return {
+    families: Object.fromEntries(p.families),
+    total_ms: p.totalMs,
+    calls: p.calls.reduce((sum, c) => sum + c.count, 0),
+  };
 }
 
 /** A model, optimizer and one random batch on the device. */
@@ -221,6 +240,10 @@ async function benchSize(
     const stepProfile = withProfile
       ? await profileStep(() => trainStep(model, device, sgd))
       : undefined;
+    // The first eval forward after a training step folds BatchNorm into the convs again
+    // (models/conv_bn.ts); the timed inference steps above do not, nor does the profiled one.
+    if (withProfile) await infer();
+    const inferProfile = withProfile ? await profileStep(infer) : undefined;
     return {
       kernels,
       size,
@@ -233,14 +256,13 @@ async function benchSize(
         : 0,
       dispatches_per_step: dispatches,
       ...(tuning ? { tuning } : {}),
-      ...(stepProfile
+      ...(stepProfile && inferProfile
         ? {
-          profile: {
-            families: Object.fromEntries(stepProfile.families),
-            total_ms: stepProfile.totalMs,
-            calls: stepProfile.calls.reduce((sum, c) => sum + c.count, 0),
-          },
-          profileText: formatProfile(stepProfile),
+          profile: summary(stepProfile),
+          infer_profile: summary(inferProfile),
+          profileText: `training step:\n${formatProfile(stepProfile)}\ninference step:\n${
+            formatProfile(inferProfile)
+          }`,
         }
         : {}),
     };
@@ -322,7 +344,7 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
           } MiB tensors + ${r.texture_megabytes.toFixed(0)} MiB operand textures; ` +
           `${r.dispatches_per_step} dispatches per step`,
       );
-      if (profileText) say(`${variant} kernels, ${size}px step by kernel family:\n${profileText}`);
+      if (profileText) say(`${variant} kernels, ${size}px by kernel family, ${profileText}`);
     }
   }
   useKernels(mainChoice);

@@ -18,6 +18,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { CONV_BIAS_ACT_KERNEL } from "@webtune/models";
 
 /** One distinct kernel call of the step and what it costs there. */
 export interface ProfiledCall {
@@ -47,7 +48,8 @@ interface RecordedCall {
 
 /** The family a kernel name belongs to, for the summary. */
 export function kernelFamily(kernel: string, inputShapes: number[][]): string {
-  if (kernel === "Conv2D") return "conv forward";
+  // The eval forward's conv with BatchNorm folded in is a forward conv with an epilogue.
+  if (kernel === "Conv2D" || kernel === CONV_BIAS_ACT_KERNEL) return "conv forward";
   if (kernel === "Conv2DBackpropInput") return "conv dX";
   if (kernel === "Conv2DBackpropFilter") return "conv dW";
   if (kernel.startsWith("WebtuneBatchNorm") || kernel === "FusedBatchNorm") return "batchnorm";

@@ -6,6 +6,7 @@ import { formatProfile, kernelFamily, profileStep } from "./bench_profile.ts";
 Deno.test("kernelFamily sorts kernels by what they are, and elementwise ops by size", () => {
   assertEquals(kernelFamily("Conv2DBackpropInput", [[16, 8, 8, 128], [3, 3, 128, 128]]), "conv dX");
   assertEquals(kernelFamily("WebtuneBatchNormApply", [[16, 8, 8, 128]]), "batchnorm");
+  assertEquals(kernelFamily("WebtuneConv2DBiasAct", [[16, 8, 8, 128]]), "conv forward");
   assertEquals(kernelFamily("Mean", [[16, 8, 8, 128]]), "reductions (4-D)");
   assertEquals(kernelFamily("Mean", [[16, 512]]), "reductions (small)");
   assertEquals(kernelFamily("Add", [[16, 64, 64, 3], []]), "elementwise (large)");

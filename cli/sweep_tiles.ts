@@ -92,13 +92,18 @@ function resnet18Step(n: number, hw: number): Shape[] {
 function compareCandidates(family: Family, c: Shape): [string, Record<string, number>][] {
   const filter = [c.k, c.k, c.cin, c.cout];
   const [before, after]: Record<string, number>[] = family === "fwd"
-    ? [{ ...conv2DTile(c.cout) }, { ...conv2DTextureTile(c.cout) }]
+    ? [fwdTile(conv2DTile(c.cout)), fwdTile(conv2DTextureTile(c.cout))]
     : family === "dw"
     ? [{ ...derFilterTile(filter) }, { ...derFilterTextureTile(filter) }]
     : [{ ...derInputTile(c.cin, true) }, { ...derInputTile(c.cin, true) }];
   return [["before", { ...before, textures: 1 }], ["after", { ...after, textures: 2 }]];
 }
 type Family = "fwd" | "dw" | "dx";
+
+/** A forward tile's sizes (its position order left to the kernel's rule). */
+function fwdTile({ tm, tc }: { tm: number; tc: number }): Record<string, number> {
+  return { tm, tc };
+}
 
 /**
  * Candidate tiles per family: [label, tile]; the first is the ratios' baseline. These are the
@@ -137,7 +142,7 @@ const CANDIDATES: Record<Family, [string, Record<string, number>][]> = {
 function textureCandidates(family: Family, c: Shape): [string, Record<string, number>][] {
   const filter = [c.k, c.k, c.cin, c.cout];
   const [base, texture]: Record<string, number>[] = family === "fwd"
-    ? [{ ...conv2DTile(c.cout) }, { ...conv2DTextureTile(c.cout) }]
+    ? [fwdTile(conv2DTile(c.cout)), fwdTile(conv2DTextureTile(c.cout))]
     : family === "dw"
     ? [{ ...derFilterTile(filter) }, { ...derFilterTextureTile(filter) }]
     : [{ ...derInputTile(c.cin) }, { ...derInputTile(c.cin, true) }];

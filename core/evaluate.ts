@@ -30,10 +30,15 @@ export async function evaluate(
   const labels: number[] = [];
   const predictions: number[] = [];
   const probabilities: number[] = [];
-  for await (const whole of batches) {
-    for (const host of splitHostBatch(whole, options.microBatch ?? whole.shape[0])) {
-      await evaluateSlice(host);
+  try {
+    for await (const whole of batches) {
+      for (const host of splitHostBatch(whole, options.microBatch ?? whole.shape[0])) {
+        await evaluateSlice(host);
+      }
     }
+  } finally {
+    // Folded filters are kept across the batches, not between evaluations (the weights change).
+    model.releaseEvalCache?.();
   }
   async function evaluateSlice(host: HostBatch): Promise<void> {
     const batch = toDevice(host);

@@ -10,4 +10,9 @@ export interface TrainableModel {
   parameters(): [string, tf.Variable][];
   /** NHWC normalised images → logits; `train` uses batch statistics and updates BN buffers. */
   forward(x: tf.Tensor4D, mode: "train" | "eval" | "frozen"): { logits: tf.Tensor2D };
+  /**
+   * Frees what `eval` forwards keep between calls (ResNet: its BatchNorm-folded filters);
+   * {@linkcode evaluate} calls it when done.
+   */
+  releaseEvalCache?(): void;
 }

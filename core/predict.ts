@@ -26,6 +26,7 @@ export async function predictProbabilities(
   const probs = tf.tidy(() =>
     tf.softmax(model.forward(tf.tensor4d(batch.x, batch.shape), "eval").logits)
   );
+  model.releaseEvalCache();
   const flat = await probs.data() as Float32Array;
   probs.dispose();
   const k = model.numClasses;

@@ -58,3 +58,10 @@ import "./gradients.ts";
 export type { Random } from "./init.ts";
 export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretrained.ts";
 export { BATCH_NORM_KERNELS, batchNorm } from "./batch_norm.ts";
+export {
+  CONV_BIAS_ACT_KERNEL,
+  convBiasAct,
+  foldBatchNorm,
+  type FoldedConv,
+  FoldedConvCache,
+} from "./conv_bn.ts";

@@ -9,7 +9,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { batchNorm, type BatchNormEpilogue, type ForwardMode } from "./batch_norm.ts";
+import {
+  batchNorm,
+  type BatchNormEpilogue,
+  type BatchNormVariables,
+  type ForwardMode,
+} from "./batch_norm.ts";
+import { convBiasAct, FoldedConvCache, hasConvBiasAct } from "./conv_bn.ts";
 import "./gradients.ts";
 import { tfjsShape } from "./layout.ts";
 
@@ -260,6 +266,8 @@ export class ResNet {
   /** `num_batches_tracked` of each BatchNorm (`"bn1.num_batches_tracked" -> 3`), on the host. */
   numBatchesTracked: Map<string, number> = new Map();
   readonly #blocks: BlockPlan[];
+  /** The `eval` forward's convs with their BatchNorm folded in (see conv_bn.ts). */
+  readonly #folded = new FoldedConvCache();
 
   constructor(arch: Arch, numClasses: number) {
     if (!isArch(arch)) {
@@ -300,8 +308,7 @@ export class ResNet {
       : this.bottleneck.bind(this);
     return tf.tidy(() => {
       // Stem: 7×7/2 conv, BN, ReLU, 3×3/2 max pool (224 px -> 56 px).
-      let h = this.conv(x, "conv1", 2, 3);
-      h = this.bn(h, "bn1", mode, { relu: true });
+      let h = this.convBn(x, "conv1", 2, 3, "bn1", mode, { relu: true });
       h = tf.maxPool(h, 3, 2, 1);
 
       // layer1..layer4; the first block of layer2-4 halves the resolution.
@@ -318,10 +325,10 @@ export class ResNet {
   private basicBlock(x: tf.Tensor4D, plan: BlockPlan, mode: ForwardMode): tf.Tensor4D {
     const p = plan.prefix;
     const relu = { relu: true };
-    const out = this.bn(this.conv(x, `${p}.conv1`, plan.stride, 1), `${p}.bn1`, mode, relu);
+    const out = this.convBn(x, `${p}.conv1`, plan.stride, 1, `${p}.bn1`, mode, relu);
     // The last BN, the shortcut and the ReLU in one op (one closed-form gradient, batch_norm.ts).
     const residual = this.shortcut(x, plan, mode);
-    return this.bn(this.conv(out, `${p}.conv2`, 1, 1), `${p}.bn2`, mode, { residual, relu: true });
+    return this.convBn(out, `${p}.conv2`, 1, 1, `${p}.bn2`, mode, { residual, relu: true });
   }
 
   /**
@@ -331,17 +338,38 @@ export class ResNet {
   private bottleneck(x: tf.Tensor4D, plan: BlockPlan, mode: ForwardMode): tf.Tensor4D {
     const p = plan.prefix;
     const relu = { relu: true };
-    let out = this.bn(this.conv(x, `${p}.conv1`, 1, 0), `${p}.bn1`, mode, relu);
-    out = this.bn(this.conv(out, `${p}.conv2`, plan.stride, 1), `${p}.bn2`, mode, relu);
+    let out = this.convBn(x, `${p}.conv1`, 1, 0, `${p}.bn1`, mode, relu);
+    out = this.convBn(out, `${p}.conv2`, plan.stride, 1, `${p}.bn2`, mode, relu);
     const residual = this.shortcut(x, plan, mode);
-    return this.bn(this.conv(out, `${p}.conv3`, 1, 0), `${p}.bn3`, mode, { residual, relu: true });
+    return this.convBn(out, `${p}.conv3`, 1, 0, `${p}.bn3`, mode, { residual, relu: true });
   }
 
   /** The identity, or a strided 1×1 conv + BN where the block changes the shape. */
   private shortcut(x: tf.Tensor4D, plan: BlockPlan, mode: ForwardMode): tf.Tensor4D {
     if (!plan.downsample) return x;
     const p = plan.prefix;
-    return this.bn(this.conv(x, `${p}.downsample.0`, plan.stride, 0), `${p}.downsample.1`, mode);
+    return this.convBn(x, `${p}.downsample.0`, plan.stride, 0, `${p}.downsample.1`, mode);
+  }
+
+  /**
+   * conv → BatchNorm (→ + residual → ReLU). In `eval` mode on a backend with the fused kernel
+   * (webtune's webgpu) the BatchNorm is folded into the conv (conv_bn.ts), with the residual and
+   * ReLU in the conv's store: no BatchNorm pass, and the same numbers up to float32 rounding.
+   */
+  private convBn(
+    x: tf.Tensor4D,
+    conv: string,
+    stride: number,
+    pad: number,
+    bn: string,
+    mode: ForwardMode,
+    epilogue?: BatchNormEpilogue,
+  ): tf.Tensor4D {
+    if (mode === "eval" && hasConvBiasAct()) {
+      const folded = this.#folded.get(conv, this.v(`${conv}.weight`), this.bnVariables(bn));
+      return convBiasAct(x, folded, stride, pad, epilogue);
+    }
+    return this.bn(this.conv(x, conv, stride, pad), bn, mode, epilogue);
   }
 
   /**
@@ -360,22 +388,21 @@ export class ResNet {
     mode: ForwardMode,
     epilogue?: BatchNormEpilogue,
   ): tf.Tensor4D {
-    const y = batchNorm(
-      x,
-      {
-        weight: this.v(`${name}.weight`),
-        bias: this.v(`${name}.bias`),
-        runningMean: this.v(`${name}.running_mean`),
-        runningVar: this.v(`${name}.running_var`),
-      },
-      mode,
-      epilogue,
-    );
+    const y = batchNorm(x, this.bnVariables(name), mode, epilogue);
     if (mode === "train") {
       const key = `${name}.num_batches_tracked`;
       this.numBatchesTracked.set(key, (this.numBatchesTracked.get(key) ?? 0) + 1);
     }
     return y;
+  }
+
+  private bnVariables(name: string): BatchNormVariables {
+    return {
+      weight: this.v(`${name}.weight`),
+      bias: this.v(`${name}.bias`),
+      runningMean: this.v(`${name}.running_mean`),
+      runningVar: this.v(`${name}.running_var`),
+    };
   }
 
   private v(name: string): tf.Variable {
@@ -394,8 +421,18 @@ export class ResNet {
     return [...this.variables].filter(([, v]) => !v.trainable);
   }
 
+  /**
+   * Frees the `eval` forward's folded filters (conv_bn.ts; as many floats as the conv weights):
+   * they are kept from one `eval` forward to the next until a parameter changes, and an
+   * evaluation or prediction releases them when it ends. The next `eval` forward folds again.
+   */
+  releaseEvalCache(): void {
+    this.#folded.dispose();
+  }
+
   /** Frees every variable. The model is unusable afterwards. */
   dispose(): void {
+    this.#folded.dispose();
     for (const v of this.variables.values()) v.dispose();
     this.variables.clear();
   }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { assertEquals } from "@std/assert";
 import {
   assertClose,
   CONV_CASES,
@@ -93,3 +94,60 @@ Deno.test("conv stack gradients (tf.variableGrads) match the cpu backend", async
   await tf.setBackend("webgpu");
   for (let i = 0; i < got.length; i++) assertClose(got[i], want[i]);
 });
+
+/** Conv2D with its positions tiled in the given order (`ConvTile.batchInner`). */
+function orderedConv2D(batchInner: boolean) {
+  return <T>(f: () => Promise<T>): Promise<T> =>
+    withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
+      const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+      const a = attrs as Conv2DAttrs;
+      if (!conv2DGemmSupports(x, filter, a)) return null;
+      const tile = { ...conv2DTextureTile(filter.shape[3]), batchInner };
+      return conv2DGemm(x, filter, a, backend as WebGPUBackend, tile, true);
+    }, f);
+}
+
+for (const c of CONV_CASES) {
+  for (const batchInner of [true, false]) {
+    Deno.test(`Conv2D, batch-inner order ${batchInner}, matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
+      const attrs = {
+        strides: [c.stride, c.stride],
+        pad: padAttr(c.pad),
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+      };
+      const got = await orderedConv2D(batchInner)(() => runOnWebGPU("Conv2D", inputs, attrs));
+      assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
+    });
+  }
+}
+
+// Batch 16 on 2×2 and 4×4 maps: in (n, oy, ox) order a 16-position tile spans several images
+// and every position, so it visits all 9 taps; in batch-inner order a tile is one (oy, ox) and
+// skips the taps in the padding (5 of 9 at the corners). Skipped taps would only have added
+// exact zeros, so the two must agree to the bit.
+for (
+  const [x, cout, stride] of [
+    [[16, 2, 2, 256], 512, 1],
+    [[16, 4, 4, 128], 256, 1],
+    [[16, 4, 4, 256], 512, 2],
+    [[5, 3, 3, 64], 64, 1], // tiles span 2–3 positions of 5 images
+  ] as [[number, number, number, number], number, number][]
+) {
+  Deno.test(`Conv2D skips padding taps without changing a bit: ${x.join("x")} s${stride}`, async () => {
+    await useWebGPU();
+    const inputs = { x: hostInput(x, 11), filter: hostInput([3, 3, x[3], cout], 12) };
+    const attrs = {
+      strides: [stride, stride],
+      pad: padAttr(1),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+    };
+    const skipping = await orderedConv2D(true)(() => runOnWebGPU("Conv2D", inputs, attrs));
+    const allTaps = await orderedConv2D(false)(() => runOnWebGPU("Conv2D", inputs, attrs));
+    assertEquals(skipping, allTaps);
+    assertClose(skipping, await runOnCpu("Conv2D", inputs, attrs));
+  });
+}

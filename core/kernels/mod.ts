@@ -29,7 +29,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
-import { BATCH_NORM_KERNELS } from "@webtune/models";
+import { BATCH_NORM_KERNELS, CONV_BIAS_ACT_KERNEL } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
@@ -66,6 +66,7 @@ import {
   KERNEL_SET_VERSION,
   type KernelArgs,
   type KernelFamily,
+  type KernelVariant,
   shapeKey,
   shapeLabel,
   timingBatch,
@@ -120,6 +121,7 @@ const FAST: Record<string, Fast> = {
   Conv2DBackpropFilter: tunedKernel(KERNEL_FAMILIES.Conv2DBackpropFilter),
   Conv2DBackpropInput: tunedKernel(KERNEL_FAMILIES.Conv2DBackpropInput),
   Conv2D: tunedKernel(KERNEL_FAMILIES.Conv2D),
+  [CONV_BIAS_ACT_KERNEL]: convBiasAct,
   [SGD_UPDATE_KERNEL]: ({ inputs, attrs, backend }) => {
     const { param, grad } = inputs as { param: tf.TensorInfo; grad: tf.TensorInfo };
     if (!sgdUpdateSupports(param, grad)) return null; // callers check first: no stock kernel
@@ -312,27 +314,58 @@ const kernelTuner = new KernelTuner({ bench: benchCall });
 /** The kernel of a tuned family: the chosen variant, or null to run the stock kernel. */
 function tunedKernel(family: KernelFamily): Fast {
   return (args) => {
-    const candidates = family.variants.filter((v) => v.supports(args));
-    if (candidates.length <= 1) return null; // only stock handles it: nothing to choose
-    let name = candidates.some((v) => v.name === family.defaultVariant)
-      ? family.defaultVariant
-      : candidates.find((v) => v.name !== "stock")!.name;
-    if (mode === "auto") {
-      const spec = callSpec(family, args);
-      name = kernelTuner.choose({
-        family: family.name,
-        key: shapeKey(family, spec),
-        label: shapeLabel(family, spec),
-        candidates: candidates.map((v) => v.name),
-        defaultVariant: candidates.some((v) => v.name === family.firstUseVariant)
-          ? family.firstUseVariant
-          : name,
-        spec,
-      });
-    }
-    const variant = candidates.find((v) => v.name === name)!;
-    return variant.run ? variant.run(args) : null;
+    const variant = chosenVariant(family, args);
+    return variant?.run ? variant.run(args) : null;
   };
+}
+
+/**
+ * The variant of `family` that runs this call (see {@linkcode KernelMode}), or null when only
+ * stock handles it.
+ */
+function chosenVariant(family: KernelFamily, args: KernelArgs): KernelVariant | null {
+  const candidates = family.variants.filter((v) => v.supports(args));
+  if (candidates.length <= 1) return null; // only stock handles it: nothing to choose
+  let name = candidates.some((v) => v.name === family.defaultVariant)
+    ? family.defaultVariant
+    : candidates.find((v) => v.name !== "stock")!.name;
+  if (mode === "auto") {
+    const spec = callSpec(family, args);
+    name = kernelTuner.choose({
+      family: family.name,
+      key: shapeKey(family, spec),
+      label: shapeLabel(family, spec),
+      candidates: candidates.map((v) => v.name),
+      defaultVariant: candidates.some((v) => v.name === family.firstUseVariant)
+        ? family.firstUseVariant
+        : name,
+      spec,
+    });
+  }
+  return candidates.find((v) => v.name === name)!;
+}
+
+/**
+ * {@linkcode CONV_BIAS_ACT_KERNEL} (the `eval` forward's conv with its BatchNorm folded in):
+ * act(conv + bias (+ residual)). The conv runs as the `Conv2D` family's chosen variant for its
+ * x and filter (the same choice, and the same tuning, as a plain conv of that shape) with the
+ * epilogue in its store; where that variant has none (stock tfjs), the epilogue runs after it
+ * as tfjs kernels.
+ */
+function convBiasAct({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { x, filter, bias, residual } = inputs as Record<string, tf.TensorInfo>;
+  const be = backend as WebGPUBackend;
+  const relu = Boolean(attrs?.relu);
+  const convArgs: KernelArgs = { inputs: { x, filter }, attrs, backend };
+  const variant = chosenVariant(KERNEL_FAMILIES.Conv2D, convArgs);
+  if (variant?.runWithEpilogue) return variant.runWithEpilogue(convArgs, { bias, residual, relu });
+  const temps = [runKernel("Conv2D", { x, filter }, attrs ?? {}, be)];
+  temps.push(runKernel("Add", { a: temps[0], b: bias }, {}, be));
+  if (residual) temps.push(runKernel("Add", { a: temps[temps.length - 1], b: residual }, {}, be));
+  if (relu) temps.push(runKernel("Relu", { x: temps[temps.length - 1] }, {}, be));
+  const out = temps.pop()!;
+  disposeAll(be, temps);
+  return out;
 }
 
 /** Deterministic inputs in [-1, 1) (the values do not change a kernel's speed). */

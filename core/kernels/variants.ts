@@ -23,6 +23,7 @@ import type * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Conv2DAttrs,
+  type Conv2DEpilogue,
   conv2DGemm,
   conv2DGemmSupports,
   conv2DTextureTile,
@@ -81,6 +82,8 @@ export interface KernelVariant {
   supports(args: KernelArgs): boolean;
   /** Runs it; absent for `stock`, which the dispatch runs as the kernel tfjs registered. */
   run?(args: KernelArgs): tf.TensorInfo;
+  /** Conv2D only: runs it with bias, residual and ReLU applied in its store, where it can. */
+  runWithEpilogue?(args: KernelArgs, epilogue: Conv2DEpilogue): tf.TensorInfo;
   /** Its tile for this call, for people, e.g. `32x2` (absent for stock). */
   tile?(args: KernelArgs): string;
   /**
@@ -145,6 +148,10 @@ function conv2DVariant(
     run: (args) => {
       const { x, filter, attrs, cout } = parts(args);
       return conv2DGemm(x, filter, attrs, backendOf(args), tileOf(cout), textures);
+    },
+    runWithEpilogue: (args, epilogue) => {
+      const { x, filter, attrs, cout } = parts(args);
+      return conv2DGemm(x, filter, attrs, backendOf(args), tileOf(cout), textures, epilogue);
     },
     tile: (args) => {
       const t = tileOf(parts(args).cout);

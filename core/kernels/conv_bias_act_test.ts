@@ -1,0 +1,178 @@
+/**
+ * The `eval` forward's conv with its BatchNorm folded in (`CONV_BIAS_ACT_KERNEL`, see
+ * models/conv_bn.ts): webgpu's kernel against the same arithmetic as tfjs ops on the cpu
+ * backend, and a ResNet-18's folded `eval` logits against its unfolded ones.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { assert, assertEquals } from "@std/assert";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  CONV_BIAS_ACT_KERNEL,
+  convBiasAct,
+  createResNet18,
+  type FoldedConv,
+} from "@webtune/models";
+import {
+  assertClose,
+  CONV_CASES,
+  dyShape,
+  type HostInput,
+  hostInput,
+  padAttr,
+  useWebGPU,
+} from "./kernel_test_util.ts";
+import { conv2DGemm, conv2DTextureTile } from "./conv2d.ts";
+import { lcg } from "../test_util.ts";
+
+const EPILOGUES = [
+  { residual: true, relu: true },
+  { residual: false, relu: true },
+  { residual: false, relu: false },
+];
+
+/** convBiasAct on the active backend (webgpu: the kernel; cpu: tfjs ops), read back. */
+async function run(
+  x: HostInput,
+  filter: HostInput,
+  bias: HostInput,
+  residual: HostInput | undefined,
+  stride: number,
+  pad: number,
+  relu: boolean,
+): Promise<Float32Array> {
+  const t = (h: HostInput) => tf.tensor(h.data, h.shape);
+  const folded = { filter: t(filter), bias: t(bias) } as FoldedConv;
+  const xs = t(x) as tf.Tensor4D;
+  const res = residual && t(residual) as tf.Tensor4D;
+  const y = convBiasAct(xs, folded, stride, pad, { residual: res, relu });
+  const data = await y.data() as Float32Array;
+  tf.dispose([y, xs, folded.filter, folded.bias, ...(res ? [res] : [])]);
+  return data;
+}
+
+for (const c of CONV_CASES.filter((c) => typeof c.pad === "number")) {
+  for (const e of EPILOGUES) {
+    Deno.test(`${CONV_BIAS_ACT_KERNEL} (residual ${e.residual}, relu ${e.relu}) matches the cpu backend: ${c.name}`, async () => {
+      await useWebGPU();
+      const pad = c.pad as number;
+      const x = hostInput(c.x, 21), filter = hostInput([c.k, c.k, c.x[3], c.cout], 22);
+      const bias = hostInput([c.cout], 23);
+      const residual = e.residual ? hostInput(dyShape(c), 24) : undefined;
+      const args = [x, filter, bias, residual, c.stride, pad, e.relu] as const;
+      assert(tf.getKernel(CONV_BIAS_ACT_KERNEL, "webgpu"), "the kernel is registered");
+      const before = tf.memory().numTensors;
+      const got = await run(...args);
+      assertEquals(tf.memory().numTensors, before, "tensors leaked");
+      await tf.setBackend("cpu");
+      const want = await run(...args).finally(() => tf.setBackend("webgpu"));
+      assertClose(got, want);
+      if (e.relu) assert(want.some((v) => v === 0) && want.some((v) => v > 0), "ReLU tested");
+    });
+  }
+}
+
+Deno.test(`${CONV_BIAS_ACT_KERNEL} falls back to stock Conv2D + tfjs kernels (Cout 6)`, async () => {
+  await useWebGPU();
+  const x = hostInput([2, 5, 5, 8], 31), filter = hostInput([3, 3, 8, 6], 32);
+  const bias = hostInput([6], 33), residual = hostInput([2, 5, 5, 6], 34);
+  const got = await run(x, filter, bias, residual, 1, 1, true);
+  await tf.setBackend("cpu");
+  const want = await run(x, filter, bias, residual, 1, 1, true).finally(() =>
+    tf.setBackend("webgpu")
+  );
+  assertClose(got, want);
+});
+
+Deno.test("the forward conv's epilogue with storage-buffer operands matches the cpu backend", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  for (const c of [CONV_CASES[0], CONV_CASES[3], CONV_CASES[11]]) {
+    const x = hostInput(c.x, 41), filter = hostInput([c.k, c.k, c.x[3], c.cout], 42);
+    const bias = hostInput([c.cout], 43), residual = hostInput(dyShape(c), 44);
+    const t = (h: HostInput) => tf.tensor(h.data, h.shape);
+    const [xs, fs, bs, rs] = [x, filter, bias, residual].map(t);
+    const attrs = { strides: [c.stride, c.stride] as [number, number], pad: padAttr(c.pad) as 0 };
+    const out = conv2DGemm(xs, fs, attrs, backend, conv2DTextureTile(c.cout), false, {
+      bias: bs,
+      residual: rs,
+      relu: true,
+    });
+    const got = await backend.read(out.dataId) as Float32Array;
+    backend.disposeData(out.dataId);
+    tf.dispose([xs, fs, bs, rs]);
+    await tf.setBackend("cpu");
+    const want = await run(x, filter, bias, residual, c.stride, c.pad as number, true).finally(
+      () => tf.setBackend("webgpu"),
+    );
+    assertClose(got, want);
+  }
+});
+
+Deno.test("ResNet-18's folded eval logits match its unfolded ones and the cpu backend's", async () => {
+  await useWebGPU();
+  const logits = async (mode: "eval" | "frozen") => {
+    const model = createResNet18({ numClasses: 10, random: lcg(5) });
+    // BatchNorm statistics and affine parameters away from their initial 0/1, so the fold
+    // scales and shifts by something.
+    const draw = lcg(6);
+    for (const [name, v] of model.variables) {
+      if (v.rank !== 1 || name.startsWith("fc")) continue;
+      const u = Float32Array.from({ length: v.size }, () => draw());
+      const value = name.endsWith("running_var") || name.endsWith("weight")
+        ? u.map((r) => 0.5 + r)
+        : u.map((r) => r - 0.5);
+      v.assign(tf.tensor1d(value));
+    }
+    const x = tf.tensor4d(hostInput([2, 64, 64, 3], 7).data, [2, 64, 64, 3]);
+    const y = tf.tidy(() => model.forward(x, mode).logits);
+    const data = await y.data() as Float32Array;
+    tf.dispose([x, y]);
+    model.dispose();
+    return data;
+  };
+  const folded = await logits("eval");
+  // `frozen` normalises with the same running statistics, unfolded (BatchNorm as its own op).
+  const unfolded = await logits("frozen");
+  await tf.setBackend("cpu");
+  const cpu = await logits("eval").finally(() => tf.setBackend("webgpu"));
+  const foldVsUnfolded = assertClose(folded, unfolded, 1e-5);
+  const foldVsCpu = assertClose(folded, cpu, 1e-4);
+  const unfoldedVsCpu = assertClose(unfolded, cpu, 1e-4);
+  console.log(
+    `eval logits, max abs error / max |logit|: folded vs unfolded ` +
+      `${foldVsUnfolded.toExponential(1)}, folded vs cpu ${foldVsCpu.toExponential(1)}, ` +
+      `unfolded vs cpu ${unfoldedVsCpu.toExponential(1)}`,
+  );
+});
+
+Deno.test("an eval forward that only compiles pipelines keeps no folded filter", async () => {
+  await useWebGPU();
+  const model = createResNet18({ numClasses: 3, random: lcg(8) });
+  const x = tf.tensor4d(hostInput([2, 32, 32, 3], 9).data, [2, 32, 32, 3]);
+  const logits = async () => {
+    const y = tf.tidy(() => model.forward(x, "eval").logits);
+    const data = await y.data();
+    y.dispose();
+    return data;
+  };
+  try {
+    const before = await logits(); // compiles the pipelines
+    model.releaseEvalCache();
+    const tensors = tf.memory().numTensors;
+    // As core's precompile pass does: kernels record nothing, their outputs are never computed,
+    // so a fold kept from this forward would be garbage for the next one.
+    tf.env().set("WEBGPU_ENGINE_COMPILE_ONLY", true);
+    try {
+      tf.tidy(() => {
+        model.forward(x, "eval");
+      });
+    } finally {
+      tf.env().set("WEBGPU_ENGINE_COMPILE_ONLY", false);
+    }
+    assertEquals(tf.memory().numTensors, tensors, "nothing kept");
+    assertEquals(await logits(), before);
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+});
