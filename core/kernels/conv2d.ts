@@ -55,12 +55,13 @@ export interface Conv2DEpilogue {
 }
 
 /** The parts of an epilogue the WGSL depends on. */
-interface EpilogueKind {
+export interface EpilogueKind {
   residual: boolean;
   relu: boolean;
 }
 
-function epilogueInputs(epilogue: EpilogueKind | null): string[] {
+/** The program inputs an epilogue adds after the conv's own: `bias`, then `residual`. */
+export function epilogueInputs(epilogue: EpilogueKind | null): string[] {
   if (!epilogue) return [];
   return epilogue.residual ? ["bias", "residual"] : ["bias"];
 }

@@ -38,7 +38,13 @@ import {
   WebtuneProgram,
   WG,
 } from "./kernel_util.ts";
-import type { Conv2DAttrs, ConvTile } from "./conv2d.ts";
+import {
+  type Conv2DAttrs,
+  type Conv2DEpilogue,
+  type ConvTile,
+  epilogueInputs,
+  type EpilogueKind,
+} from "./conv2d.ts";
 import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
@@ -500,14 +506,27 @@ const OUTPUT_UNIFORMS = uniformBlock({
   tiles: "i32",
 });
 
-/** y = Aᵀ M A, one invocation per (tile, vec4 of Cout). */
+/**
+ * y = Aᵀ M A, one invocation per (tile, vec4 of Cout); with an epilogue, + bias, + residual and
+ * ReLU in the store, in the order conv2d.ts's epilogue applies them.
+ */
 class WinogradOutputProgram extends WebtuneProgram {
-  variableNames = ["m"];
+  variableNames: string[];
   uniforms = OUTPUT_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
-  constructor(outShape: number[], n4: number) {
-    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradOutput");
+  constructor(outShape: number[], n4: number, private readonly epilogue: EpilogueKind | null) {
+    const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
+    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), `WinogradOutput${epi}`);
+    this.variableNames = ["m", ...epilogueInputs(epilogue)];
+  }
+
+  /** The value stored at output vec4 `out`: `v`, then the epilogue's steps. */
+  private epilogueOf(v: string, out: string): string {
+    if (!this.epilogue) return v;
+    let e = `(${v} + bias)`;
+    if (this.epilogue.residual) e = `(${e} + ld_residual(${out}))`;
+    return this.epilogue.relu ? `max(${e}, vec4<f32>(0.0))` : e;
   }
 
   getUserCode(): string {
@@ -531,8 +550,8 @@ class WinogradOutputProgram extends WebtuneProgram {
           b === 1 ? "(ox + 1 < uniforms.outW)" : "",
         ]
           .filter((s) => s);
-        const store =
-          `result[((row + ${oy}) * uniforms.outW + ${ox}) * uniforms.cout4 + co4] = ${e};`;
+        const out = `((row + ${oy}) * uniforms.outW + ${ox}) * uniforms.cout4 + co4`;
+        const store = `result[${out}] = ${this.epilogueOf(e, out)};`;
         lines.push(inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store);
       });
     }
@@ -548,6 +567,7 @@ class WinogradOutputProgram extends WebtuneProgram {
       let oy = 2 * ty;
       let ox = 2 * tx;
       let row = n * uniforms.outH;
+      ${this.epilogue ? "let bias = ld_bias(co4);" : ""}
       ${lines.join("\n      ")}
     }`;
   }
@@ -594,6 +614,8 @@ export function winogradFilterTransform(
  * and {@linkcode conv2DWinogradFits} first.
  *
  * @param textures the kind of texture operands: `true` for the fastest this WebGPU allows.
+ * @param epilogue bias, residual and ReLU applied in the output transform's store (the `eval`
+ *   BatchNorm folded into the conv, as conv2d.ts's `conv2DGemm` takes it).
  * @returns a new float32 NHWC tensor, owned by the caller.
  *
  * @example
@@ -610,9 +632,10 @@ export function conv2DWinograd(
   backend: WebGPUBackend,
   tile: ConvTile = winogradTile(filter.shape[3]),
   textures: true | TextureKind = true,
+  epilogue?: Conv2DEpilogue,
 ): tf.TensorInfo {
   const u = winogradFilterTransform(filter, backend, textures);
-  const y = winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures);
+  const y = winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures, epilogue);
   disposeAll(backend, [u]);
   return y;
 }
@@ -625,6 +648,7 @@ function winogradStages(
   backend: WebGPUBackend,
   tile: ConvTile,
   textures: true | TextureKind,
+  epilogue?: Conv2DEpilogue,
 ): tf.TensorInfo {
   const cin4 = g.cin / 4, cout4 = g.cout / 4;
 
@@ -660,10 +684,13 @@ function winogradStages(
   );
 
   const outN4 = g.tiles * cout4;
+  const epilogueKind = epilogue
+    ? { residual: epilogue.residual !== undefined, relu: epilogue.relu }
+    : null;
   const y = runWithOperands(
     backend,
-    new WinogradOutputProgram([g.n, g.outH, g.outW, g.cout], outN4),
-    [m],
+    new WinogradOutputProgram([g.n, g.outH, g.outW, g.cout], outN4, epilogueKind),
+    [m, ...(epilogue ? [epilogue.bias] : []), ...(epilogue?.residual ? [epilogue.residual] : [])],
     OUTPUT_UNIFORMS.data({
       n4: outN4,
       cout4,

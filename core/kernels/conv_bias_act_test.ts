@@ -15,6 +15,7 @@ import {
 import {
   assertClose,
   CONV_CASES,
+  type ConvCase,
   dyShape,
   type HostInput,
   hostInput,
@@ -22,6 +23,7 @@ import {
   useWebGPU,
 } from "./kernel_test_util.ts";
 import { conv2DGemm, conv2DTextureTile } from "./conv2d.ts";
+import { conv2DWinograd, conv2DWinogradSupports } from "./conv2d_winograd.ts";
 import { lcg } from "../test_util.ts";
 
 const EPILOGUES = [
@@ -105,6 +107,42 @@ Deno.test("the forward conv's epilogue with storage-buffer operands matches the 
       () => tf.setBackend("webgpu"),
     );
     assertClose(got, want);
+  }
+});
+
+Deno.test("the Winograd forward's epilogue (in its output transform) matches the cpu backend", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  const cases: ConvCase[] = [
+    ...CONV_CASES.filter((c) => c.k === 3 && c.stride === 1),
+    // Odd map: the output transform's partial tiles store only their inside positions.
+    { name: "3x3/1 pad 1, 7x5 map", x: [2, 7, 5, 16], k: 3, cout: 32, stride: 1, pad: 1 },
+  ];
+  assert(cases.length >= 2, "cases to test");
+  for (const c of cases) {
+    for (const e of EPILOGUES) {
+      const x = hostInput(c.x, 51), filter = hostInput([c.k, c.k, c.x[3], c.cout], 52);
+      const bias = hostInput([c.cout], 53);
+      const residual = e.residual ? hostInput(dyShape(c), 54) : undefined;
+      const t = (h: HostInput) => tf.tensor(h.data, h.shape);
+      const [xs, fs, bs] = [x, filter, bias].map(t);
+      const rs = residual && t(residual);
+      const attrs = { strides: [1, 1] as [number, number], pad: padAttr(c.pad) as 0 };
+      assert(conv2DWinogradSupports(xs, fs, attrs), `${c.name}: Winograd takes it`);
+      const out = conv2DWinograd(xs, fs, attrs, backend, undefined, true, {
+        bias: bs,
+        residual: rs,
+        relu: e.relu,
+      });
+      const got = await backend.read(out.dataId) as Float32Array;
+      backend.disposeData(out.dataId);
+      tf.dispose([xs, fs, bs, ...(rs ? [rs] : [])]);
+      await tf.setBackend("cpu");
+      const want = await run(x, filter, bias, residual, 1, c.pad as number, e.relu).finally(
+        () => tf.setBackend("webgpu"),
+      );
+      assertClose(got, want);
+    }
   }
 });
 

@@ -183,6 +183,11 @@ function conv2DWinogradVariant(name: string): KernelVariant {
       const { x, filter, attrs } = parts(args);
       return conv2DWinograd(x, filter, attrs, backendOf(args));
     },
+    runWithEpilogue: (args, epilogue) => {
+      const { x, filter, attrs } = parts(args);
+      const tile = winogradTile(filter.shape[3]);
+      return conv2DWinograd(x, filter, attrs, backendOf(args), tile, true, epilogue);
+    },
     tile: (args) => {
       const t = winogradTile(parts(args).filter.shape[3]);
       return `${t.tm}x${t.tc}`;
