@@ -164,6 +164,13 @@ export interface KernelTunerOptions {
   now?: () => number;
   /** Where a one-line warning goes (a corrupt cache); `console.warn` by default. */
   warn?: (line: string) => void;
+  /**
+   * Waits for the GPU as a timed run does, with no work: the part of a run's time that does not
+   * grow with its batch (on llvmpipe a readback takes ~13 ms even of nothing). Timed once per
+   * {@linkcode KernelTuner.tune} call where a run is scaled to its call's batch, and kept out of
+   * the scaling; absent: nothing is kept out.
+   */
+  overhead?: () => Promise<void>;
 }
 
 /** Timed rounds per candidate after its warm-up (compile) run; the minimum counts. */
@@ -312,6 +319,7 @@ export class KernelTuner {
    * (with the choices stored) goes on from there. New choices are saved.
    */
   async tune({ budgetMs = DEFAULT_TUNE_BUDGET_MS } = {}): Promise<TuneReport> {
+    this.#overheadMs = undefined;
     const start = this.#now();
     const deadline = start + budgetMs;
     const decided: KernelChoiceReport[] = [];
@@ -407,13 +415,16 @@ export class KernelTuner {
     try {
       const best = new Map<string, number>();
       const last = new Map<string, number>();
-      // `last` holds what a run took (for the budget); the returned estimate is for the call.
+      // `last` holds what a run took (for the budget); the returned estimate is for the call:
+      // its work scaled to the call's batch, the fixed wait not.
       const timed = async (name: string) => {
         const t0 = this.#now();
         const scale = await bench.run(name);
         const ms = this.#now() - t0;
         last.set(name, ms);
-        return ms * scale;
+        if (scale === 1) return ms;
+        const fixed = Math.min(ms, await this.#overhead());
+        return fixed + (ms - fixed) * scale;
       };
       // Warm-ups: each compiles its pipelines; their times are not kept. A candidate that
       // fails here (a pipeline the adapter rejects) is left out, with a warning.
@@ -445,6 +456,24 @@ export class KernelTuner {
     } finally {
       bench.dispose();
     }
+  }
+
+  #overheadMs: number | undefined;
+
+  /** The fixed wait of a run (see `overhead` in the options): the least of a few, ms. */
+  async #overhead(): Promise<number> {
+    const probe = this.#options.overhead;
+    if (!probe) return 0;
+    if (this.#overheadMs === undefined) {
+      let least = Infinity;
+      for (let i = 0; i <= TUNE_ROUNDS; i++) {
+        const t0 = this.#now();
+        await probe();
+        least = Math.min(least, this.#now() - t0);
+      }
+      this.#overheadMs = least;
+    }
+    return this.#overheadMs;
   }
 
   #decide(request: ShapeRequest, best: Map<string, number>): KernelChoiceReport {

@@ -309,7 +309,19 @@ export type KernelMode = "auto" | "fast";
 let mode: KernelMode = "fast";
 
 /** Chooses and remembers the tuned families' variants (one per process, like the registry). */
-const kernelTuner = new KernelTuner({ bench: benchCall });
+const kernelTuner = new KernelTuner({ bench: benchCall, overhead: readbackWait });
+
+/** What every timed run waits besides its work: the readback of a 4-float GPU buffer. */
+async function readbackWait(): Promise<void> {
+  const backend = tf.backend() as WebGPUBackend;
+  const probe = backend.makeTensorInfo([4], "float32");
+  (backend as unknown as { uploadToGPU(dataId: unknown): void }).uploadToGPU(probe.dataId);
+  try {
+    await backend.read(probe.dataId);
+  } finally {
+    backend.disposeData(probe.dataId);
+  }
+}
 
 /** The kernel of a tuned family: the chosen variant, or null to run the stock kernel. */
 function tunedKernel(family: KernelFamily): Fast {
@@ -378,7 +390,8 @@ function patternData(size: number): Float32Array {
 /**
  * The tuner's bench for a pending call: inputs of its shapes at {@linkcode timingBatch} (and at
  * the call's own batch for a variant with `timeAtCallBatch`), and a run that waits for the result
- * by reading it back and scales its time to the call's batch.
+ * by reading it back and tells the tuner how to scale its time to the call's batch (the tuner
+ * keeps {@linkcode readbackWait} out of the scaling).
  */
 function benchCall(request: ShapeRequest): ShapeBench {
   const family = KERNEL_FAMILIES[request.family as TunedKernel];
