@@ -68,7 +68,7 @@ export function resnet18DxShapes(image: number): DxShape[] {
 }
 
 /** Milliseconds of CPU time of all this process's threads so far. */
-function cpuMs(): number {
+export function cpuMs(): number {
   let ns = 0;
   for (const entry of Deno.readDirSync("/proc/self/task")) {
     try {

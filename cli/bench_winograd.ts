@@ -29,24 +29,12 @@ import {
   conv2DTexture,
   conv2DWinograd,
 } from "@webtune/core/kernels";
+import { cpuMs } from "./bench_dx.ts";
 
 /** ResNet-18's 3×3 stride-1 convs for an `image`-pixel input: [hw, channels, calls per step]. */
 function shapes(image: number): [number, number, number][] {
   const h = image / 4;
   return [[h, 64, 4], [h / 2, 128, 3], [h / 4, 256, 3], [h / 8, 512, 3]];
-}
-
-/** Milliseconds of CPU time of all this process's threads so far (see cli/bench_dx.ts). */
-function cpuMs(): number {
-  let ns = 0;
-  for (const entry of Deno.readDirSync("/proc/self/task")) {
-    try {
-      ns += Number(Deno.readTextFileSync(`/proc/self/task/${entry.name}/schedstat`).split(" ")[0]);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return ns / 1e6;
 }
 
 /** y = conv(x, w), 3×3, pad 1, stride 1, NHWC, in float64. */
