@@ -25,7 +25,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
   dispatch2D,
@@ -37,8 +37,7 @@ import {
   WG,
 } from "./kernel_util.ts";
 import type { Conv2DAttrs } from "./conv2d.ts";
-import type { Conv2DBackpropFilterAttrs } from "./conv2d_backprop_filter.ts";
-import { LOOP_STEP_BUDGET } from "./conv2d_backprop_filter.ts";
+import { type Conv2DBackpropFilterAttrs, LOOP_STEP_BUDGET } from "./conv2d_backprop_filter.ts";
 import {
   conv2DWinogradSupports,
   FLAT_WG,
@@ -55,6 +54,8 @@ import { runWithOperands, type TextureKind, texturesFit } from "./texture_operan
 export interface DerFilterWinogradTile {
   tk: number;
   tc: number;
+  /** Tiles per step of the reduction loop (default 1). */
+  tt?: number;
 }
 
 /**
@@ -172,7 +173,7 @@ export function derFilterWinogradSplits(
   return Math.ceil(tiles / Math.ceil(tiles / splits));
 }
 
-const DY_UNIFORMS = uniformBlock({
+export const DY_UNIFORMS = uniformBlock({
   n4: "i32",
   cout4: "i32",
   outH: "i32",
@@ -186,7 +187,7 @@ const DY_UNIFORMS = uniformBlock({
  * Q = A′ e A′ᵀ, one invocation per (tile, vec4 of Cout), with A′ = [[1, 0], [½, ½], [½, −½],
  * [0, −1]]: F(2×2, 3×3)'s A with G's ½ moved in (rows 1 and 2), so the output transform adds only.
  */
-class DerFilterWinogradDyProgram extends WebtuneProgram {
+export class DerFilterWinogradDyProgram extends WebtuneProgram {
   variableNames = ["dy"];
   uniforms = DY_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
@@ -248,7 +249,7 @@ class DerFilterWinogradDyProgram extends WebtuneProgram {
   }
 }
 
-const GEMM_UNIFORMS = uniformBlock({
+export const GEMM_UNIFORMS = uniformBlock({
   cin: "i32",
   cin4: "i32",
   cout4: "i32",
@@ -263,7 +264,7 @@ const GEMM_UNIFORMS = uniformBlock({
  * M[s, ξ] = Σ_{t in split s} P[ξ, t]ᵀ · Q[ξ, t]: [splits, 16, Cin, Cout]. The WG invocations of
  * a workgroup split Cout, as in conv2d_winograd.ts's GEMM.
  */
-class DerFilterWinogradGemmProgram extends WebtuneProgram {
+export class DerFilterWinogradGemmProgram extends WebtuneProgram {
   variableNames = ["p", "q"];
   uniforms = GEMM_UNIFORMS.wgsl;
 
@@ -272,24 +273,42 @@ class DerFilterWinogradGemmProgram extends WebtuneProgram {
     groups: number,
     private readonly tile: DerFilterWinogradTile,
   ) {
-    super(outShape, { x: [0] }, dispatch2D(groups), `WinogradDwGemm_${tile.tk}_${tile.tc}`);
+    super(
+      outShape,
+      { x: [0] },
+      dispatch2D(groups),
+      `WinogradDwGemm_${tile.tk}_${tile.tc}_${tile.tt ?? 1}`,
+    );
   }
 
   getUserCode(): string {
     const { tk, tc } = this.tile;
+    // TT tiles per step: each accumulator takes TT updates in a row (loaded and stored once
+    // when spilled), the loop runs TT times fewer steps. Tiles past the split's end read zeros.
+    const tt = this.tile.tt ?? 1;
     const loads: string[] = [];
     const fmas: string[] = [];
     const accs: string[] = [];
     const stores: string[] = [];
-    for (let q = 0; q < tk / 4; q++) loads.push(`let a${q} = ld_p(pb + ${q});`);
-    for (let j = 0; j < tc; j++) loads.push(`let b${j} = ld_q(qb + ${j});`);
+    for (let u = 0; u < tt; u++) {
+      const guard = (e: string) => u > 0 ? `select(vec4<f32>(0.0), ${e}, t + ${u} < t1)` : e;
+      for (let q = 0; q < tk / 4; q++) {
+        loads.push(`let a${u}_${q} = ${guard(`ld_p(pb + ${u} * uniforms.cin4 + ${q})`)};`);
+      }
+      for (let j = 0; j < tc; j++) {
+        loads.push(`let b${u}_${j} = ${guard(`ld_q(qb + ${u} * uniforms.cout4 + ${j})`)};`);
+      }
+    }
     // Accumulator-major (each spilled accumulator loaded and stored once per step).
     for (let i = 0; i < tk; i++) {
       for (let j = 0; j < tc; j++) {
         accs.push(`var acc${i}_${j} = vec4<f32>(0.0);`);
-        fmas.push(
-          `acc${i}_${j} = fma(vec4<f32>(a${i >> 2}.${"xyzw"[i & 3]}), b${j}, acc${i}_${j});`,
-        );
+        for (let u = 0; u < tt; u++) {
+          fmas.push(
+            `acc${i}_${j} = fma(vec4<f32>(a${u}_${i >> 2}.${"xyzw"[i & 3]}), b${u}_${j}, ` +
+              `acc${i}_${j});`,
+          );
+        }
         stores.push(
           `result[(out0 + ${i}) * uniforms.cout4 + cc + ${j}] = acc${i}_${j};`,
         );
@@ -314,11 +333,11 @@ class DerFilterWinogradGemmProgram extends WebtuneProgram {
       let t1 = min(t0 + uniforms.tilesPerSplit, uniforms.tiles);
       var pb = (xi * uniforms.tiles + t0) * uniforms.cin4 + ci4;
       var qb = (xi * uniforms.tiles + t0) * uniforms.cout4 + cc;
-      for (var t = t0; t < t1; t++) {
+      for (var t = t0; t < t1; t += ${tt}) {
         ${loads.join("\n        ")}
         ${fmas.join("\n        ")}
-        pb += uniforms.cin4;
-        qb += uniforms.cout4;
+        pb += ${tt} * uniforms.cin4;
+        qb += ${tt} * uniforms.cout4;
       }
       let out0 = (split * ${XI} + xi) * uniforms.cin + 4 * ci4;
       // Unconditional stores (a store under an \`if\` is a per-lane loop on llvmpipe): the lanes
@@ -328,13 +347,13 @@ class DerFilterWinogradGemmProgram extends WebtuneProgram {
   }
 }
 
-const OUTPUT_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
+export const OUTPUT_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
 
 /**
  * dW = G′ᵀ M G′ per (ci, vec4 of Cout), with G′ᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, 1]]
  * (F(2×2, 3×3)'s Gᵀ without its ½, moved into the dy transform), after adding the splits.
  */
-class DerFilterWinogradOutputProgram extends WebtuneProgram {
+export class DerFilterWinogradOutputProgram extends WebtuneProgram {
   variableNames = ["m"];
   uniforms = OUTPUT_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
