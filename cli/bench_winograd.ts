@@ -10,7 +10,8 @@
  * deno run -A cli/bench_winograd.ts --error-only     # only the float64 comparison
  * deno run -A cli/bench_winograd.ts --dx             # dX: Winograd vs the default texture-fma
  * deno run -A cli/bench_winograd.ts --dw             # dW: Winograd vs the direct texture kernel
- * deno run -A cli/bench_winograd.ts --dw --dw-tiles 16x4,32x4 # also Winograd dW with these tiles
+ * deno run -A cli/bench_winograd.ts --dw --dw-tiles 16x4,8x4x2 # also Winograd dW with these tiles
+ *                                                            # (tk x tc [x tiles per step])
  * ```
  *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
@@ -158,15 +159,15 @@ async function main(): Promise<void> {
   // For dX, `x` stands for dy (the same shape: 3×3 stride 1, pad 1, Cin = Cout); for dW, `w`
   // stands for dy (the shape of x).
   const dwTiles = values["dw-tiles"].split(",").filter((t) => t).map((t) => {
-    const [tk, tc] = t.split("x").map(Number);
-    return { tk, tc };
+    const [tk, tc, tt] = t.split("x").map(Number);
+    return { tk, tc, tt };
   });
   const variants: Record<string, (x: tf.Tensor, w: tf.Tensor) => tf.TensorInfo> = values.dw
     ? {
       direct: (x, dy) => conv2DBackpropFilterTexture(x, dy, dwAttrs(x), backend),
       winograd: (x, dy) => conv2DBackpropFilterWinograd(x, dy, dwAttrs(x), backend),
       ...Object.fromEntries(dwTiles.map((tile) => [
-        `winograd ${tile.tk}x${tile.tc}`,
+        `winograd ${tile.tk}x${tile.tc}x${tile.tt ?? 1}`,
         (x: tf.Tensor, dy: tf.Tensor) =>
           conv2DBackpropFilterWinograd(x, dy, dwAttrs(x), backend, tile),
       ])),

@@ -20,8 +20,8 @@
  *    first → [3, 3, Cin, Cout].
  *
  * Its coefficients (0, ±1, ±½) are exact in float32, so it rounds only in the sums, in a
- * different order from the direct kernel; see {@linkcode DER_FILTER_WINOGRAD_MIN_CHANNELS} for
- * where it may run.
+ * different order from the direct kernel; see {@linkcode DER_FILTER_WINOGRAD_MIN_CHANNELS} and
+ * {@linkcode DER_FILTER_WINOGRAD_MIN_TILES} for where it runs and why.
  *
  * @module
  */
@@ -105,19 +105,35 @@ export function derFilterWinogradSupports(
 }
 
 /**
- * The fewest channels (Cin and Cout) for which `auto` and `fast` may run the Winograd dW: the
- * same numerics gate as the forward and dX (conv2d_winograd.ts `WINOGRAD_MIN_CHANNELS`, where
- * layer1's 64 channels failed the ResNet-18 parity test's conv1-gradient bound on a knife edge of
- * ReLU decisions).
+ * The fewest channels (Cin and Cout) for which `auto` and `fast` may run the Winograd dW. Not a
+ * numerics gate, unlike the forward's and dX's (conv2d_winograd.ts `WINOGRAD_MIN_CHANNELS`): a
+ * conv's dW feeds only its own weights' update, never another layer's gradient, so it cannot move
+ * the ResNet-18 conv1 gradient's ReLU knife edge. Forced onto every 3×3 stride-1 conv (64 channels
+ * included, any tile count), core/parity_test.ts, train_step_test.ts and frozen_bn_test.ts pass
+ * unchanged (conv1 gradient 1.64e-3 of its 5e-3 bound, as with the direct kernel), and
+ * resnet50_parity_test.ts with it on every 3×3 stride-1 conv of ≥ 128 channels. Against a
+ * float64 reference (cli/bench_winograd.ts --dw, batch 1) its error is 0.7–1.9× the
+ * direct kernel's (1.4e-7–1.3e-6 of the largest value). 128 is for speed: on layer1 (64
+ * channels) it was no steady win, CPU time interleaved with the direct `texture` variant in one
+ * process, batch 16, four runs on the shared machine: 224 px 0.62–1.21×, 64 px 0.70–1.19×.
  */
 export const DER_FILTER_WINOGRAD_MIN_CHANNELS = 128;
 
-/** The fewest tiles (batch · ⌈Ho/2⌉ · ⌈Wo/2⌉) for which the variant is offered. */
+/**
+ * The fewest tiles (batch · ⌈Ho/2⌉ · ⌈Wo/2⌉) for which the variant is offered: the output
+ * transform and M's 16·Cin·Cout floats cost the same at any batch. CPU time interleaved with the
+ * direct `texture` variant in one process (cli/bench_winograd.ts --dw --cpu, batch 16, three
+ * runs on the shared 2-core machine, so ranges): 64 px layer2 (256 tiles) 1.10–1.26×, layer3
+ * (64) 0.97–1.68×, layer4 (16) 0.58–0.64× (one outlier run 1.74×); 224 px layer2 (3136)
+ * 0.96–1.55×, layer3 (784) 1.57–2.47×, layer4 (256) 1.12–3.02×. `auto` times it against the
+ * direct kernels where it is offered and picked it on all five such shapes of a 64 and 224 px
+ * ResNet-18 step (batch 16).
+ */
 export const DER_FILTER_WINOGRAD_MIN_TILES = 64;
 
 /**
- * Whether `auto` and `fast` may run the Winograd dW for this call: it handles it, it passed the
- * numerics gate ({@linkcode DER_FILTER_WINOGRAD_MIN_CHANNELS}) and has
+ * Whether `auto` and `fast` may run the Winograd dW for this call: it handles it, it has
+ * {@linkcode DER_FILTER_WINOGRAD_MIN_CHANNELS} channels and
  * {@linkcode DER_FILTER_WINOGRAD_MIN_TILES} tiles.
  *
  * @example
@@ -173,7 +189,7 @@ export function derFilterWinogradSplits(
   return Math.ceil(tiles / Math.ceil(tiles / splits));
 }
 
-export const DY_UNIFORMS = uniformBlock({
+const DY_UNIFORMS = uniformBlock({
   n4: "i32",
   cout4: "i32",
   outH: "i32",
@@ -187,7 +203,7 @@ export const DY_UNIFORMS = uniformBlock({
  * Q = A′ e A′ᵀ, one invocation per (tile, vec4 of Cout), with A′ = [[1, 0], [½, ½], [½, −½],
  * [0, −1]]: F(2×2, 3×3)'s A with G's ½ moved in (rows 1 and 2), so the output transform adds only.
  */
-export class DerFilterWinogradDyProgram extends WebtuneProgram {
+class DerFilterWinogradDyProgram extends WebtuneProgram {
   variableNames = ["dy"];
   uniforms = DY_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
@@ -249,7 +265,7 @@ export class DerFilterWinogradDyProgram extends WebtuneProgram {
   }
 }
 
-export const GEMM_UNIFORMS = uniformBlock({
+const GEMM_UNIFORMS = uniformBlock({
   cin: "i32",
   cin4: "i32",
   cout4: "i32",
@@ -264,7 +280,7 @@ export const GEMM_UNIFORMS = uniformBlock({
  * M[s, ξ] = Σ_{t in split s} P[ξ, t]ᵀ · Q[ξ, t]: [splits, 16, Cin, Cout]. The WG invocations of
  * a workgroup split Cout, as in conv2d_winograd.ts's GEMM.
  */
-export class DerFilterWinogradGemmProgram extends WebtuneProgram {
+class DerFilterWinogradGemmProgram extends WebtuneProgram {
   variableNames = ["p", "q"];
   uniforms = GEMM_UNIFORMS.wgsl;
 
@@ -347,13 +363,13 @@ export class DerFilterWinogradGemmProgram extends WebtuneProgram {
   }
 }
 
-export const OUTPUT_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
+const OUTPUT_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
 
 /**
  * dW = G′ᵀ M G′ per (ci, vec4 of Cout), with G′ᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, 1]]
  * (F(2×2, 3×3)'s Gᵀ without its ½, moved into the dy transform), after adding the splits.
  */
-export class DerFilterWinogradOutputProgram extends WebtuneProgram {
+class DerFilterWinogradOutputProgram extends WebtuneProgram {
   variableNames = ["m"];
   uniforms = OUTPUT_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];

@@ -321,9 +321,10 @@ function derFilterVariant(
 }
 
 /**
- * dW by Winograd F(3×3, 2×2) (conv2d_backprop_filter_winograd.ts), offered only where it passed
- * the numerics gate and may win on llvmpipe (see `derFilterWinogradPreferred`); timed at the
- * call's own batch, as the forward: its output transform costs the same at any batch.
+ * dW by Winograd F(3×3, 2×2) (conv2d_backprop_filter_winograd.ts), offered only where it may
+ * win on llvmpipe (3×3 stride 1, Cin and Cout ≥ 128, ≥ 64 tiles; see
+ * `derFilterWinogradPreferred`); timed at the call's own batch, as the forward: its output
+ * transform costs the same at any batch.
  */
 function derFilterWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
