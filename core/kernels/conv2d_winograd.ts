@@ -94,6 +94,7 @@ export interface Geometry {
   tiles: number;
 }
 
+/** The passes' sizes for conv(x, filter); also dW's (conv2d_backprop_filter_winograd.ts). */
 export function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): Geometry {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],

@@ -335,7 +335,6 @@ function derFilterWinogradVariant(name: string): KernelVariant {
     name,
     supports: (args) => {
       const { x, dy, attrs } = parts(args);
-
       return derFilterWinogradPreferred(x, dy, attrs) &&
         derFilterWinogradFits(x, dy, attrs, backendOf(args));
     },
