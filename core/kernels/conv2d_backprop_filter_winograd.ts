@@ -1,6 +1,7 @@
 /**
  * Winograd F(3×3, 2×2) for the weight gradient (dW, `Conv2DBackpropFilter`) of 3×3, stride-1
- * NHWC convs: dW[ky, kx, ci, co] = Σ_{n, y, x} x[n, y + ky − pad, x + kx − pad, ci] · dy[n, y, x, co].
+ * NHWC convs: dW[ky, kx, ci, co] = Σ_{n, y, x} x[n, y + ky − pad, x + kx − pad, ci] ·
+ * dy[n, y, x, co].
  *
  * Why: on llvmpipe the direct dW kernel (conv2d_backprop_filter.ts) is bound by texel fetches;
  * as for the forward conv (conv2d_winograd.ts), Winograd does the same reduction with 2.25× fewer
