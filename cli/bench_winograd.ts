@@ -9,6 +9,9 @@
  * deno run -A cli/bench_winograd.ts --sizes 64 --cpu # CPU time of the process, not wall time
  * deno run -A cli/bench_winograd.ts --error-only     # only the float64 comparison
  * deno run -A cli/bench_winograd.ts --dx             # dX: Winograd vs the default texture-fma
+ * deno run -A cli/bench_winograd.ts --dw             # dW: Winograd vs the direct texture kernel
+ * deno run -A cli/bench_winograd.ts --dw --dw-tiles 16x4,8x4x2 # also Winograd dW with these tiles
+ *                                                            # (tk x tc [x tiles per step])
  * ```
  *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
@@ -24,6 +27,8 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
 import { describeAdapter, setupBackend } from "@webtune/core";
 import {
+  conv2DBackpropFilterTexture,
+  conv2DBackpropFilterWinograd,
   conv2DBackpropInputFma,
   conv2DBackpropInputWinograd,
   conv2DTexture,
@@ -86,6 +91,30 @@ function referenceDx(dy: Float32Array, w: Float32Array, hw: number, c: number): 
   return dx;
 }
 
+/** dW of that conv, in float64: dw[r, s, ci, co] = Σ x[oy + r − 1, ox + s − 1, ci] · dy[oy, ox, co]. */
+function referenceDw(x: Float32Array, dy: Float32Array, hw: number, c: number): Float64Array {
+  const dw = new Float64Array(9 * c * c);
+  for (let oy = 0; oy < hw; oy++) {
+    for (let ox = 0; ox < hw; ox++) {
+      const at = (oy * hw + ox) * c;
+      for (let r = 0; r < 3; r++) {
+        const iy = oy + r - 1;
+        if (iy < 0 || iy >= hw) continue;
+        for (let s = 0; s < 3; s++) {
+          const ix = ox + s - 1;
+          if (ix < 0 || ix >= hw) continue;
+          const xAt = (iy * hw + ix) * c, wAt = (r * 3 + s) * c * c;
+          for (let ci = 0; ci < c; ci++) {
+            const xv = x[xAt + ci], wRow = wAt + ci * c;
+            for (let co = 0; co < c; co++) dw[wRow + co] += xv * dy[at + co];
+          }
+        }
+      }
+    }
+  }
+  return dw;
+}
+
 function errors(got: Float32Array, want: Float64Array): string {
   let maxAbs = 0, maxErr = 0;
   for (let i = 0; i < want.length; i++) {
@@ -106,6 +135,8 @@ async function main(): Promise<void> {
       cpu: { type: "boolean", default: false },
       "error-only": { type: "boolean", default: false },
       dx: { type: "boolean", default: false },
+      dw: { type: "boolean", default: false },
+      "dw-tiles": { type: "string", default: "" },
     },
   });
   const n = Number(values.batch), calls = Number(values.calls);
@@ -121,8 +152,27 @@ async function main(): Promise<void> {
     ...attrs,
     inputShape: x.shape as [number, number, number, number],
   });
-  // For dX, `x` stands for dy (the same shape: 3×3 stride 1, pad 1, Cin = Cout).
-  const variants = values.dx
+  const dwAttrs = (x: tf.Tensor) => ({
+    ...attrs,
+    filterShape: [3, 3, x.shape[3], x.shape[3]] as [number, number, number, number],
+  });
+  // For dX, `x` stands for dy (the same shape: 3×3 stride 1, pad 1, Cin = Cout); for dW, `w`
+  // stands for dy (the shape of x).
+  const dwTiles = values["dw-tiles"].split(",").filter((t) => t).map((t) => {
+    const [tk, tc, tt] = t.split("x").map(Number);
+    return { tk, tc, tt };
+  });
+  const variants: Record<string, (x: tf.Tensor, w: tf.Tensor) => tf.TensorInfo> = values.dw
+    ? {
+      direct: (x, dy) => conv2DBackpropFilterTexture(x, dy, dwAttrs(x), backend),
+      winograd: (x, dy) => conv2DBackpropFilterWinograd(x, dy, dwAttrs(x), backend),
+      ...Object.fromEntries(dwTiles.map((tile) => [
+        `winograd ${tile.tk}x${tile.tc}x${tile.tt ?? 1}`,
+        (x: tf.Tensor, dy: tf.Tensor) =>
+          conv2DBackpropFilterWinograd(x, dy, dwAttrs(x), backend, tile),
+      ])),
+    }
+    : values.dx
     ? {
       direct: (x: tf.Tensor, w: tf.Tensor) => conv2DBackpropInputFma(x, w, dxAttrs(x), backend),
       winograd: (x: tf.Tensor, w: tf.Tensor) =>
@@ -132,7 +182,7 @@ async function main(): Promise<void> {
       direct: (x: tf.Tensor, w: tf.Tensor) => conv2DTexture(x, w, attrs, backend),
       winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
     };
-  const names = Object.keys(variants) as (keyof typeof variants)[];
+  const names = Object.keys(variants);
   const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
     const t0 = now();
     let last: tf.TensorInfo | null = null;
@@ -147,9 +197,12 @@ async function main(): Promise<void> {
   for (const size of values.sizes.split(",").map(Number)) {
     const totals = names.map(() => 0);
     for (const [hw, c, count] of shapes(size)) {
-      const w = tf.mul(tf.randomNormal([3, 3, c, c], 0, 1, "float32", 2), Math.sqrt(2 / (9 * c)));
+      // dW's second operand is dy at batch 1 (errors), and at batch n (timing, below).
+      const w = values.dw
+        ? tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 2)
+        : tf.mul(tf.randomNormal([3, 3, c, c], 0, 1, "float32", 2), Math.sqrt(2 / (9 * c)));
       const x1 = tf.relu(tf.randomNormal([1, hw, hw, c], 0, 1, "float32", 1));
-      const want = (values.dx ? referenceDx : reference)(
+      const want = (values.dw ? referenceDw : values.dx ? referenceDx : reference)(
         await x1.data() as Float32Array,
         await w.data() as Float32Array,
         hw,
@@ -168,7 +221,8 @@ async function main(): Promise<void> {
         continue;
       }
       const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3);
-      const candidates = names.map((name) => () => variants[name](x, w));
+      const second = values.dw ? tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 4) : w;
+      const candidates = names.map((name) => () => variants[name](x, second));
       for (const f of candidates) await timeCalls(f, 1); // compile and warm up
       const best = candidates.map(() => Infinity);
       for (let round = 0; round < Number(values.rounds); round++) {
@@ -183,12 +237,12 @@ async function main(): Promise<void> {
         `${name} ${best[i].toFixed(1)} ms (${(best[0] / best[i]).toFixed(2)}×)`
       );
       console.log(`${label}: ${cells.join(" | ")} | error: ${errs.join(", ")}`);
-      tf.dispose([w, x1, x]);
+      tf.dispose([w, x1, x, second]);
     }
     if (!values["error-only"]) {
       const sums = names.map((name, i) => `${name} ${totals[i].toFixed(0)} ms`).join(" | ");
       console.log(
-        `${size}px, a step's 3x3/1 ${values.dx ? "dX" : "forward"} (${
+        `${size}px, a step's 3x3/1 ${values.dw ? "dW" : values.dx ? "dX" : "forward"} (${
           values.cpu ? "CPU" : "wall"
         }): ` +
           sums,

@@ -49,12 +49,12 @@ import type { Conv2DBackpropInputAttrs } from "./conv2d_backprop_input.ts";
 import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /** Winograd components: a 4×4 transformed tile. */
-const XI = 16;
+export const XI = 16;
 /**
  * The pooled operand textures of the passes (texture_operands.ts), one set for the forward and
  * dX variants: a pool slot only grows, so separate slots per program would hold more memory.
  */
-const SLOTS = {
+export const SLOTS = {
   filter: "winograd filter",
   input: "winograd input",
   v: "winograd V",
@@ -62,7 +62,7 @@ const SLOTS = {
   m: "winograd M",
 } as const;
 /** Invocations per workgroup of the transform passes (memory-bound, flat). */
-const FLAT_WG = 64;
+export const FLAT_WG = 64;
 
 /**
  * The GEMM stage's register tile for `cout` output channels: tm tiles × tc vec4s of Cout, the
@@ -78,7 +78,7 @@ export function winogradTile(cout: number): ConvTile {
 }
 
 /** The problem sizes every pass needs. */
-interface Geometry {
+export interface Geometry {
   n: number;
   inH: number;
   inW: number;
@@ -94,7 +94,8 @@ interface Geometry {
   tiles: number;
 }
 
-function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): Geometry {
+/** The passes' sizes for conv(x, filter); also dW's (conv2d_backprop_filter_winograd.ts). */
+export function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): Geometry {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
@@ -341,7 +342,7 @@ class WinogradFlippedFilterProgram extends WebtuneProgram {
   }
 }
 
-const INPUT_UNIFORMS = uniformBlock({
+export const INPUT_UNIFORMS = uniformBlock({
   n4: "i32",
   cin4: "i32",
   inH: "i32",
@@ -353,7 +354,7 @@ const INPUT_UNIFORMS = uniformBlock({
 });
 
 /** V = Bᵀ d B, one invocation per (tile, vec4 of Cin). */
-class WinogradInputProgram extends WebtuneProgram {
+export class WinogradInputProgram extends WebtuneProgram {
   variableNames = ["x"];
   uniforms = INPUT_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];

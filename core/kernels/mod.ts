@@ -98,6 +98,11 @@ export {
   winogradTile,
 } from "./conv2d_winograd.ts";
 export {
+  conv2DBackpropFilterWinograd,
+  type DerFilterWinogradTile,
+  derFilterWinogradTile,
+} from "./conv2d_backprop_filter_winograd.ts";
+export {
   conv2DBackpropInputFma,
   derInputFmaSupports,
   derInputFmaTile,
@@ -240,7 +245,7 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.3–1.45× more at 64 px) with implicit-GEMM kernels
  * (operands read from textures, another 1.3–7× on llvmpipe, see texture_operands.ts; the 3×3
  * stride-1 ones of ≥ 128 channels by Winograd F(2×2, 3×3), forward and dX, 1.3–2.4× more at
- * 224 px, see conv2d_winograd.ts),
+ * 224 px, see conv2d_winograd.ts, and dW by F(3×3, 2×2), conv2d_backprop_filter_winograd.ts),
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,

@@ -16,8 +16,10 @@ import { FIRST_USE_VARIANT, KERNEL_FAMILIES, type KernelVariant } from "./varian
 async function convStack(): Promise<Float32Array[]> {
   const x = hostInput([2, 12, 12, 3], 21);
   // A separate pair of 3×3 stride-1 convs the Winograd variants take (conv2d_winograd.ts): the
-  // first's forward (Cout 128, 256 output tiles), the second's dX (Cin 128).
+  // first's forward (Cout 128, 256 output tiles), the second's dX (Cin 128); and one whose dW
+  // they take (conv2d_backprop_filter_winograd.ts: Cin and Cout 128, 64 tiles).
   const x2 = hostInput([1, 32, 32, 8], 22);
+  const x3 = hostInput([1, 16, 16, 128], 23);
   const shapes = [
     [7, 7, 3, 16],
     [3, 3, 16, 16],
@@ -25,6 +27,7 @@ async function convStack(): Promise<Float32Array[]> {
     [1, 1, 16, 32],
     [3, 3, 8, 128],
     [3, 3, 128, 8],
+    [3, 3, 128, 128],
   ];
   const vars = shapes.map((s, i) => {
     const w = hostInput(s, 30 + i);
@@ -32,21 +35,23 @@ async function convStack(): Promise<Float32Array[]> {
   });
   const input = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
   const input2 = tf.tensor4d(x2.data, x2.shape as [number, number, number, number]);
+  const input3 = tf.tensor4d(x3.data, x3.shape as [number, number, number, number]);
   let y: tf.Tensor | undefined, y2: tf.Tensor | undefined;
   const f = () => {
-    const [stem, a, b, ds, wideIn, wideOut] = vars as tf.Variable<tf.Rank.R4>[];
+    const [stem, a, b, ds, wideIn, wideOut, wide] = vars as tf.Variable<tf.Rank.R4>[];
     const h = tf.relu(tf.conv2d(input, stem, 2, 3));
     const out = tf.add(tf.conv2d(tf.relu(tf.conv2d(h, a, 1, 1)), b, 2, 1), tf.conv2d(h, ds, 2, 0));
     const out2 = tf.conv2d(tf.conv2d(input2, wideIn, 1, 1), wideOut, 1, 1);
     y = tf.keep(out);
     y2 = tf.keep(out2);
-    return tf.add(tf.sum(tf.mul(out, 0.01)), tf.sum(tf.mul(out2, 0.01))) as tf.Scalar;
+    const out3 = tf.conv2d(input3, wide, 1, 1);
+    return tf.addN([out, out2, out3].map((o) => tf.sum(tf.mul(o, 0.01)))) as tf.Scalar;
   };
   const { value, grads } = tf.variableGrads(f, vars);
   const out = await Promise.all(
     [y!, y2!, ...vars.map((v) => grads[v.name])].map((t) => t.data() as Promise<Float32Array>),
   );
-  tf.dispose([value, input, input2, y!, y2!, ...vars, ...Object.values(grads)]);
+  tf.dispose([value, input, input2, input3, y!, y2!, ...vars, ...Object.values(grads)]);
   return out;
 }
 

@@ -48,6 +48,12 @@ import {
   derFilterTile,
 } from "./conv2d_backprop_filter.ts";
 import {
+  conv2DBackpropFilterWinograd,
+  derFilterWinogradFits,
+  derFilterWinogradPreferred,
+  derFilterWinogradTile,
+} from "./conv2d_backprop_filter_winograd.ts";
+import {
   type Conv2DBackpropInputAttrs,
   conv2DBackpropInputGemm,
   derInputSupports,
@@ -65,7 +71,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-5";
+export const KERNEL_SET_VERSION = "conv-variants-6-wdw";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -315,6 +321,37 @@ function derFilterVariant(
 }
 
 /**
+ * dW by Winograd F(3×3, 2×2) (conv2d_backprop_filter_winograd.ts), offered only where it may
+ * win on llvmpipe (3×3 stride 1, Cin and Cout ≥ 128, ≥ 64 tiles; see
+ * `derFilterWinogradPreferred`); timed at the call's own batch, as the forward: its output
+ * transform costs the same at any batch.
+ */
+function derFilterWinogradVariant(name: string): KernelVariant {
+  const parts = (args: KernelArgs) => {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    return { x, dy, attrs: args.attrs as unknown as Conv2DBackpropFilterAttrs };
+  };
+  return {
+    name,
+    supports: (args) => {
+      const { x, dy, attrs } = parts(args);
+      return derFilterWinogradPreferred(x, dy, attrs) &&
+        derFilterWinogradFits(x, dy, attrs, backendOf(args));
+    },
+    run: (args) => {
+      const { x, dy, attrs } = parts(args);
+      return conv2DBackpropFilterWinograd(x, dy, attrs, backendOf(args));
+    },
+    tile: (args) => {
+      const [, , cin, cout] = parts(args).attrs.filterShape;
+      const t = derFilterWinogradTile(cin, cout);
+      return `${t.tk}x${t.tc}`;
+    },
+    timeAtCallBatch: true,
+  };
+}
+
+/**
  * What `auto` runs for a shape it has not measured yet, i.e. in a run's first step before the
  * tuner has timed the candidates (and for shapes its budget left over): the low-unroll tile.
  * On llvmpipe a pipeline is compiled to machine code at its first dispatch: with a cold shader
@@ -380,8 +417,10 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derFilterVariant("texture", derFilterTextureTile, true),
       derFilterVariant("texture-small", () => SMALL_DER_FILTER, true),
       derFilterVariant("buffer", derFilterTile, false),
+      derFilterWinogradVariant("winograd"),
     ],
-    defaultVariant: "texture",
+    // Where winograd does not take the call, `fast` runs the first webtune variant, texture.
+    defaultVariant: "winograd",
     firstUseVariant: FIRST_USE_VARIANT,
     keyAttrs: [...CONV_KEY_ATTRS, "filterShape"],
     conv: ({ inputs, attrs }) => ({

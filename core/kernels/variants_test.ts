@@ -78,7 +78,8 @@ const CASES = CONV_CASES.filter((c) =>
 );
 /**
  * 3×3 stride-1 convs the Winograd variants take, by family (one with odd sizes each): the
- * forward's (Cout ≥ 128, ≥ 256 output tiles) and dX's (Cin ≥ 128, ≥ 64 tiles of x).
+ * forward's (Cout ≥ 128, ≥ 256 output tiles), dX's (Cin ≥ 128, ≥ 64 tiles of x) and dW's (Cin
+ * and Cout ≥ 128, ≥ 64 tiles of dy).
  */
 const WINOGRAD_CASES: Partial<Record<TunedKernel, ConvCase[]>> = {
   Conv2D: [
@@ -88,6 +89,10 @@ const WINOGRAD_CASES: Partial<Record<TunedKernel, ConvCase[]>> = {
   Conv2DBackpropInput: [
     { name: "3x3/1 Cin 128, 64 tiles", x: [1, 16, 16, 128], k: 3, cout: 8, stride: 1, pad: 1 },
     { name: "3x3/1 Cin 128, 15x17", x: [1, 15, 17, 128], k: 3, cout: 8, stride: 1, pad: 1 },
+  ],
+  Conv2DBackpropFilter: [
+    { name: "3x3/1 128, 64 tiles", x: [1, 16, 16, 128], k: 3, cout: 128, stride: 1, pad: 1 },
+    { name: "3x3/1 128, 15x17", x: [1, 15, 17, 128], k: 3, cout: 128, stride: 1, pad: 1 },
   ],
 };
 
