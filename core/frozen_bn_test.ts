@@ -4,7 +4,7 @@
  * (`../shared/fixtures/torch-resnet18/resnet18-seed0-frozen-bn-reference.safetensors`).
  */
 import { assert, assertEquals, assertLess } from "@std/assert";
-import { noFixtures, readFixture, runReferenceStep } from "./_step_parity.ts";
+import { noFixtures, readFixture, resnet18StepLimit, runReferenceStep } from "./_step_parity.ts";
 
 Deno.test({
   name: "a frozen-BN step matches PyTorch's (BN in eval mode) and leaves every BN buffer alone",
@@ -27,19 +27,13 @@ Deno.test({
     for (const key of ["grad_bn1_weight", "bn1.weight", "bn1.bias", "bn1.running_mean"]) {
       assert(errors[key] !== undefined, `the fixture has no ${key}`);
     }
-    // Same limits as the train-mode step (core/parity_test.ts): 1e-4 of the largest reference
-    // value, 5e-3 for the stem's gradients and what they move (conv1 and bn1, below the max
-    // pool: float32 ReLU/max-pool decisions that every stem weight sums over).
-    const conv1Derived = [
-      "grad_conv1_weight",
-      "grad_bn1_weight",
-      "conv1.weight",
-      "bn1.weight",
-      "bn1.bias",
-    ];
+    // Same limits as the train-mode step (core/parity_test.ts).
     for (const [name, e] of Object.entries(errors)) {
-      const limit = conv1Derived.includes(name) ? 5e-3 : 1e-4;
-      assertLess(e.rel, limit, `${name}: max abs error ${e.abs}, relative ${e.rel}`);
+      assertLess(
+        e.rel,
+        resnet18StepLimit(name),
+        `${name}: max abs error ${e.abs}, relative ${e.rel}`,
+      );
     }
   },
 });

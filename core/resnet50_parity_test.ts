@@ -8,7 +8,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertEquals, assertLess } from "@std/assert";
 import { loadStateDict, readSafetensors, ResNet, type StateDict } from "@webtune/models";
 import { setupBackend } from "./backend.ts";
-import { compare, noFixtures, readFixture, runReferenceStep } from "./_step_parity.ts";
+import {
+  compare,
+  noFixtures,
+  readFixture,
+  resnet18StepLimit,
+  runReferenceStep,
+} from "./_step_parity.ts";
 
 const DIR = "torch-resnet50/";
 
@@ -53,22 +59,6 @@ Deno.test({
     model.dispose();
   },
 });
-
-/**
- * The ResNet-18 step's limits (core/parity_test.ts): 1e-4 of the largest reference value, 5e-3
- * for the stem's gradients and what they move.
- */
-function resnet18Limit(name: string): number {
-  const stem = [
-    "grad_conv1_weight",
-    "grad_bn1_weight",
-    "grad_bn1_bias",
-    "conv1.weight",
-    "bn1.weight",
-    "bn1.bias",
-  ];
-  return stem.includes(name) ? 5e-3 : 1e-4;
-}
 
 /**
  * How far the fixture's own float32 numbers are from exact arithmetic: max |PyTorch float32 −
@@ -208,7 +198,7 @@ Deno.test({
     assertLess(53 * 3 - 1, changedBuffers.length);
     assertEquals(Object.keys(errors).sort(), Object.keys(FLOAT32_FLOOR).sort());
     for (const [name, e] of Object.entries(errors)) {
-      const limit = Math.max(resnet18Limit(name), 2 * (FLOAT32_FLOOR[name] ?? 0));
+      const limit = Math.max(resnet18StepLimit(name), 2 * (FLOAT32_FLOOR[name] ?? 0));
       assertLess(e.rel, limit, `${name}: max abs error ${e.abs}, relative ${e.rel}`);
     }
 
@@ -240,11 +230,11 @@ Deno.test({
     for (const [name, e] of Object.entries(errorsAlso)) {
       const what = `${name} vs float64: max abs error ${e.abs}, relative ${e.rel}`;
       if (!BEYOND_FLOAT32.includes(name)) {
-        assertLess(e.rel, resnet18Limit(name), what);
+        assertLess(e.rel, resnet18StepLimit(name), what);
         continue;
       }
       // ResNet-18's limit is out of reach of float32 here: PyTorch misses it too...
-      if (name in torchVsFloat64) assertLess(resnet18Limit(name), torchVsFloat64[name], name);
+      if (name in torchVsFloat64) assertLess(resnet18StepLimit(name), torchVsFloat64[name], name);
       // ...and webtune stays within twice the float32 implementations' own distance.
       const float32 = Math.max(torchVsFloat64[name] ?? 0, NUMPY_FLOAT32_VS_FLOAT64[name]);
       assertLess(e.rel, 2 * float32, what);
