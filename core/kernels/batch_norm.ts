@@ -263,6 +263,12 @@ function slotsOf(x: tf.TensorInfo, inputs: tf.TensorInfo[]): string[] {
   );
 }
 
+/**
+ * reluGrad's slots for (dy, y): those gradSums and gradInput used for them just before (dy, x,
+ * y → large 0, 1, 2), so both copies are skipped (see `sharedSlots`).
+ */
+const RELU_GRAD_SLOTS = ((s) => [s[0], s[2]])(sharedSlots(["large", "large", "large"]));
+
 /** Σ-over-rows kernels: variance ([C]) and gradSums ([2, C]). */
 function blockSums(
   kind: "variance" | "gradSums",
@@ -347,6 +353,6 @@ function elementwise(
     operands,
     FLAT_UNIFORMS.data({ cc: c / width, n, count, relu: relu ? 1 : 0 }),
     textures,
-    slotsOf(x, operands),
+    kind === "reluGrad" ? RELU_GRAD_SLOTS : slotsOf(x, operands),
   );
 }

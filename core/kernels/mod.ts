@@ -112,7 +112,12 @@ export {
   type TuneReport,
 } from "./autotune.ts";
 export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
-export { operandTextureBytes, textureDispatchCount } from "./texture_operands.ts";
+export {
+  operandCopyCount,
+  operandTextureBytes,
+  setOperandCopyReuse,
+  textureDispatchCount,
+} from "./texture_operands.ts";
 
 type Fast = (args: KernelArgs) => tf.TensorInfo | null;
 
