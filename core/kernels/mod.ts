@@ -149,6 +149,15 @@ const FAST: Record<string, Fast> = {
       Number(attrs?.count),
       backend as WebGPUBackend,
     ),
+  [BATCH_NORM_KERNELS.invStd]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.invStd(inputs, Number(attrs?.eps), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.runningAverage]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.runningAverage(
+      inputs,
+      Number(attrs?.keep),
+      Number(attrs?.take),
+      backend as WebGPUBackend,
+    ),
   MaxPool: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     return maxPool(x, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
