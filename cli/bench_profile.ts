@@ -19,6 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { CONV_BIAS_ACT_KERNEL } from "@webtune/models";
+import { setOperandCopyReuse } from "@webtune/core/kernels";
 
 /** One distinct kernel call of the step and what it costs there. */
 export interface ProfiledCall {
@@ -100,6 +101,52 @@ async function recordCalls(step: () => Promise<unknown>): Promise<RecordedCall[]
   return calls;
 }
 
+/** Times one recorded call alone on fresh inputs of its shapes (see {@linkcode profileStep}). */
+async function replay(call: RecordedCall, count: number, runs: number): Promise<ProfiledCall> {
+  const inputs: tf.NamedTensorMap = {};
+  for (const input of call.inputs) {
+    inputs[input.name] = input.dtype === "float32"
+      ? tf.randomUniform(input.shape, 0.1, 1)
+      : tf.zeros(input.shape, input.dtype);
+  }
+  // Runs the call `times` times back to back, then reads the last output: a readback
+  // (`mapAsync`) waits for every dispatch before it. (A small probe op would not: tfjs runs
+  // those on the CPU, and Deno's `onSubmittedWorkDone` resolved before llvmpipe had run the work.)
+  const run = async (times: number) => {
+    let last: tf.Tensor[] = [];
+    for (let i = 0; i < times; i++) {
+      for (const t of last) t.dispose();
+      const out = tf.engine().runKernel(call.kernel, inputs, call.attrs) as
+        | tf.Tensor
+        | tf.Tensor[];
+      last = Array.isArray(out) ? out : [out];
+    }
+    await last[0].data();
+    for (const t of last) t.dispose();
+  };
+  // One call plus the readback, then 1 + `runs` calls plus the readback: the difference is
+  // `runs` calls without the readback's fixed cost (about 12 ms on llvmpipe).
+  await run(1);
+  let one = Infinity, many = Infinity;
+  for (let round = 0; round < 2; round++) {
+    let t0 = performance.now();
+    await run(1);
+    one = Math.min(one, performance.now() - t0);
+    t0 = performance.now();
+    await run(1 + runs);
+    many = Math.min(many, performance.now() - t0);
+  }
+  const best = Math.max(0, many - one) / runs;
+  for (const t of Object.values(inputs)) t.dispose();
+  return {
+    kernel: call.kernel,
+    inputShapes: call.inputs.map((i) => i.shape),
+    attrs: JSON.stringify(call.attrs),
+    count,
+    ms: best,
+  };
+}
+
 /**
  * Profiles one call of `step` (which must already have run once, so its pipelines are compiled).
  * `runs`: back-to-back calls per distinct kernel call.
@@ -116,49 +163,13 @@ export async function profileStep(
     else byKey.set(call.key, { call, count: 1 });
   }
   const calls: ProfiledCall[] = [];
-  for (const { call, count } of byKey.values()) {
-    const inputs: tf.NamedTensorMap = {};
-    for (const input of call.inputs) {
-      inputs[input.name] = input.dtype === "float32"
-        ? tf.randomUniform(input.shape, 0.1, 1)
-        : tf.zeros(input.shape, input.dtype);
-    }
-    // Runs the call `times` times back to back, then reads the last output: a readback
-    // (`mapAsync`) waits for every dispatch before it. (A small probe op would not: tfjs runs
-    // those on the CPU, and Deno's `onSubmittedWorkDone` resolved before llvmpipe had run the work.)
-    const run = async (times: number) => {
-      let last: tf.Tensor[] = [];
-      for (let i = 0; i < times; i++) {
-        for (const t of last) t.dispose();
-        const out = tf.engine().runKernel(call.kernel, inputs, call.attrs) as
-          | tf.Tensor
-          | tf.Tensor[];
-        last = Array.isArray(out) ? out : [out];
-      }
-      await last[0].data();
-      for (const t of last) t.dispose();
-    };
-    // One call plus the readback, then 1 + `runs` calls plus the readback: the difference is
-    // `runs` calls without the readback's fixed cost (about 12 ms on llvmpipe).
-    await run(1);
-    let one = Infinity, many = Infinity;
-    for (let round = 0; round < 2; round++) {
-      let t0 = performance.now();
-      await run(1);
-      one = Math.min(one, performance.now() - t0);
-      t0 = performance.now();
-      await run(1 + runs);
-      many = Math.min(many, performance.now() - t0);
-    }
-    const best = Math.max(0, many - one) / runs;
-    for (const t of Object.values(inputs)) t.dispose();
-    calls.push({
-      kernel: call.kernel,
-      inputShapes: call.inputs.map((i) => i.shape),
-      attrs: JSON.stringify(call.attrs),
-      count,
-      ms: best,
-    });
+  // Every replay reads the same inputs: with reuse, all but the first would skip their texture
+  // copies, which the step's calls of the memory-bound kernels mostly do not.
+  setOperandCopyReuse(false);
+  try {
+    for (const { call, count } of byKey.values()) calls.push(await replay(call, count, runs));
+  } finally {
+    setOperandCopyReuse(true);
   }
   const families = new Map<string, number>();
   for (const c of calls) {

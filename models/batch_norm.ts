@@ -97,14 +97,14 @@ export function batchNorm(
     const [xIn, weight, bias, residual] = args as tf.Tensor[];
     const mean = tf.mean(xIn, [0, 1, 2]);
     const variance = centeredSquareMean(xIn, mean); // biased, as used to normalise
-    const invStd = tf.rsqrt(tf.add(variance, BN_EPS));
+    const invStd = inverseStd(variance);
     const out = apply(xIn, mean, invStd, weight, bias, residual, relu);
     tf.tidy(() => {
       // running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
       const m = BN_MOMENTUM;
-      bn.runningMean.assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
+      bn.runningMean.assign(runningAverage(bn.runningMean, 1 - m, mean, m));
       bn.runningVar.assign(
-        tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
+        runningAverage(bn.runningVar, 1 - m, variance, (m * count) / (count - 1)),
       );
     });
     save([xIn, mean, invStd, weight, out]);
@@ -136,6 +136,15 @@ export function batchNorm(
  *   ReLU, one pass instead of tf.relu's `dy · step(y)`.
  * - `affine`: inputs {x, scale, shift, residual?}, attrs {relu} → act(x·scale + shift
  *   (+ residual)): the `eval` forward in one pass (no gradient).
+ * - `invStd`: inputs {variance} ([C]), attrs {eps} → rsqrt(variance + eps), as
+ *   `tf.rsqrt(tf.add(variance, eps))` rounds it (no gradient: batch statistics are not
+ *   differentiated through; the backward is in closed form).
+ * - `runningAverage`: inputs {running, batch} ([C]), attrs {keep, take} →
+ *   running·keep + batch·take, each product and the sum rounded to float32 as the three ops
+ *   `tf.add(tf.mul(running, keep), tf.mul(batch, take))` round them (no gradient).
+ *
+ * The last two replace per-channel ops (8 dispatches, 4 scalar uploads per layer and step) by 3
+ * dispatches.
  */
 export const BATCH_NORM_KERNELS = {
   variance: "WebtuneBatchNormVariance",
@@ -144,11 +153,40 @@ export const BATCH_NORM_KERNELS = {
   gradInput: "WebtuneBatchNormGradInput",
   reluGrad: "WebtuneBatchNormReluGrad",
   affine: "WebtuneBatchNormAffine",
+  invStd: "WebtuneBatchNormInvStd",
+  runningAverage: "WebtuneBatchNormRunningAverage",
 } as const;
 
 /** Whether the active backend registered `name` (else we use tfjs ops). */
 function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/** rsqrt(variance + {@linkcode BN_EPS}) (see `invStd` at {@linkcode BATCH_NORM_KERNELS}). */
+function inverseStd(variance: tf.Tensor): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.invStd)) {
+    return tf.engine().runKernel(BATCH_NORM_KERNELS.invStd, { variance }, {
+      eps: BN_EPS,
+    }) as tf.Tensor;
+  }
+  return tf.rsqrt(tf.add(variance, BN_EPS));
+}
+
+/** running·keep + batch·take (see `runningAverage` at {@linkcode BATCH_NORM_KERNELS}). */
+function runningAverage(
+  running: tf.Tensor,
+  keep: number,
+  batch: tf.Tensor,
+  take: number,
+): tf.Tensor {
+  if (hasKernel(BATCH_NORM_KERNELS.runningAverage)) {
+    return tf.engine().runKernel(
+      BATCH_NORM_KERNELS.runningAverage,
+      { running, batch },
+      { keep, take },
+    ) as tf.Tensor;
+  }
+  return tf.add(tf.mul(running, keep), tf.mul(batch, take));
 }
 
 function centeredSquareMean(x: tf.Tensor, mean: tf.Tensor): tf.Tensor {

@@ -21,7 +21,14 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { dispatch2D, flatMain, uniformBlock, WebtuneProgram, WG } from "./kernel_util.ts";
+import {
+  dispatch2D,
+  flatMain,
+  storedAsFloat32,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
+} from "./kernel_util.ts";
 import {
   ChannelFinishProgram,
   FINISH_UNIFORMS,
@@ -263,6 +270,12 @@ function slotsOf(x: tf.TensorInfo, inputs: tf.TensorInfo[]): string[] {
   );
 }
 
+/**
+ * reluGrad's slots for (dy, y): those gradSums and gradInput used for them just before (dy, x,
+ * y → large 0, 1, 2), so both copies are skipped (see `sharedSlots`).
+ */
+const RELU_GRAD_SLOTS = ((s) => [s[0], s[2]])(sharedSlots(["large", "large", "large"]));
+
 /** Σ-over-rows kernels: variance ([C]) and gradSums ([2, C]). */
 function blockSums(
   kind: "variance" | "gradSums",
@@ -310,6 +323,57 @@ function blockSums(
   return out;
 }
 
+const CHANNEL_UNIFORMS = uniformBlock({ n: "i32", mode: "i32", keep: "f32", take: "f32" });
+
+/**
+ * Per-channel statistics arithmetic, one pipeline for both roles (`mode` a uniform, selected
+ * rather than branched on): the running average a·keep + b·take (mode 0) and
+ * rsqrt(a + keep) (mode 1, b unused). Each product and sum is rounded as the separate tfjs ops
+ * round it: llvmpipe does not contract `a * keep + b * take` into a fused multiply-add (even
+ * WGSL's `fma` is rounded twice there), and the tests compare with those ops bit for bit.
+ */
+class ChannelStatsProgram extends WebtuneProgram {
+  variableNames = ["a", "b"];
+  uniforms = CHANNEL_UNIFORMS.wgsl;
+  override components = 1;
+  override workgroupSize: [number, number, number] = [64, 1, 1];
+
+  constructor(shape: number[]) {
+    const n = tf.util.sizeFromShape(shape);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / 64)), "BatchNormChannelStats");
+  }
+
+  getUserCode(): string {
+    // Past the end: redo the last element (same value, same place) rather than return.
+    return `
+    ${flatMain(true, 64)}
+      let j = min(i, uniforms.n - 1);
+      let a = ld_a(j);
+      let b = ld_b(j);
+      result[j] = select(a * uniforms.keep + b * uniforms.take, inverseSqrt(a + uniforms.keep),
+        uniforms.mode == 1);
+    }`;
+  }
+}
+
+/** {@linkcode ChannelStatsProgram} on [C] tensors (storage buffers: a few hundred floats). */
+function channelStats(
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  mode: 0 | 1,
+  keep: number,
+  take: number,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  if (!tf.util.arraysEqual(a.shape, b.shape) || ![a, b].every((t) => storedAsFloat32(backend, t))) {
+    throw new Error(
+      `BatchNorm statistics: expected two float32 [C] tensors, got [${a.shape}], [${b.shape}]`,
+    );
+  }
+  const uniforms = CHANNEL_UNIFORMS.data({ n: tf.util.sizeFromShape(a.shape), mode, keep, take });
+  return runWithOperands(backend, new ChannelStatsProgram(a.shape), [a, b], uniforms, "buffer");
+}
+
 /** The webgpu kernel functions, by role (see `BATCH_NORM_KERNELS` in @webtune/models). */
 export const batchNormKernels = {
   variance: (inputs: Inputs, backend: WebGPUBackend): tf.TensorInfo =>
@@ -324,6 +388,10 @@ export const batchNormKernels = {
     elementwise("affine", inputs, relu, 0, backend),
   reluGrad: (inputs: Inputs, backend: WebGPUBackend): tf.TensorInfo =>
     elementwise("reluGrad", { ...inputs, x: inputs.dy }, true, 0, backend),
+  invStd: (inputs: Inputs, eps: number, backend: WebGPUBackend): tf.TensorInfo =>
+    channelStats(inputs.variance!, inputs.variance!, 1, eps, 0, backend),
+  runningAverage: (inputs: Inputs, keep: number, take: number, backend: WebGPUBackend) =>
+    channelStats(inputs.running!, inputs.batch!, 0, keep, take, backend),
 };
 
 function elementwise(
@@ -347,6 +415,6 @@ function elementwise(
     operands,
     FLAT_UNIFORMS.data({ cc: c / width, n, count, relu: relu ? 1 : 0 }),
     textures,
-    slotsOf(x, operands),
+    kind === "reluGrad" ? RELU_GRAD_SLOTS : slotsOf(x, operands),
   );
 }

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { batchNorm } from "@webtune/models";
+import { assertEquals } from "@std/assert";
+import { BATCH_NORM_KERNELS, batchNorm } from "@webtune/models";
 import { assertClose, hostInput, useWebGPU } from "./kernel_test_util.ts";
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
 
@@ -88,4 +89,43 @@ for (const shape of [[2, 16, 16, 16], [2, 6, 6, 8], [2, 6, 6, 3]]) {
       }
     });
   }
+}
+
+/** A [C] float32 tensor whose data is on the GPU (tfjs computes small CPU-only ones there). */
+function onGpu(data: Float32Array): tf.Tensor1D {
+  const t = tf.tensor1d(data);
+  (tf.backend() as unknown as { uploadToGPU(id: unknown): void }).uploadToGPU(t.dataId);
+  return t;
+}
+
+// 64 and 512: ResNet's widths; 3 and 1000: a partial last workgroup.
+for (const c of [3, 64, 512, 1000]) {
+  Deno.test(`BatchNorm invStd and runningAverage equal the tfjs ops they replace bit for bit: C ${c}`, async () => {
+    await useWebGPU();
+    const variance = onGpu(hostInput([c], 1).data.map(Math.abs));
+    const running = onGpu(hostInput([c], 2).data);
+    const batch = onGpu(hostInput([c], 3).data);
+    const keep = 0.9, take = (0.1 * 800) / 799;
+    const kernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap) =>
+      (tf.engine().runKernel(name, inputs, attrs) as tf.Tensor).data();
+    const invStd = await kernel(BATCH_NORM_KERNELS.invStd, { variance }, { eps: 1e-5 });
+    const average = await kernel(BATCH_NORM_KERNELS.runningAverage, { running, batch }, {
+      keep,
+      take,
+    });
+    // The ops on the GPU (webtune's small-op kernels).
+    const ops = tf.tidy(() => [
+      tf.rsqrt(tf.add(variance, 1e-5)),
+      tf.add(tf.mul(running, keep), tf.mul(batch, take)),
+    ]);
+    assertEquals(invStd, await ops[0].data());
+    assertEquals(average, await ops[1].data());
+    // The running average on the cpu backend: products and sum rounded to float32 alike.
+    const [r, b] = [await running.data(), await batch.data()];
+    await tf.setBackend("cpu");
+    const cpu = tf.tidy(() => tf.add(tf.mul(r, keep), tf.mul(b, take)).dataSync());
+    await tf.setBackend("webgpu");
+    assertEquals(average, cpu);
+    tf.dispose([variance, running, batch, ...ops]);
+  });
 }

@@ -283,6 +283,16 @@ function useTextures(backend: WebGPUBackend, x: tf.TensorInfo, others: tf.Tensor
     texturesFit(backend, [x, ...others]);
 }
 
+/** MaxPool's input slot (shared with the other memory-bound kernels, see `sharedSlots`). */
+const POOL_SLOTS = sharedSlots(["large"]);
+
+/**
+ * MaxPoolGrad's slot for the pool's input: the one where BatchNorm's gradient sums read their
+ * `y` (dy, x, y → large 0, 1, 2). In ResNet that input is the stem BatchNorm's output, whose
+ * backward runs next, so its copy is skipped there.
+ */
+const GRAD_INPUT_SLOTS = [sharedSlots(["large", "large", "large"])[2]];
+
 /** The window maxima or their positions (see the module doc). */
 function runPool(
   x: tf.TensorInfo,
@@ -299,7 +309,7 @@ function runPool(
     [x],
     uniformsOf(info, n4, output === "argmax"),
     textures,
-    sharedSlots(["large"]),
+    output === "argmax" ? GRAD_INPUT_SLOTS : POOL_SLOTS,
   );
 }
 

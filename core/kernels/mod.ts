@@ -117,7 +117,12 @@ export {
   type TuneReport,
 } from "./autotune.ts";
 export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
-export { operandTextureBytes, textureDispatchCount } from "./texture_operands.ts";
+export {
+  operandCopyCount,
+  operandTextureBytes,
+  setOperandCopyReuse,
+  textureDispatchCount,
+} from "./texture_operands.ts";
 
 type Fast = (args: KernelArgs) => tf.TensorInfo | null;
 
@@ -147,6 +152,15 @@ const FAST: Record<string, Fast> = {
       inputs,
       Boolean(attrs?.relu),
       Number(attrs?.count),
+      backend as WebGPUBackend,
+    ),
+  [BATCH_NORM_KERNELS.invStd]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.invStd(inputs, Number(attrs?.eps), backend as WebGPUBackend),
+  [BATCH_NORM_KERNELS.runningAverage]: ({ inputs, attrs, backend }) =>
+    batchNormKernels.runningAverage(
+      inputs,
+      Number(attrs?.keep),
+      Number(attrs?.take),
       backend as WebGPUBackend,
     ),
   MaxPool: ({ inputs, attrs, backend }) => {

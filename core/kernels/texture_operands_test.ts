@@ -3,8 +3,10 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
 import {
   opaqueUniforms,
+  operandCopyCount,
   operandRead,
   operandTextureBytes,
+  setOperandCopyReuse,
   storageTexturesReadable,
   TEXTURE_WIDTH,
   textureDispatchCount,
@@ -14,7 +16,8 @@ import {
 } from "./texture_operands.ts";
 import { conv2DTexture } from "./conv2d.ts";
 import type { WebtuneProgram } from "./kernel_util.ts";
-import { useWebGPU } from "./kernel_test_util.ts";
+import { hostInput, useWebGPU } from "./kernel_test_util.ts";
+import { SGD_UPDATE_KERNEL } from "./sgd_update.ts";
 
 Deno.test("operandRead indexes buffers and calls the texture loader", () => {
   assertEquals(operandRead(false)("x", "at0 + j"), "x[at0 + j]");
@@ -86,4 +89,55 @@ Deno.test("textureKindFor takes storage textures where WGSL allows them", () => 
   // Deno 2.9's WebGPU has the language feature, so the registered kernels use storage there.
   assert(storageTexturesReadable());
   assertEquals(textureKindFor(true), "storage");
+});
+
+Deno.test("a shared slot skips the copy of the tensor it holds, and copies any other", async () => {
+  await useWebGPU();
+  const shape = [3, 3, 32, 32]; // 9,216 floats: the SGD update reads them from shared slots
+  const update = (p: tf.Tensor, g: tf.Tensor) =>
+    tf.engine().runKernel(SGD_UPDATE_KERNEL, { param: p, grad: g }, {
+      lr: 0.05,
+      weightDecay: 1e-3,
+    }) as tf.Tensor;
+  // What the kernel computes when every input is copied afresh.
+  const fresh = async (p: tf.Tensor, g: tf.Tensor) => {
+    setOperandCopyReuse(false);
+    try {
+      const out = update(p, g);
+      const data = await out.data();
+      out.dispose();
+      return data;
+    } finally {
+      setOperandCopyReuse(true);
+    }
+  };
+  /** The update's output and how many copies it recorded. */
+  const reused = async (p: tf.Tensor, g: tf.Tensor) => {
+    const before = operandCopyCount();
+    const out = update(p, g);
+    const copies = operandCopyCount() - before;
+    const data = await out.data();
+    out.dispose();
+    return { data, copies };
+  };
+  const p = tf.tensor(hostInput(shape, 1).data, shape);
+  const g = tf.tensor(hostInput(shape, 2).data, shape);
+  const first = await reused(p, g);
+  assertEquals(first.data, await fresh(p, g));
+  // fresh() copied p and g into the same slots (with reuse off, the slots forget them).
+  assertEquals((await reused(p, g)).copies, 2);
+  const again = await reused(p, g);
+  assertEquals(again.copies, 0, "both slots hold p and g already");
+  assertEquals(again.data, first.data);
+  const swapped = await reused(g, p);
+  assertEquals(swapped.copies, 2, "each slot holds the other tensor");
+  assertEquals(swapped.data, await fresh(g, p));
+  // A new tensor in a freed tensor's buffer (tfjs pools buffers by size) is copied again.
+  await reused(p, g);
+  p.dispose();
+  const p2 = tf.tensor(hostInput(shape, 3).data, shape);
+  const next = await reused(p2, g);
+  assertEquals(next.copies, 1, "g is still held, p2 is new");
+  assertEquals(next.data, await fresh(p2, g));
+  tf.dispose([p2, g]);
 });
