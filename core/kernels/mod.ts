@@ -491,12 +491,31 @@ export function setKernelMode(next: KernelMode): void {
 export async function tunePendingKernels(
   options: { budgetMs?: number } = {},
 ): Promise<TuneReport> {
+  kernelTuner.endFirstUse();
   const active = mode === "auto" && tf.getBackend() === "webgpu" &&
     tf.getKernel("Conv2D", "webgpu")?.kernelFunc === ours.get("Conv2D");
   if (!active || (kernelTuner.pendingCount === 0 && !kernelTuner.awaitingPin)) {
     return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
   }
   return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+}
+
+/**
+ * Under `auto`, runs every conv shape's first-use variant (one generic pipeline per family, see
+ * `variants.ts`), stored winners included, until the next {@linkcode tunePendingKernels} call:
+ * `prepareRun` calls it, so a training run's first step compiles the same few pipelines whatever
+ * the store holds, and the winners run from the step after the tuning pass. See
+ * `KernelTuner.firstUseUntilTune`.
+ *
+ * @example
+ * ```ts ignore
+ * firstUseUntilTuned();
+ * await trainStep(model, batch, optimizer, "train"); // first-use variants
+ * await tunePendingKernels(); // later steps: the winners
+ * ```
+ */
+export function firstUseUntilTuned(): void {
+  kernelTuner.firstUseUntilTune();
 }
 
 /**
