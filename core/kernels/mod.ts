@@ -33,6 +33,7 @@ import { BATCH_NORM_KERNELS, CONV_BIAS_ACT_KERNEL } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
+import { type BatchMatMulAttrs, smallMatMul } from "./small_matmul.ts";
 import {
   SMALL_BINARY_OPS,
   SMALL_UNARY_OPS,
@@ -152,6 +153,14 @@ const FAST: Record<string, Fast> = {
     const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     return maxPoolGrad(dy, input, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
   },
+  BatchMatMul: ({ inputs, attrs, backend }) => {
+    const be = backend as WebGPUBackend;
+    const flag = tf.env().getNumber(MATMUL_THRESHOLD_FLAG);
+    const threshold = flag > 0
+      ? flag
+      : (be as unknown as { thresholdToIncreaseWorkgroups: number }).thresholdToIncreaseWorkgroups;
+    return smallMatMul(inputs, attrs as unknown as BatchMatMulAttrs, threshold, be);
+  },
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -226,7 +235,7 @@ const MATMUL_THRESHOLD_FLAG = "WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMU
  * conv that tfjs runs as im2col + matmul may take the small-output program too, and is timed
  * so when the tuner measures it. `unregisterFastKernels` restores tfjs's value.
  */
-const SMALL_MATMUL_TILES = 64;
+export const SMALL_MATMUL_TILES = 64;
 /** The flag's value before {@linkcode registerFastKernels} set it, to restore. */
 let stockMatMulThreshold: number | undefined;
 
