@@ -396,7 +396,8 @@ async function bench(values: Values<typeof FLAGS>): Promise<void> {
           } (process CPU ${Object.values(r.cpu_phases).reduce((a, b) => a + b, 0).toFixed(1)} s = ${
             Object.values(r.cpu_phases).map((v) => v.toFixed(1)).join(" + ")
           }); ${c.shader_modules} shader modules ${(c.shader_module_ms / 1000).toFixed(1)} s, ` +
-          `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread`,
+          `${c.pipelines} pipelines ${(c.pipeline_ms / 1000).toFixed(1)} s on the main thread; ` +
+          `step ${r.step_seconds.length} finished at ${r.step_seconds.at(-1)?.toFixed(1)} s`,
       );
     }
   }

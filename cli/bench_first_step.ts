@@ -2,7 +2,9 @@
  * `bench`'s launch → first finished training step: a fresh process runs the real training path
  * (data listing, model, `prepareRun` with its decoding and — unless disabled — the pipelines
  * compiled ahead, then `runTraining` until the first batch ends) and prints where the time went,
- * with every shader module and pipeline it created counted and timed.
+ * with every shader module and pipeline it created counted and timed. It trains on to step
+ * {@linkcode LATER_STEP}, so that a first step made faster by leaving work for later (the tuning
+ * pass, the tuned variants' pipelines) shows.
  *
  * @module
  */
@@ -11,9 +13,17 @@ import { resolveDataSource } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import type { Arch } from "@webtune/models";
 
+/**
+ * The step up to which the child trains: what the first step leaves for later (the tuning pass
+ * after it, pipelines of tuned variants compiled at their first dispatch) shows by then.
+ */
+export const LATER_STEP = 5;
+
 /** What one fresh process spent, in seconds since its launch unless named otherwise. */
 export interface FirstStep {
   first_step_seconds: number;
+  /** Launch → the end of each step up to {@linkcode LATER_STEP} (the first included). */
+  step_seconds: number[];
   /** Seconds per phase, in order: module load, backend, data listing, prepare, first step. */
   phases: Record<string, number>;
   /**
@@ -103,8 +113,8 @@ export interface FirstStepOptions {
 }
 
 /**
- * The child's work: the training path up to the first finished step. Resolves there, with the
- * run still training (its tuning pass, then stopping): the child process exits after printing.
+ * The child's work: the training path up to step {@linkcode LATER_STEP} (the phases end at the
+ * first). Resolves there, with the run still stopping: the child process exits after printing.
  */
 export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   const { size, batch, compiles } = options;
@@ -125,17 +135,23 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   };
   const run = await prepareRun(config, data, { precompile: options.precompile });
   mark("prepare (model, decode, precompile)");
-  // Ends at the first batch-end: what training does next (`auto`'s tuning pass) is not part of
-  // the first step, so the caller may exit without waiting for it.
+  // Ends at step LATER_STEP's batch-end (or the first epoch's end, if sooner); the phases end
+  // at the first step. What follows the first step (`auto`'s tuning pass, tuned variants'
+  // pipelines) shows in the later steps' times.
   let atFirstStep: CompileCounts | undefined;
+  const stepSeconds: number[] = [];
   await new Promise<void>((resolve, reject) => {
     const stop = new AbortController();
     runTraining(run, {
       signal: stop.signal,
       onEvent: (e) => {
-        if (e.type !== "batch-end" || e.batch !== 1) return;
-        mark("first step");
-        atFirstStep = { ...compiles };
+        if (e.type !== "batch-end") return;
+        stepSeconds.push(performance.now() / 1000);
+        if (e.batch === 1) {
+          mark("first step");
+          atFirstStep = { ...compiles };
+        }
+        if (e.batch < LATER_STEP) return;
         stop.abort();
         resolve();
       },
@@ -143,6 +159,7 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
   });
   const phases: Record<string, number> = {}, cpuPhases: Record<string, number> = {};
   let previous = 0, previousCpu = 0;
+  const firstAt = marks.at(-1)![1][0];
   for (const [name, [at, cpu]] of marks) {
     phases[name] = (at - previous) / 1000;
     if (Number.isFinite(cpu)) cpuPhases[name] = cpu - previousCpu;
@@ -150,7 +167,8 @@ export async function firstStep(options: FirstStepOptions): Promise<FirstStep> {
     previousCpu = cpu;
   }
   return {
-    first_step_seconds: previous / 1000,
+    first_step_seconds: firstAt / 1000,
+    step_seconds: stepSeconds,
     phases,
     cpu_phases: cpuPhases,
     compiles: atFirstStep ?? { ...compiles },

@@ -13,7 +13,8 @@
  * same batch, and per pipeline (tfjs's pipeline-cache key: the program and what its WGSL bakes
  * in) prints: dispatches per step, distinct dispatch sizes, both steps' time, their difference
  * (≈ its code generation at first dispatch; a pipeline that lavapipe recompiled at every
- * dispatch would show in both), the main thread's `createShaderModule` + `createComputePipeline`
+ * dispatch would show in both), the same difference in process CPU time (`cpu`, all threads:
+ * steadier than wall time on a busy machine), the main thread's `createShaderModule` + `createComputePipeline`
  * time, and the tfjs kernel that created it. Rows are grouped by program family, `webtune` for
  * ours, `tfjs` for stock programs. The steps' process CPU time (all threads) is printed too:
  * steadier than wall time on a busy machine.
@@ -37,11 +38,15 @@ import { denoFs } from "@webtune/data/deno_fs";
 import { defaultKernelStore } from "./kernel_store.ts";
 import { processCpuSeconds } from "./bench_first_step.ts";
 
-/** One dispatch as submitted: its pipeline, workgroup counts and the submit's milliseconds. */
+/**
+ * One dispatch as submitted: its pipeline, workgroup counts, the submit's milliseconds and the
+ * process CPU milliseconds (all threads) during it: steadier than wall time on a busy machine.
+ */
 interface Dispatch {
   pipeline: GPUComputePipeline;
   size: string;
   ms: number;
+  cpuMs: number;
 }
 
 /** What the hooks saw: dispatches per step and each pipeline's creation. */
@@ -117,12 +122,14 @@ function hookWebGpu(): Recorder {
   const submit = queue.submit;
   let inFlight: { pipeline: GPUComputePipeline; size: string }[] = [];
   queue.submit = function (this: GPUQueue, buffers: GPUCommandBuffer[]) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = processCpuSeconds();
     const r = submit.call(this, buffers);
-    const ms = performance.now() - t0;
+    const ms = performance.now() - t0, cpuMs = (processCpuSeconds() - c0) * 1000;
     if (inFlight.length === 0) rec.otherMs += ms;
     // With one dispatch per submit the time is that dispatch's; else it is split evenly.
-    for (const d of inFlight) rec.dispatches.push({ ...d, ms: ms / inFlight.length });
+    for (const d of inFlight) {
+      rec.dispatches.push({ ...d, ms: ms / inFlight.length, cpuMs: cpuMs / inFlight.length });
+    }
     inFlight = pending;
     pending = [];
     return r;
@@ -141,6 +148,9 @@ interface PipelineRow {
   sizes: number;
   firstStepMs: number;
   secondStepMs: number;
+  /** Process CPU ms (all threads) of its dispatches in the first and the second step. */
+  firstStepCpuMs: number;
+  secondStepCpuMs: number;
   createMs: number;
 }
 
@@ -218,6 +228,8 @@ for (const [i, step] of steps.entries()) {
         sizes: 0,
         firstStepMs: 0,
         secondStepMs: 0,
+        firstStepCpuMs: 0,
+        secondStepCpuMs: 0,
         createMs: rec.created.get(d.pipeline)?.ms ?? 0,
       };
       rows.set(d.pipeline, row);
@@ -225,7 +237,11 @@ for (const [i, step] of steps.entries()) {
     if (i === 0) {
       row.dispatches++;
       row.firstStepMs += d.ms;
-    } else row.secondStepMs += d.ms;
+      row.firstStepCpuMs += d.cpuMs;
+    } else {
+      row.secondStepMs += d.ms;
+      row.secondStepCpuMs += d.cpuMs;
+    }
   }
 }
 for (const [pipeline, row] of rows) {
@@ -236,6 +252,7 @@ const all = [...rows.values()];
 const families = new Map<string, PipelineRow[]>();
 for (const row of all) families.set(row.family, [...families.get(row.family) ?? [], row]);
 const compile = (r: PipelineRow) => r.firstStepMs - r.secondStepMs;
+const compileCpu = (r: PipelineRow) => r.firstStepCpuMs - r.secondStepCpuMs;
 const sum = (rs: PipelineRow[], f: (r: PipelineRow) => number) => rs.reduce((s, r) => s + f(r), 0);
 const ordered = [...families.entries()].sort((a, b) => sum(b[1], compile) - sum(a[1], compile));
 
@@ -252,20 +269,20 @@ if (values.json) {
   );
   console.log(
     "family / pipeline key".padEnd(58) +
-      "  pipes   disp  sizes  step1  step2 compile create",
+      "  pipes   disp  sizes  step1  step2 compile    cpu create",
   );
   for (const [family, rs] of ordered) {
     console.log(
       `${(rs[0].ours ? "webtune " : "tfjs ") + family}`.padEnd(58) +
         `${n(rs.length)}${n(sum(rs, (r) => r.dispatches))}${n(sum(rs, (r) => r.sizes))}` +
         `${n(sum(rs, (r) => r.firstStepMs))}${n(sum(rs, (r) => r.secondStepMs))}` +
-        `${n(sum(rs, compile))}${n(sum(rs, (r) => r.createMs))}`,
+        `${n(sum(rs, compile))}${n(sum(rs, compileCpu))}${n(sum(rs, (r) => r.createMs))}`,
     );
     for (const r of rs.sort((a, b) => compile(b) - compile(a))) {
       console.log(
         `  ${r.key.slice(0, 54)}`.padEnd(58) +
           `${n(1)}${n(r.dispatches)}${n(r.sizes)}${n(r.firstStepMs)}${n(r.secondStepMs)}` +
-          `${n(compile(r))}${n(r.createMs)}  ${r.kernels}`,
+          `${n(compile(r))}${n(compileCpu(r))}${n(r.createMs)}  ${r.kernels}`,
       );
     }
   }
@@ -273,6 +290,6 @@ if (values.json) {
     `total`.padEnd(58) +
       `${n(all.length)}${n(sum(all, (r) => r.dispatches))}${n(sum(all, (r) => r.sizes))}` +
       `${n(sum(all, (r) => r.firstStepMs))}${n(sum(all, (r) => r.secondStepMs))}` +
-      `${n(sum(all, compile))}${n(sum(all, (r) => r.createMs))}`,
+      `${n(sum(all, compile))}${n(sum(all, compileCpu))}${n(sum(all, (r) => r.createMs))}`,
   );
 }

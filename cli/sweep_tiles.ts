@@ -94,11 +94,16 @@ function compareCandidates(family: Family, c: Shape): [string, Record<string, nu
   const [before, after]: Record<string, number>[] = family === "fwd"
     ? [fwdTile(conv2DTile(c.cout)), fwdTile(conv2DTextureTile(c.cout))]
     : family === "dw"
-    ? [{ ...derFilterTile(filter) }, { ...derFilterTextureTile(filter) }]
+    ? [dwTile(derFilterTile(filter)), dwTile(derFilterTextureTile(filter))]
     : [{ ...derInputTile(c.cin, true) }, { ...derInputTile(c.cin, true) }];
   return [["before", { ...before, textures: 1 }], ["after", { ...after, textures: 2 }]];
 }
 type Family = "fwd" | "dw" | "dx";
+
+/** A dW tile's sizes. */
+function dwTile({ tk, tc, tx }: { tk: number; tc: number; tx?: number }): Record<string, number> {
+  return tx === undefined ? { tk, tc } : { tk, tc, tx };
+}
 
 /** A forward tile's sizes (its position order left to the kernel's rule). */
 function fwdTile({ tm, tc }: { tm: number; tc: number }): Record<string, number> {
@@ -144,7 +149,7 @@ function textureCandidates(family: Family, c: Shape): [string, Record<string, nu
   const [base, texture]: Record<string, number>[] = family === "fwd"
     ? [fwdTile(conv2DTile(c.cout)), fwdTile(conv2DTextureTile(c.cout))]
     : family === "dw"
-    ? [{ ...derFilterTile(filter) }, { ...derFilterTextureTile(filter) }]
+    ? [dwTile(derFilterTile(filter)), dwTile(derFilterTextureTile(filter))]
     : [{ ...derInputTile(c.cin) }, { ...derInputTile(c.cin, true) }];
   const others: Record<Family, number[][]> = {
     fwd: [[16, 2], [8, 4], [4, 4]],

@@ -28,6 +28,7 @@ import { createOptimizer } from "./create_optimizer.ts";
 import { assertSlicesNormalise, chooseMicroBatch } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
+import { firstUseUntilTuned } from "./kernels/mod.ts";
 import type { Optimizer } from "./optimizer.ts";
 import { buildParamGroups } from "./param_groups.ts";
 import { precompile, type PrecompileReport } from "./precompile.ts";
@@ -181,6 +182,9 @@ export async function prepareRun(
     // still compiling, so the two must not overlap. A browser still compiles all of the run's
     // pipelines in parallel in its GPU process instead of one by one at their first dispatch.
     // Only the run's shapes: its micro-batch, or the whole set when that is smaller.
+    // Under `auto` the first step runs the first-use variants (a few generic pipelines), stored
+    // winners from the step after the tuning pass on; the pass compiles what that step runs.
+    firstUseUntilTuned();
     const precompiled = options.precompile === false ? undefined : await precompile(model, {
       size: config.imageSize,
       trainBatch: Math.min(microBatch, trainSet.labels.length),

@@ -197,6 +197,8 @@ export class KernelTuner {
   #store: KernelChoiceStore | undefined;
   #scope = "";
   #run: RunPins | undefined;
+  /** Set by {@linkcode firstUseUntilTune}: known shapes run their first-use default too. */
+  #firstUse = false;
 
   constructor(options: KernelTunerOptions) {
     this.#options = options;
@@ -280,7 +282,10 @@ export class KernelTuner {
     return variant;
   }
 
-  /** {@linkcode choose} outside a pinned run: the measured or stored winner, else the default. */
+  /**
+   * {@linkcode choose} outside a pinned run: the measured or stored winner (unless
+   * {@linkcode firstUseUntilTune} holds), else the default.
+   */
   #chooseByClock(request: ShapeRequest): string {
     const known = this.#choices.get(request.key);
     if (known && request.candidates.includes(known.variant)) {
@@ -288,10 +293,27 @@ export class KernelTuner {
         known.label = request.label;
         known.spec = request.spec;
       }
-      return known.variant;
+      return this.#firstUse ? request.defaultVariant : known.variant;
     }
     if (!this.#pending.has(request.key)) this.#pending.set(request.key, request);
     return request.defaultVariant;
+  }
+
+  /**
+   * Until the next {@linkcode tune} or {@linkcode endFirstUse} call, every shape runs its
+   * first-use default, stored winners included: a training run's first step. Its pipelines are
+   * then one generic one per conv family whatever the store holds (a first step compiles every
+   * pipeline it meets; with a cold shader cache the tuned variants' specialised pipelines made a
+   * second run's first step twice as slow as a first run's), and the winners run from the step
+   * after the tuning pass. A pinned run ({@linkcode pinRun}) records what the first step ran.
+   */
+  firstUseUntilTune(): void {
+    this.#firstUse = true;
+  }
+
+  /** Ends {@linkcode firstUseUntilTune} (done by {@linkcode tune} too). */
+  endFirstUse(): void {
+    this.#firstUse = false;
   }
 
   /** True while a run's choices wait for {@linkcode tune} to pin them ({@linkcode pinRun}). */
@@ -319,6 +341,7 @@ export class KernelTuner {
    * (with the choices stored) goes on from there. New choices are saved.
    */
   async tune({ budgetMs = DEFAULT_TUNE_BUDGET_MS } = {}): Promise<TuneReport> {
+    this.#firstUse = false;
     this.#overheadMs = undefined;
     const start = this.#now();
     const deadline = start + budgetMs;

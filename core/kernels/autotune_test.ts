@@ -350,3 +350,31 @@ Deno.test("a recorded variant that cannot run the call here runs the default, wi
   assertEquals(tuner.choose(request("a")), "fast");
   assertEquals(warnings.length, 1);
 });
+
+Deno.test("until the first tuning pass a training run's first step runs the defaults, stored winners included", async () => {
+  const { tuner, runs } = fakeTuner({ "Conv2D a": { stock: 9, fast: 5, small: 3 } });
+  await tuner.useStore(memoryKernelStore({ "scope :: Conv2D b": "stock" }), "scope");
+  const store = runStore();
+  tuner.pinRun(undefined, { epoch: 1, store });
+  tuner.firstUseUntilTune();
+  assertEquals(tuner.choose(request("a")), "fast"); // unmeasured: the default
+  assertEquals(tuner.choose(request("b")), "fast"); // stored, but the first step: the default
+  assertEquals(tuner.pendingCount, 1); // a stored shape is not measured again
+  await tuner.tune({ budgetMs: 1000 });
+  assertEquals(runs.every((r) => r.startsWith("Conv2D a:")), true);
+  // The pin: the winners (measured or stored); the first step's defaults recorded for a replay.
+  assertEquals(store.saved, [{
+    choices: { "Conv2D a": "small", "Conv2D b": "stock" },
+    firstStep: { epoch: 1, choices: { "Conv2D a": "fast", "Conv2D b": "fast" } },
+  }]);
+  assertEquals(tuner.choose(request("b")), "stock");
+});
+
+Deno.test("outside a training run's first step stored winners run at once (eval, predict)", async () => {
+  const { tuner } = fakeTuner({});
+  await tuner.useStore(memoryKernelStore({ "scope :: Conv2D b": "stock" }), "scope");
+  tuner.firstUseUntilTune();
+  assertEquals(tuner.choose(request("b")), "fast");
+  tuner.endFirstUse();
+  assertEquals(tuner.choose(request("b")), "stock");
+});

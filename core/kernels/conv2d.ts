@@ -77,6 +77,15 @@ export interface ConvTile {
    * the output map ({@linkcode batchInnerFor}).
    */
   batchInner?: boolean;
+  /**
+   * One pipeline for every call of the tile: the position order comes from a uniform and the
+   * zero-padded stem runs the general tap loop, so nothing about the call is in the WGSL. A
+   * first step compiles one forward conv pipeline instead of three (stem, (n, oy, ox) order,
+   * batch-inner order); each costs 0.2–0.7 s to compile on llvmpipe. The same sums in the same
+   * order as the specialised programs (the stem's padded taps are in bounds for every position,
+   * so the general loop visits all of them, in the padded loop's (r, c, ci) order).
+   */
+  generic?: boolean;
 }
 
 /**
@@ -175,6 +184,8 @@ const UNIFORMS = uniformBlock({
   mTotal: "i32",
   groupsCo: "i32",
   groups: "i32",
+  /** 1: positions in batch-inner order (read by generic programs only; see ConvTile). */
+  batchInner: "i32",
 });
 
 /** The implicit-GEMM forward conv; the WG invocations of a group split Cout. */
@@ -196,20 +207,25 @@ class Conv2DGemmProgram extends WebtuneProgram {
   ) {
     // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
     const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
+    const mode = tile.generic ? "generic" : `${padded}`;
+    const order = tile.generic ? "" : `_${!padded && !!tile.batchInner}`;
     super(
       outShape,
       { x: [3], y: [0] },
       dispatch2D(groups),
-      `Conv2DGemm_${tile.tm}_${tile.tc}_${padded}_${textures}_${
-        !padded && !!tile.batchInner
-      }${epi}`,
+      `Conv2DGemm_${tile.tm}_${tile.tc}_${mode}_${textures}${order}${epi}`,
     );
     this.variableNames = ["x", "w", ...epilogueInputs(epilogue)];
   }
 
   /** The padded stem reads whole rows of x: it keeps the (n, oy, ox) order. */
   private get batchInner(): boolean {
-    return !this.padded && !!this.tile.batchInner;
+    return !this.tile.generic && !this.padded && !!this.tile.batchInner;
+  }
+
+  /** The specialised loop for the zero-padded stem (generic programs run the general one). */
+  private get paddedLoop(): boolean {
+    return this.padded && !this.tile.generic;
   }
 
   /**
@@ -244,7 +260,16 @@ class Conv2DGemmProgram extends WebtuneProgram {
     for (let i = 0; i < tm; i++) {
       perPos.push(
         `let p${i} = min(m0 + ${i}, uniforms.mTotal - 1);`,
-        ...(batchInner
+        ...(this.tile.generic
+          ? [
+            `let s${i} = p${i} / batch;`,
+            `let nb${i} = p${i} / hw;`,
+            `let n${i} = select(nb${i}, p${i} - s${i} * batch, inner);`,
+            `let q${i} = select(p${i} - nb${i} * hw, s${i}, inner);`,
+            `let oy${i} = q${i} / uniforms.outW;`,
+            `let ox${i} = q${i} - oy${i} * uniforms.outW;`,
+          ]
+          : batchInner
           ? [
             `let s${i} = p${i} / batch;`,
             `let n${i} = p${i} - s${i} * batch;`,
@@ -282,7 +307,8 @@ class Conv2DGemmProgram extends WebtuneProgram {
       loadsPadded.push(`let a${i} = ${read("x", `at${i} + j`)};`);
       for (let t = 0; t < tc; t++) {
         accs.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
-        const at = batchInner
+        // Both orders store at (n, oy, ox); in the (n, oy, ox) order that is m0 + i.
+        const at = batchInner || this.tile.generic
           ? `((n${i} * uniforms.outH + oy${i}) * uniforms.outW + ox${i})`
           : `(m0 + ${i})`;
         const out = `${at} * uniforms.cout4 + cc + ${t}`;
@@ -354,10 +380,11 @@ class Conv2DGemmProgram extends WebtuneProgram {
       // Clamp the last tile inward; overlapping tiles write identical values.
       let cc = min(c0, uniforms.cout4 - ${tc});
       let hw = uniforms.outH * uniforms.outW;
-      ${batchInner ? "let batch = uniforms.mTotal / hw;" : ""}
+      ${batchInner || this.tile.generic ? "let batch = uniforms.mTotal / hw;" : ""}
+      ${this.tile.generic ? "let inner = uniforms.batchInner != 0;" : ""}
       ${perPos.join("\n      ")}
       ${accs.join("\n      ")}
-      ${this.padded ? paddedLoop : generalLoop}
+      ${this.paddedLoop ? paddedLoop : generalLoop}
       if (c0 < uniforms.cout4) {
         ${biasLoads.join("\n        ")}
         ${stores.join("\n        ")}
@@ -438,6 +465,7 @@ export function conv2DGemm(
     pads = [0, 0];
   }
   const mTotal = info.batchSize * info.outHeight * info.outWidth;
+  const batchInner = tile.batchInner ?? batchInnerFor(info.outHeight, info.outWidth);
   const groupsCo = Math.ceil(cout / 4 / tile.tc / WG);
   const groups = groupsCo * Math.ceil(mTotal / tile.tm);
   const uniforms = UNIFORMS.data({
@@ -454,12 +482,12 @@ export function conv2DGemm(
     mTotal,
     groupsCo,
     groups,
+    batchInner: Number(!padded && batchInner),
   });
   const operands = [xIn, wIn];
   if (epilogue) operands.push(epilogue.bias);
   if (epilogue?.residual) operands.push(epilogue.residual);
   const textured = textures !== false && texturesFit(backend, operands);
-  const batchInner = tile.batchInner ?? batchInnerFor(info.outHeight, info.outWidth);
   const program = new Conv2DGemmProgram(
     info.outShape,
     groups,

@@ -47,6 +47,13 @@ export interface DerFilterTile {
   tk: number;
   tc: number;
   tx?: number;
+  /**
+   * One pipeline for direct and padded calls: the mode comes from a uniform (the x offsets of
+   * the tile's row groups are picked once per invocation), so a first step compiles one dW
+   * pipeline instead of two (the stem's padded one and the others'). The same sums in the same
+   * order as the specialised programs.
+   */
+  generic?: boolean;
 }
 
 /**
@@ -177,6 +184,8 @@ const UNIFORMS = uniformBlock({
   pads: "vec2<i32>",
   rowsPerSplit: "i32",
   totalRows: "i32",
+  /** 1: direct mode (read by generic programs only; see DerFilterTile). */
+  direct: "i32",
 });
 
 /** The implicit-GEMM dW program; see the module docs. */
@@ -198,7 +207,9 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
       { x: [2], y: [1], z: [0] },
       [Math.ceil(cout / 4 / tile.tc / WG), Math.ceil(kRows / tile.tk), splits],
       // Everything baked into the WGSL below: tile sizes and the mode. Shapes are uniforms.
-      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${tile.tx ?? 1}_${direct}_${textures}`,
+      `Conv2DDerFilterGemm_${tile.tk}_${tile.tc}_${tile.tx ?? 1}_${
+        tile.generic ? "generic" : direct
+      }_${textures}`,
     );
   }
 
@@ -229,7 +240,11 @@ class Conv2DDerFilterGemmProgram extends WebtuneProgram {
     // consecutive vec4s; in padded mode each vec4 group of rows may sit at a different tap.
     const offsets: string[] = [];
     for (let q = 0; q < groups; q++) {
-      if (this.direct) {
+      if (this.tile.generic) {
+        offsets.push(
+          `let off${q} = select(tapOffset(kk + ${q * 4}), tap0 + ${q}, uniforms.direct != 0);`,
+        );
+      } else if (this.direct) {
         offsets.push(`let off${q} = tap0 + ${q};`);
       } else {
         offsets.push(`let off${q} = tapOffset(kk + ${q * 4});`);
@@ -427,6 +442,7 @@ export function conv2DBackpropFilterGemm(
     pads: [padT, padL],
     rowsPerSplit,
     totalRows,
+    direct: Number(direct),
   });
   const textured = textures !== false && texturesFit(backend, [xIn, dy]);
   const program = new Conv2DDerFilterGemmProgram(splits, kRows, cout, direct, tile, textured);

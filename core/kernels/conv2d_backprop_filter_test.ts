@@ -17,6 +17,7 @@ import {
   derFilterSplit,
   derFilterSupports,
   derFilterTextureTile,
+  type DerFilterTile,
   LOOP_STEP_BUDGET,
 } from "./conv2d_backprop_filter.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
@@ -134,3 +135,43 @@ Deno.test("registerFastKernels is idempotent and replaces the webgpu kernels", a
   registerFastKernels();
   assertEquals(names.map(kernel), fast);
 });
+
+/** dW with the given tile on texture operands (what a variant of `auto` runs). */
+function tiledDerFilter(tile: DerFilterTile) {
+  return <T>(f: () => Promise<T>): Promise<T> =>
+    withKernelVariant("Conv2DBackpropFilter", ({ inputs, attrs, backend }) => {
+      const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+      const a = attrs as Conv2DBackpropFilterAttrs;
+      if (!derFilterSupports(x, dy, a)) return null;
+      return conv2DBackpropFilterGemm(x, dy, a, backend as WebGPUBackend, tile, true);
+    }, f);
+}
+
+// The generic tile (first use: direct or padded mode a uniform) must compute exactly what the
+// specialised programs of the same tile compute, and share one pipeline between the modes.
+for (const c of CONV_CASES) {
+  Deno.test(`Conv2DBackpropFilter, generic tile equals the specialised one: ${c.name}`, async () => {
+    await useWebGPU();
+    const filterShape = [c.k, c.k, c.x[3], c.cout];
+    const inputs = { x: hostInput(c.x, 1), dy: hostInput(dyShape(c), 2) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+      filterShape,
+    };
+    const generic = await tiledDerFilter({ tk: 8, tc: 2, generic: true })(() =>
+      runOnWebGPU("Conv2DBackpropFilter", inputs, attrs)
+    );
+    const specialised = await tiledDerFilter({ tk: 8, tc: 2 })(() =>
+      runOnWebGPU("Conv2DBackpropFilter", inputs, attrs)
+    );
+    assertEquals(generic, specialised);
+    assertClose(generic, await runOnCpu("Conv2DBackpropFilter", inputs, attrs));
+    const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
+    const pipelines = Object.keys(backend.pipelineCache)
+      .filter((k) => k.startsWith("webtuneConv2DDerFilterGemm_8_2_1_generic"));
+    assertEquals(pipelines.length, 1, `generic pipelines: ${pipelines.join(", ")}`);
+  });
+}

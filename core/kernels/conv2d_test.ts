@@ -10,7 +10,13 @@ import {
   useWebGPU,
   withKernelVariant,
 } from "./kernel_test_util.ts";
-import { type Conv2DAttrs, conv2DGemm, conv2DGemmSupports, conv2DTextureTile } from "./conv2d.ts";
+import {
+  type Conv2DAttrs,
+  conv2DGemm,
+  conv2DGemmSupports,
+  conv2DTextureTile,
+  type ConvTile,
+} from "./conv2d.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 /** Conv2D with storage-buffer operands (the variant for textures too large) in place of the registered kernel. */
@@ -151,3 +157,62 @@ for (
     assertClose(skipping, await runOnCpu("Conv2D", inputs, attrs));
   });
 }
+
+/** Conv2D with the given tile on texture operands (what a variant of `auto` runs). */
+function tiledConv2D(tile: ConvTile) {
+  return <T>(f: () => Promise<T>): Promise<T> =>
+    withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
+      const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+      const a = attrs as Conv2DAttrs;
+      if (!conv2DGemmSupports(x, filter, a)) return null;
+      return conv2DGemm(x, filter, a, backend as WebGPUBackend, tile, true);
+    }, f);
+}
+
+// The generic tile (first use: the position order a uniform, the stem on the general tap loop)
+// must compute exactly what the specialised programs of the same tile compute.
+for (const c of CONV_CASES) {
+  Deno.test(`Conv2D, generic tile equals the specialised one to the bit: ${c.name}`, async () => {
+    await useWebGPU();
+    const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+    };
+    const generic = await tiledConv2D({ tm: 4, tc: 2, generic: true })(() =>
+      runOnWebGPU("Conv2D", inputs, attrs)
+    );
+    const specialised = await tiledConv2D({ tm: 4, tc: 2 })(() =>
+      runOnWebGPU("Conv2D", inputs, attrs)
+    );
+    assertEquals(generic, specialised);
+    assertClose(generic, await runOnCpu("Conv2D", inputs, attrs));
+  });
+}
+
+Deno.test("Conv2D, generic tile: the stem and both position orders share one pipeline", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
+  // The stem (padded), a large map ((n, oy, ox) order) and a 2×2 map (batch-inner order).
+  const cases: [number[], number[], number][] = [
+    [[2, 32, 32, 3], [7, 7, 3, 64], 2],
+    [[2, 16, 16, 64], [3, 3, 64, 64], 1],
+    [[4, 2, 2, 64], [3, 3, 64, 64], 1],
+  ];
+  await tiledConv2D({ tm: 4, tc: 2, generic: true })(async () => {
+    for (const [x, w, stride] of cases) {
+      const attrs = {
+        strides: [stride, stride],
+        pad: "same",
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+      };
+      await runOnWebGPU("Conv2D", { x: hostInput(x, 1), filter: hostInput(w, 2) }, attrs);
+    }
+  });
+  const generic = Object.keys(backend.pipelineCache)
+    .filter((k) => k.startsWith("webtuneConv2DGemm_4_2_generic"));
+  assertEquals(generic.length, 1, `generic pipelines: ${generic.join(", ")}`);
+});

@@ -33,6 +33,7 @@ import { BATCH_NORM_KERNELS, CONV_BIAS_ACT_KERNEL } from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
+import { type BatchMatMulAttrs, smallMatMul } from "./small_matmul.ts";
 import {
   SMALL_BINARY_OPS,
   SMALL_UNARY_OPS,
@@ -171,6 +172,14 @@ const FAST: Record<string, Fast> = {
     const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     return maxPoolGrad(dy, input, attrs as unknown as MaxPoolAttrs, backend as WebGPUBackend);
   },
+  BatchMatMul: ({ inputs, attrs, backend }) => {
+    const be = backend as WebGPUBackend;
+    const flag = tf.env().getNumber(MATMUL_THRESHOLD_FLAG);
+    const threshold = flag > 0
+      ? flag
+      : (be as unknown as { thresholdToIncreaseWorkgroups: number }).thresholdToIncreaseWorkgroups;
+    return smallMatMul(inputs, attrs as unknown as BatchMatMulAttrs, threshold, be);
+  },
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -245,7 +254,7 @@ const MATMUL_THRESHOLD_FLAG = "WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMU
  * conv that tfjs runs as im2col + matmul may take the small-output program too, and is timed
  * so when the tuner measures it. `unregisterFastKernels` restores tfjs's value.
  */
-const SMALL_MATMUL_TILES = 64;
+export const SMALL_MATMUL_TILES = 64;
 /** The flag's value before {@linkcode registerFastKernels} set it, to restore. */
 let stockMatMulThreshold: number | undefined;
 
@@ -510,12 +519,31 @@ export function setKernelMode(next: KernelMode): void {
 export async function tunePendingKernels(
   options: { budgetMs?: number } = {},
 ): Promise<TuneReport> {
+  kernelTuner.endFirstUse();
   const active = mode === "auto" && tf.getBackend() === "webgpu" &&
     tf.getKernel("Conv2D", "webgpu")?.kernelFunc === ours.get("Conv2D");
   if (!active || (kernelTuner.pendingCount === 0 && !kernelTuner.awaitingPin)) {
     return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
   }
   return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+}
+
+/**
+ * Under `auto`, runs every conv shape's first-use variant (one generic pipeline per family, see
+ * `variants.ts`), stored winners included, until the next {@linkcode tunePendingKernels} call:
+ * `prepareRun` calls it, so a training run's first step compiles the same few pipelines whatever
+ * the store holds, and the winners run from the step after the tuning pass. See
+ * `KernelTuner.firstUseUntilTune`.
+ *
+ * @example
+ * ```ts ignore
+ * firstUseUntilTuned();
+ * await trainStep(model, batch, optimizer, "train"); // first-use variants
+ * await tunePendingKernels(); // later steps: the winners
+ * ```
+ */
+export function firstUseUntilTuned(): void {
+  kernelTuner.firstUseUntilTune();
 }
 
 /**

@@ -71,7 +71,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-6-wdw";
+export const KERNEL_SET_VERSION = "conv-variants-6";
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -127,10 +127,14 @@ export interface KernelFamily {
 export type TunedKernel = "Conv2D" | "Conv2DBackpropInput" | "Conv2DBackpropFilter";
 
 const STOCK: KernelVariant = { name: "stock", supports: () => true };
-/** Half the accumulators of the texture variant's smallest tile (8 × 2). */
-const SMALL_CONV: ConvTile = { tm: 4, tc: 2 };
+/**
+ * Half the accumulators of the texture variant's smallest tile (8 × 2). The first-use tiles are
+ * generic (nothing about the call in their WGSL): a first step compiles one pipeline per conv
+ * family, not one per stem / position order / padding mode.
+ */
+const SMALL_CONV: ConvTile = { tm: 4, tc: 2, generic: true };
 const SMALL_DER_INPUT: DerInputTile = { tm: 8, tci: 8 };
-const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2 };
+const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2, generic: true };
 
 function backendOf(args: KernelArgs): WebGPUBackend {
   return args.backend as WebGPUBackend;

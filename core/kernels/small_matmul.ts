@@ -1,0 +1,162 @@
+/**
+ * `BatchMatMul` where tfjs-webgpu would run its small-output program
+ * (`MatMulSmallOutputSizeProgram`): one pipeline for every transpose combination, with the
+ * transposes and the shapes in uniforms, computing each output as tfjs's program does (the same
+ * sums in the same order, so the same numbers).
+ *
+ * Why: a ResNet classifier's backward pass makes two such calls (dX = dy·Wᵀ and dW = xᵀ·dy), and
+ * tfjs bakes the transposes into the WGSL: two pipelines. Its program tiles k through workgroup
+ * memory with two barriers per tile, which llvmpipe compiles as a coroutine per invocation:
+ * 0.45–0.6 s of code generation each with a cold shader cache (cli/bench_pipelines.ts, 64 px
+ * first step), for matmuls that run in 10–20 ms. This program has no workgroup memory and no
+ * barrier.
+ *
+ * Numerics: tfjs's program sums `acc = acc + a * b` over k = 0, 1, …, K − 1 (then adds products
+ * of the zeros it reads past K, which leave a sum that starts at +0 unchanged); so does this one.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  dispatch2D,
+  flatMain,
+  storedAsFloat32,
+  uniformBlock,
+  WebtuneProgram,
+} from "./kernel_util.ts";
+import { runWithTextureOperands } from "./texture_operands.ts";
+
+const PER_GROUP = 64;
+
+/**
+ * Longest k this program takes: each invocation loops k times, and llvmpipe stops an
+ * invocation's loops after 65,535 steps in total (see `LOOP_STEP_BUDGET`).
+ */
+const MAX_INNER = 16384;
+
+/** Output [batch, m, n]; A's and B's strides per row, k and column, and their batch counts. */
+const UNIFORMS = uniformBlock({
+  size: "i32",
+  m: "i32",
+  n: "i32",
+  k: "i32",
+  aBatches: "i32",
+  bBatches: "i32",
+  aRow: "i32",
+  aK: "i32",
+  bK: "i32",
+  bCol: "i32",
+});
+
+class SmallMatMulProgram extends WebtuneProgram {
+  variableNames = ["a", "b"];
+  uniforms = UNIFORMS.wgsl;
+  override components = 1;
+  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
+
+  constructor(shape: number[]) {
+    const size = tf.util.sizeFromShape(shape);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(size / PER_GROUP)), "SmallMatMul");
+  }
+
+  getUserCode(): string {
+    // Past the end: redo the last element (same value, same place) rather than return.
+    return `
+    ${flatMain(true, PER_GROUP)}
+      let j = min(i, uniforms.size - 1);
+      let col = j % uniforms.n;
+      let t = j / uniforms.n;
+      let row = t % uniforms.m;
+      let batch = t / uniforms.m;
+      var ai = (batch % uniforms.aBatches) * uniforms.m * uniforms.k + row * uniforms.aRow;
+      var bi = (batch % uniforms.bBatches) * uniforms.k * uniforms.n + col * uniforms.bCol;
+      var acc = 0.0;
+      for (var kk = 0; kk < uniforms.k; kk++) {
+        acc = acc + ld_a(ai) * ld_b(bi);
+        ai += uniforms.aK;
+        bi += uniforms.bK;
+      }
+      result[j] = acc;
+    }`;
+  }
+}
+
+/** The attrs of tfjs's `BatchMatMul`. */
+export interface BatchMatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/**
+ * Whether tfjs-webgpu would run `a`·`b` as its small-output program (its own rule, with the
+ * workgroup threshold `threshold`), on float32 GPU data, with k ≤ {@linkcode MAX_INNER}.
+ */
+function takesSmallOutput(
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  attrs: BatchMatMulAttrs,
+  threshold: number,
+  backend: WebGPUBackend,
+): boolean {
+  if (tf.env().getNumber("WEBGPU_MATMUL_PROGRAM_TYPE") >= 0) return false; // forced: tfjs's
+  const ra = a.shape.length, rb = b.shape.length;
+  if (ra < 2 || rb < 2) return false;
+  const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const batch = Math.max(
+    tf.util.sizeFromShape(a.shape.slice(0, -2)),
+    tf.util.sizeFromShape(b.shape.slice(0, -2)),
+  );
+  const tiles = batch * Math.ceil(m / 32) * Math.ceil(n / 32);
+  const few = tiles <= threshold || (m <= 8 && tiles <= threshold * 2);
+  return few && batch * m * n > 128 && !(batch === 1 && k >= 2000) && k <= MAX_INNER &&
+    storedAsFloat32(backend, a) && storedAsFloat32(backend, b) &&
+    // tfjs computes small never-uploaded tensors on the CPU; leave those to it.
+    !backend.shouldExecuteOnCPU([a, b]);
+}
+
+/**
+ * `a`·`b` (batched, transposes as attrs) where tfjs would run its small-output program with
+ * workgroup threshold `threshold` (see the module docs); null otherwise (the caller runs tfjs's
+ * kernel). Batch dims broadcast as tfjs's do (one side's batch of 1 against the other's).
+ *
+ * @example
+ * ```ts ignore
+ * const out = smallMatMul({ a, b }, { transposeA: true, transposeB: false }, 64, backend) ??
+ *   stockBatchMatMul({ a, b });
+ * ```
+ */
+export function smallMatMul(
+  inputs: tf.NamedTensorInfoMap,
+  attrs: BatchMatMulAttrs,
+  threshold: number,
+  backend: WebGPUBackend,
+): tf.TensorInfo | null {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  if (!takesSmallOutput(a, b, attrs, threshold, backend)) return null;
+  const ra = a.shape.length, rb = b.shape.length;
+  const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const outer = tf.backend_util.assertAndGetBroadcastShape(
+    a.shape.slice(0, -2),
+    b.shape.slice(0, -2),
+  );
+  const shape = [...outer, m, n];
+  const uniforms = UNIFORMS.data({
+    size: tf.util.sizeFromShape(shape),
+    m,
+    n,
+    k,
+    aBatches: tf.util.sizeFromShape(a.shape.slice(0, -2)),
+    bBatches: tf.util.sizeFromShape(b.shape.slice(0, -2)),
+    // A is [m, k] (or [k, m] transposed), B is [k, n] (or [n, k]), row-major per batch.
+    aRow: attrs.transposeA ? 1 : k,
+    aK: attrs.transposeA ? m : 1,
+    bK: attrs.transposeB ? 1 : n,
+    bCol: attrs.transposeB ? k : 1,
+  });
+  return runWithTextureOperands(backend, new SmallMatMulProgram(shape), [a, b], uniforms, "buffer");
+}
