@@ -8,13 +8,22 @@
  * deno run -A cli/bench_infer.ts --size 64 --only layer1 # only the shapes whose name has "layer1"
  * ```
  *
+ * Candidates: `texture` (the direct kernel, conv2d.ts), `winograd` (conv2d_winograd.ts, the
+ * filter transform made per call, on every 3×3 stride-1 shape, also those `auto` is not offered)
+ * and `winograd-u` (the transform made once, as a fold keeps it: `conv2DWinogradTransformed`).
+ *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
- * readback), divided by `--calls`; rounds alternate the candidates and each keeps its minimum (and the
- * median over rounds of its ratio to the first candidate in the same round, steadier on a shared
- * machine);
- * `--cpu` reads the CPU time of all the process's threads (llvmpipe's included). Every candidate's
- * output is also compared with the direct `texture` kernel's (`diff`: largest |difference| over the
- * largest |output|). The last line weighs each shape by how often an `eval` forward calls it.
+ * readback), divided by `--calls`; rounds alternate the candidates and each keeps its minimum,
+ * and the median over rounds of its ratio to the first candidate in the same round (steadier on
+ * a shared machine). `--cpu` reads the CPU time of all the process's threads (llvmpipe's
+ * included). Every candidate's output is also compared with the direct `texture` kernel's
+ * (`diff`: largest |difference| over the largest |output|). The last line weighs each shape by
+ * how often an `eval` forward calls it.
+ *
+ * Measured on the shared 2-core machine (2026-11-29, CPU time, batch 16, loaded by other runs):
+ * Winograd on layer1 (64 channels; the training path keeps it off for a gradient's sake) did not
+ * win in an `eval` forward either (medians 0.67–1.15× at 224 px, 0.91–0.97× at 64 px: at 64
+ * channels its transforms cost as much as the GEMM saves), so it is not offered there.
  *
  * @module
  */
