@@ -434,11 +434,15 @@ export function shapeKey(family: KernelFamily, spec: CallSpec): string {
   return `${family.name} ${shapes.join(" ")} ${JSON.stringify(spec.attrs)}`;
 }
 
-/** For people: `Conv2D 16x16x16x64→128 k3s2`. */
+/**
+ * For people: `Conv2D 16x16x16x64→128 k3s2`; `… U given` for a call with the filter's Winograd
+ * transform ({@linkcode TRANSFORMED_FILTER_INPUT}: an `eval` forward's folded conv).
+ */
 export function shapeLabel(family: KernelFamily, spec: CallSpec): string {
   const { x, filter, strides } = family.conv(spec);
   const s = strides[0] === strides[1] ? `${strides[0]}` : strides.join("x");
-  return `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
+  const label = `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
+  return TRANSFORMED_FILTER_INPUT in spec.inputs ? `${label} U given` : label;
 }
 
 /** Output positions of one image and multiply-adds ×2 per image, the same for all three
