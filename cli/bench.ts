@@ -38,7 +38,13 @@ import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import { type Arch, ARCHS, createResNet } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
-import { formatProfile, profileStep, type StepProfile } from "./bench_profile.ts";
+import {
+  callLabel,
+  formatCalls,
+  formatProfile,
+  profileStep,
+  type StepProfile,
+} from "./bench_profile.ts";
 import {
   countCompiles,
   type FirstStep,
@@ -150,6 +156,8 @@ interface ProfileSummary {
   families: Record<string, number>;
   total_ms: number;
   calls: number;
+  /** Each distinct call, largest count × ms first (bench_profile.ts `callLabel`). */
+  per_call: { call: string; count: number; ms: number }[];
 }
 
 function summary(p: StepProfile): ProfileSummary {
@@ -157,6 +165,8 @@ function summary(p: StepProfile): ProfileSummary {
     families: Object.fromEntries(p.families),
     total_ms: p.totalMs,
     calls: p.calls.reduce((sum, c) => sum + c.count, 0),
+    per_call: [...p.calls].sort((a, b) => b.count * b.ms - a.count * a.ms)
+      .map((c) => ({ call: callLabel(c), count: c.count, ms: c.ms })),
   };
 }
 
@@ -260,9 +270,9 @@ async function benchSize(
         ? {
           profile: summary(stepProfile),
           infer_profile: summary(inferProfile),
-          profileText: `training step:\n${formatProfile(stepProfile)}\ninference step:\n${
-            formatProfile(inferProfile)
-          }`,
+          profileText: `training step:\n${formatProfile(stepProfile)}\n${
+            formatCalls(stepProfile)
+          }\ninference step:\n${formatProfile(inferProfile)}\n${formatCalls(inferProfile)}`,
         }
         : {}),
     };

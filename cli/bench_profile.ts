@@ -180,6 +180,44 @@ export async function profileStep(
   return { calls, families: sorted, totalMs: sorted.reduce((s, [, ms]) => s + ms, 0) };
 }
 
+/**
+ * One line per distinct call, largest share of the step first: count × ms, the kernel, its input
+ * shapes and the attrs that set its work (strides, pad, relu), e.g.
+ * `   2 ×  180.2 ms =  360.4  WebtuneConv2DBiasAct 16x56x56x64 3x3x64x64 64 s1 p1 relu`.
+ * Calls under `minShare` of the step's total are left out (one summary line says how many).
+ */
+export function formatCalls(profile: StepProfile, minShare = 0.005): string {
+  const sorted = [...profile.calls].sort((a, b) => b.count * b.ms - a.count * a.ms);
+  const shown = sorted.filter((c) => c.count * c.ms >= minShare * profile.totalMs);
+  const lines = shown.map((c) =>
+    `  ${String(c.count).padStart(3)} × ${c.ms.toFixed(1).padStart(7)} ms = ${
+      (c.count * c.ms).toFixed(1).padStart(7)
+    }  ${callLabel(c)}`
+  );
+  const rest = sorted.length - shown.length;
+  if (rest > 0) {
+    const ms = sorted.slice(shown.length).reduce((s, c) => s + c.count * c.ms, 0);
+    lines.push(`  (${rest} more distinct calls, ${ms.toFixed(1)} ms in all)`);
+  }
+  return lines.join("\n");
+}
+
+/** For people: the kernel, its input shapes, and stride, pad and ReLU where it has them. */
+export function callLabel(call: ProfiledCall): string {
+  const shapes = call.inputShapes.map((s) => s.length ? s.join("x") : "scalar").join(" ");
+  const attrs = JSON.parse(call.attrs) as Record<string, unknown>;
+  const parts: string[] = [];
+  const strides = attrs.strides;
+  if (strides !== undefined) {
+    const s = Array.isArray(strides) ? strides : [strides, strides];
+    parts.push(`s${s[0] === s[1] ? s[0] : s.join("x")}`);
+  }
+  if (typeof attrs.pad === "number") parts.push(`p${attrs.pad}`);
+  else if (typeof attrs.pad === "string") parts.push(attrs.pad);
+  if (attrs.relu === true) parts.push("relu");
+  return [call.kernel, shapes, ...parts].join(" ");
+}
+
 /** One line per family: milliseconds per step and share, then the total and call count. */
 export function formatProfile(profile: StepProfile): string {
   const lines = profile.families.map(([family, ms]) =>

@@ -2,7 +2,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { assert, assertEquals } from "@std/assert";
 import { batchNorm, type BatchNormVariables } from "./batch_norm.ts";
-import { convBiasAct, foldBatchNorm, FoldedConvCache } from "./conv_bn.ts";
+import {
+  CONV_PREPARE_FILTER_KERNEL,
+  convBiasAct,
+  foldBatchNorm,
+  FoldedConvCache,
+} from "./conv_bn.ts";
 
 await tf.setBackend("cpu");
 
@@ -59,4 +64,49 @@ Deno.test("FoldedConvCache folds once and again only after a parameter or statis
   assert(cache.get("conv", w, bn) !== second, "a new fold after the conv weight changed");
   cache.dispose();
   assert(second.filter.isDisposed, "dispose frees the folds");
+});
+
+Deno.test("FoldedConvCache keeps what the backend prepares of a folded filter, and frees it with the fold", async () => {
+  // A stand-in for a backend's preparation: 2·filter for stride-1 convs, nothing (size 0) else.
+  const seen: unknown[] = [];
+  tf.registerKernel({
+    kernelName: CONV_PREPARE_FILTER_KERNEL,
+    backendName: "cpu",
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      seen.push(attrs!.strides);
+      const { filter } = inputs as { filter: tf.TensorInfo };
+      const cpu = backend as unknown as {
+        readSync(id: unknown): Float32Array;
+        makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo;
+      };
+      if (attrs!.strides !== 1) return cpu.makeTensorInfo([0], "float32", new Float32Array(0));
+      const doubled = cpu.readSync(filter.dataId).map((v) => 2 * v);
+      return cpu.makeTensorInfo(filter.shape, "float32", doubled);
+    },
+  });
+  try {
+    const w = tf.variable(tf.randomNormal([3, 3, 4, 8], 0, 1, "float32", 7));
+    const bn = bnOf(8, 8);
+    const cache = new FoldedConvCache();
+    const before = tf.memory().numTensors;
+    assertEquals(cache.get("strided", w, bn, { stride: 2, pad: 1 }).prepared, undefined);
+    assertEquals(tf.memory().numTensors, before + 2, "filter and bias, no empty preparation");
+    const folded = cache.get("conv", w, bn, { stride: 1, pad: 1 });
+    assert(folded.prepared !== undefined, "prepared for a stride-1 conv");
+    assertEquals(await folded.prepared.data(), (await folded.filter.data()).map((v) => 2 * v));
+    assertEquals(seen, [2, 1], "prepared once per fold, with the conv's stride");
+    assert(cache.get("conv", w, bn, { stride: 1, pad: 1 }) === folded, "kept with the fold");
+    assertEquals(seen.length, 2);
+    // The fold without a geometry (e.g. a caller that does not know it) prepares nothing.
+    const bare = new FoldedConvCache();
+    assertEquals(bare.get("other", w, bn).prepared, undefined);
+    bare.dispose();
+    bn.runningMean.assign(tf.tidy(() => tf.add(bn.runningMean, 1)));
+    const refolded = cache.get("conv", w, bn, { stride: 1, pad: 1 });
+    assert(folded.prepared.isDisposed, "a new fold frees the old preparation");
+    cache.dispose();
+    assert(refolded.prepared!.isDisposed, "dispose frees the preparations");
+  } finally {
+    tf.unregisterKernel(CONV_PREPARE_FILTER_KERNEL, "cpu");
+  }
 });

@@ -60,6 +60,7 @@ export { finalFeatureSide, largestActivationBytes, testResizeFor } from "./pretr
 export { BATCH_NORM_KERNELS, batchNorm } from "./batch_norm.ts";
 export {
   CONV_BIAS_ACT_KERNEL,
+  CONV_PREPARE_FILTER_KERNEL,
   convBiasAct,
   foldBatchNorm,
   type FoldedConv,

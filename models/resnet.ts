@@ -366,7 +366,8 @@ export class ResNet {
     epilogue?: BatchNormEpilogue,
   ): tf.Tensor4D {
     if (mode === "eval" && hasConvBiasAct()) {
-      const folded = this.#folded.get(conv, this.v(`${conv}.weight`), this.bnVariables(bn));
+      const weight = this.v(`${conv}.weight`);
+      const folded = this.#folded.get(conv, weight, this.bnVariables(bn), { stride, pad });
       return convBiasAct(x, folded, stride, pad, epilogue);
     }
     return this.bn(this.conv(x, conv, stride, pad), bn, mode, epilogue);

@@ -31,6 +31,7 @@ import {
   allOf,
   dispatch2D,
   disposeAll,
+  flatMain,
   LINEAR_GROUP_WGSL,
   padAxis,
   runKernel,
@@ -188,6 +189,15 @@ const UNIFORMS = uniformBlock({
   batchInner: "i32",
 });
 
+/**
+ * The lanes of x's vec4s a program multiplies: `lanes` in a specialised program of a padded x
+ * (the stem's 3), else all 4 — the generic program multiplies every lane, so that the stem and
+ * every other conv share its one pipeline.
+ */
+function lanesMultiplied(padded: boolean, tile: ConvTile, lanes: number): number {
+  return padded && !tile.generic ? lanes : 4;
+}
+
 /** The implicit-GEMM forward conv; the WG invocations of a group split Cout. */
 class Conv2DGemmProgram extends WebtuneProgram {
   variableNames: string[];
@@ -196,6 +206,8 @@ class Conv2DGemmProgram extends WebtuneProgram {
   /**
    * @param padded x was zero-padded beforehand (the stem): no bounds checks, and the taps of a
    *   filter row read one contiguous run of x, so (c, channel) is a single inner loop.
+   * @param lanes the channels of x's vec4s that are not zero padding: 4, or Cin < 4 for a padded
+   *   x of one vec4 per position (the stem's 3), whose zero lanes are not multiplied.
    */
   constructor(
     outShape: number[],
@@ -204,18 +216,26 @@ class Conv2DGemmProgram extends WebtuneProgram {
     private readonly tile: ConvTile,
     private readonly textures: boolean,
     private readonly epilogue: EpilogueKind | null = null,
+    private readonly lanes = 4,
   ) {
     // Not flat: the prelude calls `main()`; we find our tile from the linear workgroup id.
     const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
     const mode = tile.generic ? "generic" : `${padded}`;
     const order = tile.generic ? "" : `_${!padded && !!tile.batchInner}`;
+    const lanesUsed = lanesMultiplied(padded, tile, lanes);
     super(
       outShape,
       { x: [3], y: [0] },
       dispatch2D(groups),
-      `Conv2DGemm_${tile.tm}_${tile.tc}_${mode}_${textures}${order}${epi}`,
+      `Conv2DGemm_${tile.tm}_${tile.tc}_${mode}_${textures}${order}${epi}${
+        lanesUsed === 4 ? "" : `_lanes${lanesUsed}`
+      }`,
     );
     this.variableNames = ["x", "w", ...epilogueInputs(epilogue)];
+  }
+
+  private get lanesUsed(): number {
+    return lanesMultiplied(this.padded, this.tile, this.lanes);
   }
 
   /** The padded stem reads whole rows of x: it keeps the (n, oy, ox) order. */
@@ -318,7 +338,11 @@ class Conv2DGemmProgram extends WebtuneProgram {
         );
       }
     }
-    for (let j = 0; j < 4; j++) {
+    // Lanes of x that are zero padding (the stem's 4th channel, with zero rows of W) are left
+    // out: each would add fma(0, 0, acc) = acc + 0 = acc (acc is never -0, see the tap skip
+    // below), so the same numbers with a quarter fewer FMAs and W loads on the stem.
+    const lanes = this.lanesUsed;
+    for (let j = 0; j < lanes; j++) {
       for (let t = 0; t < tc; t++) {
         const b = `let b${j}_${t} = ${read("w", `wb + ${j} * uniforms.cout4 + ${t}`)};`;
         loads.push(b);
@@ -330,7 +354,7 @@ class Conv2DGemmProgram extends WebtuneProgram {
     // (1.1–1.4× on the texture variant; the same sums in the same order, so the same numbers).
     for (let i = 0; i < tm; i++) {
       for (let t = 0; t < tc; t++) {
-        for (let j = 0; j < 4; j++) {
+        for (let j = 0; j < lanes; j++) {
           fmas.push(`acc${i}_${t} = fma(vec4<f32>(a${i}.${"xyzw"[j]}), b${j}_${t}, acc${i}_${t});`);
         }
       }
@@ -391,6 +415,79 @@ class Conv2DGemmProgram extends WebtuneProgram {
       }
     }`;
   }
+}
+
+const PAD_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cin: "i32",
+  inH: "i32",
+  inW: "i32",
+  outH: "i32",
+  outW: "i32",
+  pads: "vec2<i32>",
+});
+
+/**
+ * x [N, H, W, Cin < 4] → [N, H', W', 4]: zero padding around the map (top/left `pads`, the rest
+ * bottom/right) and as the channels past Cin; one invocation per output vec4. For the stem
+ * (Cin = 3), in place of tfjs's `PadV2`, which took 90–120 ms of CPU time on the 224 px batch-16
+ * input on llvmpipe, about a fifth of the stem conv (cli/bench_infer.ts): its loads sit under
+ * bounds checks, each a per-lane scalar loop there. Here the loads are unconditional (an index
+ * clamped into x, the value selected away outside it).
+ */
+class PadChannelsTo4Program extends WebtuneProgram {
+  variableNames = ["x"];
+  uniforms = PAD_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [64, 1, 1];
+
+  constructor(outShape: number[], private readonly cin: number) {
+    const n4 = tf.util.sizeFromShape(outShape) / 4;
+    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / 64)), `PadChannelsTo4_${cin}`);
+    this.variableComponents = [1];
+  }
+
+  getUserCode(): string {
+    const lanes = [0, 1, 2, 3].map((c) => c < this.cin ? `ld_x(select(0, at + ${c}, ok))` : "0.0");
+    return `
+    ${flatMain(true, 64)}
+      let j = min(i, uniforms.n4 - 1);
+      let hw = uniforms.outH * uniforms.outW;
+      let n = j / hw;
+      let oy = (j - n * hw) / uniforms.outW;
+      let ox = j - n * hw - oy * uniforms.outW;
+      let iy = oy - uniforms.pads.x;
+      let ix = ox - uniforms.pads.y;
+      let ok = ${allOf("iy >= 0", "iy < uniforms.inH", "ix >= 0", "ix < uniforms.inW")};
+      let at = ((n * uniforms.inH + iy) * uniforms.inW + ix) * uniforms.cin;
+      result[j] = select(vec4<f32>(0.0), vec4<f32>(${lanes.join(", ")}), ok);
+    }`;
+  }
+}
+
+/**
+ * `x` [N, H, W, Cin < 4] zero-padded to [N, `outH`, `outW`, 4], its map starting at (`top`,
+ * `left`): {@linkcode PadChannelsTo4Program}.
+ */
+function padChannelsTo4(
+  x: tf.TensorInfo,
+  outH: number,
+  outW: number,
+  top: number,
+  left: number,
+  backend: WebGPUBackend,
+): tf.TensorInfo {
+  const [n, inH, inW, cin] = x.shape;
+  const program = new PadChannelsTo4Program([n, outH, outW, 4], cin);
+  const uniforms = PAD_UNIFORMS.data({
+    n4: n * outH * outW,
+    cin,
+    inH,
+    inW,
+    outH,
+    outW,
+    pads: [top, left],
+  });
+  return runWithOperands(backend, program, [x], uniforms, "buffer");
 }
 
 /** The attrs tfjs passes to Conv2D. */
@@ -459,7 +556,9 @@ export function conv2DGemm(
       [pads[1], inW - info.inWidth - pads[1]],
       [0, cinUsed - cin],
     ];
-    xIn = runKernel("PadV2", { x }, { paddings, constantValue: 0 }, backend);
+    xIn = cinUsed === 4
+      ? padChannelsTo4(x, inH, inW, pads[0], pads[1], backend)
+      : runKernel("PadV2", { x }, { paddings, constantValue: 0 }, backend);
     wIn = padAxis(filter, 2, cinUsed, backend);
     temps.push(xIn, wIn);
     pads = [0, 0];
@@ -495,6 +594,7 @@ export function conv2DGemm(
     { ...tile, batchInner },
     textured,
     epilogue ? { residual: epilogue.residual !== undefined, relu: epilogue.relu } : null,
+    cinUsed === 4 ? cin : 4,
   );
   const out = runWithOperands(backend, program, operands, uniforms, textured && textures);
   disposeAll(backend, temps);

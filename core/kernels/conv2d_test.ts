@@ -216,3 +216,38 @@ Deno.test("Conv2D, generic tile: the stem and both position orders share one pip
     .filter((k) => k.startsWith("webtuneConv2DGemm_4_2_generic"));
   assertEquals(generic.length, 1, `generic pipelines: ${generic.join(", ")}`);
 });
+
+// Cin < 4 (the stem's 3): x is padded to 4 channels by webtune's own pass and the zero lanes are
+// not multiplied. Both only leave out exact zeros, so the conv must agree to the bit with the same
+// conv on x and W zero-padded to 4 channels beforehand (which multiplies every lane), and with the
+// cpu backend within the usual bound.
+for (const cin of [1, 2, 3]) {
+  for (const [size, stride, k] of [[32, 2, 7], [33, 2, 7], [9, 1, 3]]) {
+    Deno.test(`Conv2D on ${cin} channels (zero lanes skipped) equals the conv of x padded to 4: ${size}px ${k}x${k}/${stride}`, async () => {
+      await useWebGPU();
+      const pad = (k - 1) >> 1;
+      const x = hostInput([2, size, size, cin], 13), filter = hostInput([k, k, cin, 64], 14);
+      const attrs = {
+        strides: [stride, stride],
+        pad: padAttr(pad),
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+      };
+      const got = await runOnWebGPU("Conv2D", { x, filter }, attrs);
+      // x's channels are its last axis; W's input channels are followed by 64 output channels.
+      const padTo4 = (h: typeof x, axis: number, inner: number) => {
+        const shape = h.shape.map((d, i) => i === axis ? 4 : d);
+        const data = new Float32Array(h.data.length / cin * 4);
+        for (let i = 0; i < h.data.length; i++) {
+          const outer = Math.floor(i / (cin * inner)), rest = i % (cin * inner);
+          data[outer * 4 * inner + rest] = h.data[i];
+        }
+        return { data, shape };
+      };
+      const x4 = padTo4(x, 3, 1), filter4 = padTo4(filter, 2, 64);
+      const allLanes = await runOnWebGPU("Conv2D", { x: x4, filter: filter4 }, attrs);
+      assertEquals(got, allLanes);
+      assertClose(got, await runOnCpu("Conv2D", { x, filter }, attrs));
+    });
+  }
+}

@@ -199,9 +199,22 @@ export const WINOGRAD_MIN_CHANNELS = 128;
 export const WINOGRAD_MIN_TILES = 256;
 
 /**
+ * {@linkcode WINOGRAD_MIN_TILES} where the filter's transform is made once and given
+ * ({@linkcode conv2DWinogradTransformed}: an `eval` forward's folded conv): then only the
+ * transforms of x and of the output scale with the problem. CPU time interleaved with the direct
+ * `texture` kernel in one process (cli/bench_infer.ts --size 64 --cpu, batch 16, with the folded
+ * epilogue; median of 7 rounds' ratios on the loaded shared machine): layer3 3×3/1 (64 tiles)
+ * 1.21× and 1.62×, layer4 (16 tiles) 0.95× and 1.15×, where the transform made per call
+ * lost (0.81×, 1.12×; 0.36×, 0.46×).
+ */
+export const WINOGRAD_MIN_TILES_TRANSFORMED = 64;
+
+/**
  * Whether `auto` and `fast` may run the Winograd variant for this call: it handles it
  * ({@linkcode conv2DWinogradSupports}), it passed the numerics gate for the channel count
- * ({@linkcode WINOGRAD_MIN_CHANNELS}) and it has enough tiles to win ({@linkcode WINOGRAD_MIN_TILES}).
+ * ({@linkcode WINOGRAD_MIN_CHANNELS}) and it has enough tiles to win ({@linkcode WINOGRAD_MIN_TILES},
+ * or {@linkcode WINOGRAD_MIN_TILES_TRANSFORMED} when `filterTransformed`: the filter's transform
+ * is given, not made per call).
  *
  * @example
  * ```ts ignore
@@ -212,9 +225,11 @@ export function conv2DWinogradPreferred(
   x: tf.TensorInfo,
   filter: tf.TensorInfo,
   attrs: Conv2DAttrs,
+  filterTransformed = false,
 ): boolean {
+  const minTiles = filterTransformed ? WINOGRAD_MIN_TILES_TRANSFORMED : WINOGRAD_MIN_TILES;
   return conv2DWinogradSupports(x, filter, attrs) && filter.shape[3] >= WINOGRAD_MIN_CHANNELS &&
-    geometry(x, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
+    geometry(x, filter, attrs).tiles >= minTiles;
 }
 
 const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
@@ -639,6 +654,28 @@ export function conv2DWinograd(
   const y = winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures, epilogue);
   disposeAll(backend, [u]);
   return y;
+}
+
+/**
+ * {@linkcode conv2DWinograd} with U = {@linkcode winogradFilterTransform} of the filter given:
+ * for a filter that stays the same across calls (an `eval` forward's folded conv), whose
+ * transform can then be made once.
+ *
+ * @param u [16, Cin, Cout], the transform of a [3, 3, Cin, Cout] filter.
+ * @returns a new float32 NHWC tensor, owned by the caller.
+ */
+export function conv2DWinogradTransformed(
+  x: tf.TensorInfo,
+  u: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+  tile: ConvTile = winogradTile(u.shape[2]),
+  textures: true | TextureKind = true,
+  epilogue?: Conv2DEpilogue,
+): tf.TensorInfo {
+  const [, cin, cout] = u.shape;
+  const filter = { shape: [3, 3, cin, cout], dtype: "float32", dataId: {} } as tf.TensorInfo;
+  return winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures, epilogue);
 }
 
 /** The input transform, the 16 GEMMs and the output transform, given U. */

@@ -11,6 +11,7 @@ import {
   convBiasAct,
   createResNet18,
   type FoldedConv,
+  FoldedConvCache,
 } from "@webtune/models";
 import {
   assertClose,
@@ -23,7 +24,13 @@ import {
   useWebGPU,
 } from "./kernel_test_util.ts";
 import { conv2DGemm, conv2DTextureTile } from "./conv2d.ts";
-import { conv2DWinograd, conv2DWinogradSupports } from "./conv2d_winograd.ts";
+import { setKernelMode } from "./mod.ts";
+import {
+  conv2DWinograd,
+  conv2DWinogradSupports,
+  WINOGRAD_MIN_TILES,
+  WINOGRAD_MIN_TILES_TRANSFORMED,
+} from "./conv2d_winograd.ts";
 import { lcg } from "../test_util.ts";
 
 const EPILOGUES = [
@@ -212,5 +219,75 @@ Deno.test("an eval forward that only compiles pipelines keeps no folded filter",
   } finally {
     x.dispose();
     model.dispose();
+  }
+});
+
+Deno.test("a fold keeps its filter's Winograd transform, and the folded conv uses it (fewer tiles suffice)", async () => {
+  await useWebGPU();
+  const backend = tf.backend() as WebGPUBackend;
+  const t = (h: HostInput) => tf.tensor(h.data, h.shape);
+  // 4 images of 8×8: 64 tiles, enough with the transform made once, too few without it.
+  const xHost = hostInput([4, 8, 8, 128], 61), wHost = hostInput([3, 3, 128, 128], 62);
+  const tiles = 4 * 4 * 4;
+  assert(tiles >= WINOGRAD_MIN_TILES_TRANSFORMED && tiles < WINOGRAD_MIN_TILES, "tile counts");
+  const x = t(xHost) as tf.Tensor4D, residual = t(hostInput([4, 8, 8, 128], 63)) as tf.Tensor4D;
+  const weight = tf.variable(t(wHost));
+  const draw = (shift: number, seed: number) =>
+    tf.variable(tf.add(t(hostInput([128], seed)), shift), false);
+  const bn = {
+    weight: draw(1.5, 64),
+    bias: draw(0, 65),
+    runningMean: draw(0, 66),
+    runningVar: draw(1.5, 67),
+  };
+  const cache = new FoldedConvCache();
+  // `fast`: the default variant (winograd where it takes the call), not `auto`'s first-use one.
+  setKernelMode("fast");
+  try {
+    const strided = cache.get("strided", weight, bn, { stride: 2, pad: 1 });
+    assertEquals(strided.prepared, undefined, "nothing for a stride-2 conv");
+    const folded = cache.get("conv", weight, bn, { stride: 1, pad: 1 });
+    assertEquals(folded.prepared?.shape, [16, 128, 128], "the transform U = G g Gᵀ");
+    const epilogue = { residual, relu: true };
+    const y = convBiasAct(x, folded, 1, 1, epilogue);
+    const got = await y.data() as Float32Array;
+    // Bit for bit the Winograd kernel (which makes U itself) on the same folded operands.
+    const attrs = { strides: [1, 1] as [number, number], pad: 1 as const };
+    const direct = conv2DWinograd(x, folded.filter, attrs, backend, undefined, true, {
+      bias: folded.bias,
+      residual,
+      relu: true,
+    });
+    assertEquals(got, await backend.read(direct.dataId) as Float32Array);
+    backend.disposeData(direct.dataId);
+    // And the folded arithmetic on the cpu backend.
+    const [filterHost, biasHost] = await Promise.all([folded.filter.data(), folded.bias.data()]);
+    const host = (data: Float32Array | Int32Array | Uint8Array, shape: number[]) => ({
+      data: data as Float32Array,
+      shape,
+    });
+    const residualHost = host(await residual.data(), residual.shape);
+    await tf.setBackend("cpu");
+    const want = await run(
+      xHost,
+      host(filterHost, [3, 3, 128, 128]),
+      host(biasHost, [128]),
+      residualHost,
+      1,
+      1,
+      true,
+    ).finally(() => tf.setBackend("webgpu"));
+    assertClose(got, want);
+    // The conv reads the transform it is given, not one of its own: with U = 0 only the
+    // epilogue remains, ReLU(bias + residual).
+    const zeroU = tf.zerosLike(folded.prepared!);
+    const epilogueOnly = convBiasAct(x, { ...folded, prepared: zeroU }, 1, 1, epilogue);
+    const expected = tf.relu(tf.add(folded.bias, residual));
+    assertEquals(await epilogueOnly.data(), await expected.data());
+    tf.dispose([y, zeroU, epilogueOnly, expected]);
+  } finally {
+    setKernelMode("auto");
+    cache.dispose();
+    tf.dispose([x, residual, weight, bn.weight, bn.bias, bn.runningMean, bn.runningVar]);
   }
 });

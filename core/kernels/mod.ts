@@ -29,7 +29,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { channelReduce, channelReduceSupports, type ReduceAttrs } from "./channel_reduce.ts";
-import { BATCH_NORM_KERNELS, CONV_BIAS_ACT_KERNEL } from "@webtune/models";
+import {
+  BATCH_NORM_KERNELS,
+  CONV_BIAS_ACT_KERNEL,
+  CONV_PREPARE_FILTER_KERNEL,
+} from "@webtune/models";
 import { batchNormKernels } from "./batch_norm.ts";
 import { maxPool, type MaxPoolAttrs, maxPoolGrad } from "./max_pool.ts";
 import { isSameShapeOp, sameShapeBinary } from "./elementwise.ts";
@@ -48,6 +52,12 @@ import {
   sgdUpdateSupports,
 } from "./sgd_update.ts";
 import { disposeAll, runKernel } from "./kernel_util.ts";
+import {
+  conv2DWinogradSupports as winogradSupports,
+  WINOGRAD_MIN_CHANNELS,
+  winogradFilterTransform as filterTransform,
+} from "./conv2d_winograd.ts";
+import { texturesFit } from "./texture_operands.ts";
 import {
   DEFAULT_TUNE_BUDGET_MS,
   type KernelChoiceReport,
@@ -71,6 +81,7 @@ import {
   shapeKey,
   shapeLabel,
   timingBatch,
+  TRANSFORMED_FILTER_INPUT,
   type TunedKernel,
 } from "./variants.ts";
 
@@ -96,6 +107,8 @@ export {
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradSupports,
+  conv2DWinogradTransformed,
+  winogradFilterTransform,
   winogradTile,
 } from "./conv2d_winograd.ts";
 export {
@@ -133,6 +146,7 @@ const FAST: Record<string, Fast> = {
   Conv2DBackpropInput: tunedKernel(KERNEL_FAMILIES.Conv2DBackpropInput),
   Conv2D: tunedKernel(KERNEL_FAMILIES.Conv2D),
   [CONV_BIAS_ACT_KERNEL]: convBiasAct,
+  [CONV_PREPARE_FILTER_KERNEL]: prepareFilter,
   [SGD_UPDATE_KERNEL]: ({ inputs, attrs, backend }) => {
     const { param, grad } = inputs as { param: tf.TensorInfo; grad: tf.TensorInfo };
     if (!sgdUpdateSupports(param, grad)) return null; // callers check first: no stock kernel
@@ -388,24 +402,61 @@ function chosenVariant(family: KernelFamily, args: KernelArgs): KernelVariant | 
 /**
  * {@linkcode CONV_BIAS_ACT_KERNEL} (the `eval` forward's conv with its BatchNorm folded in):
  * act(conv + bias (+ residual)). The conv runs as the `Conv2D` family's chosen variant for its
- * x and filter (the same choice, and the same tuning, as a plain conv of that shape) with the
- * epilogue in its store; where that variant has none (stock tfjs), the epilogue runs after it
- * as tfjs kernels.
+ * x and filter with the epilogue in its store; where that variant has none (stock tfjs), the
+ * epilogue runs after it as tfjs kernels.
  */
 function convBiasAct({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
-  const { x, filter, bias, residual } = inputs as Record<string, tf.TensorInfo>;
+  const { x, filter, bias, residual, prepared } = inputs as Record<string, tf.TensorInfo>;
   const be = backend as WebGPUBackend;
   const relu = Boolean(attrs?.relu);
-  const convArgs: KernelArgs = { inputs: { x, filter }, attrs, backend };
+  const [, , cin, cout] = filter.shape;
+  // What prepareFilter made: the Winograd transform, for the Conv2D variants to use (its shape
+  // is also part of the call's key, so such calls are tuned with it).
+  const transformed = prepared && prepared.shape.join() === [16, cin, cout].join()
+    ? { [TRANSFORMED_FILTER_INPUT]: prepared }
+    : {};
+  const convArgs: KernelArgs = { inputs: { x, filter, ...transformed }, attrs, backend };
   const variant = chosenVariant(KERNEL_FAMILIES.Conv2D, convArgs);
   if (variant?.runWithEpilogue) return variant.runWithEpilogue(convArgs, { bias, residual, relu });
-  const temps = [runKernel("Conv2D", { x, filter }, attrs ?? {}, be)];
+  // The stock conv itself (what was chosen), not the registered Conv2D: that would choose again,
+  // for a training call's key.
+  const stockConv = stock.get("Conv2D");
+  const temps = [
+    stockConv
+      ? stockConv.kernelFunc({
+        inputs: { x, filter },
+        attrs: attrs ?? {},
+        backend: be,
+      }) as tf.TensorInfo
+      : runKernel("Conv2D", { x, filter }, attrs ?? {}, be),
+  ];
   temps.push(runKernel("Add", { a: temps[0], b: bias }, {}, be));
   if (residual) temps.push(runKernel("Add", { a: temps[temps.length - 1], b: residual }, {}, be));
   if (relu) temps.push(runKernel("Relu", { x: temps[temps.length - 1] }, {}, be));
   const out = temps.pop()!;
   disposeAll(be, temps);
   return out;
+}
+
+/**
+ * `CONV_PREPARE_FILTER_KERNEL` (models/conv_bn.ts: run once per fold of an `eval` forward's conv
+ * and BatchNorm): the Winograd transform of a folded filter that the `winograd` Conv2D variant
+ * may run (3×3 stride 1, past its numerics gate of {@linkcode WINOGRAD_MIN_CHANNELS} output
+ * channels), else a tensor of size 0. Per call the variant would make it again at every batch
+ * (16·Cin·Cout floats written; on 64 px maps most of its time). Whether the conv then runs by
+ * Winograd also depends on its input (tile count) and, under `auto`, on the tuner; the transform
+ * of a filter that ends up unused costs 16/9 of its floats for the fold's life.
+ */
+function prepareFilter({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { filter } = inputs as { filter: tf.TensorInfo };
+  const be = backend as WebGPUBackend;
+  const [, , cin, cout] = filter.shape;
+  // Winograd's support check reads only x's rank and dtype.
+  const x = { dataId: {}, shape: [1, 3, 3, cin], dtype: "float32" } as tf.TensorInfo;
+  const u = { dataId: {}, shape: [16, cin, cout], dtype: "float32" } as tf.TensorInfo;
+  const wanted = filter.shape.length === 4 && cout >= WINOGRAD_MIN_CHANNELS &&
+    winogradSupports(x, filter, attrs as never) && texturesFit(be, [filter, u]);
+  return wanted ? filterTransform(filter, be) : be.makeTensorInfo([0], "float32");
 }
 
 /** Deterministic inputs in [-1, 1) (the values do not change a kernel's speed). */

@@ -35,6 +35,7 @@ import {
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradPreferred,
+  conv2DWinogradTransformed,
   derInputWinogradFits,
   derInputWinogradPreferred,
   winogradTile,
@@ -72,6 +73,16 @@ import {
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
 export const KERNEL_SET_VERSION = "conv-variants-6";
+
+/**
+ * The `Conv2D` family's optional input: the filter's Winograd transform U [16, Cin, Cout]
+ * (conv2d_winograd.ts), where a call has it made once (core's folded `eval` conv, from what
+ * models/conv_bn.ts prepared for the fold's life). Like the filter, it has no batch dimension.
+ */
+export const TRANSFORMED_FILTER_INPUT = "transformedFilter";
+
+/** Inputs without a batch dimension (see {@linkcode atBatch}). */
+const UNBATCHED_INPUTS = ["filter", TRANSFORMED_FILTER_INPUT];
 
 /** A kernel call as tfjs makes it. */
 export interface KernelArgs {
@@ -173,31 +184,37 @@ function conv2DVariant(
 /**
  * The Winograd F(2×2, 3×3) forward conv (conv2d_winograd.ts), offered only where it passed the
  * numerics gate and wins on llvmpipe (3×3 stride 1, Cout ≥ 128, ≥ 256 tiles; see
- * `conv2DWinogradPreferred`). `auto` times it at the call's own batch: its filter transform costs
+ * `conv2DWinogradPreferred`). A call may bring the filter's transform
+ * ({@linkcode TRANSFORMED_FILTER_INPUT}: an `eval` forward's folded conv, made once per fold); it is
+ * then used, and ≥ 64 tiles suffice. `auto` times it at the call's own batch: its filter transform costs
  * the same at any batch, so at {@linkcode timingBatch} it lost (0.3–0.94×; batch 2 at 64 px,
  * batch 1 at 224 px) where at batch 16 it is 1.36–2.3× faster.
  */
 function conv2DWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
-    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-    return { x, filter, attrs: args.attrs as unknown as Conv2DAttrs };
+    const { x, filter, transformedFilter } = args.inputs as {
+      x: tf.TensorInfo;
+      filter: tf.TensorInfo;
+      transformedFilter?: tf.TensorInfo;
+    };
+    return { x, filter, u: transformedFilter, attrs: args.attrs as unknown as Conv2DAttrs };
+  };
+  const conv = (args: KernelArgs, epilogue?: Conv2DEpilogue) => {
+    const { x, filter, u, attrs } = parts(args);
+    const tile = winogradTile(filter.shape[3]);
+    return u
+      ? conv2DWinogradTransformed(x, u, attrs, backendOf(args), tile, true, epilogue)
+      : conv2DWinograd(x, filter, attrs, backendOf(args), tile, true, epilogue);
   };
   return {
     name,
     supports: (args) => {
-      const { x, filter, attrs } = parts(args);
-      return conv2DWinogradPreferred(x, filter, attrs) &&
+      const { x, filter, u, attrs } = parts(args);
+      return conv2DWinogradPreferred(x, filter, attrs, u !== undefined) &&
         conv2DWinogradFits(x, filter, attrs, backendOf(args));
     },
-    run: (args) => {
-      const { x, filter, attrs } = parts(args);
-      return conv2DWinograd(x, filter, attrs, backendOf(args));
-    },
-    runWithEpilogue: (args, epilogue) => {
-      const { x, filter, attrs } = parts(args);
-      const tile = winogradTile(filter.shape[3]);
-      return conv2DWinograd(x, filter, attrs, backendOf(args), tile, true, epilogue);
-    },
+    run: (args) => conv(args),
+    runWithEpilogue: conv,
     tile: (args) => {
       const t = winogradTile(parts(args).filter.shape[3]);
       return `${t.tm}x${t.tc}`;
@@ -460,11 +477,15 @@ export function shapeKey(family: KernelFamily, spec: CallSpec): string {
   return `${family.name} ${shapes.join(" ")} ${JSON.stringify(spec.attrs)}`;
 }
 
-/** For people: `Conv2D 16x16x16x64→128 k3s2`. */
+/**
+ * For people: `Conv2D 16x16x16x64→128 k3s2`; `… U given` for a call with the filter's Winograd
+ * transform ({@linkcode TRANSFORMED_FILTER_INPUT}: an `eval` forward's folded conv).
+ */
 export function shapeLabel(family: KernelFamily, spec: CallSpec): string {
   const { x, filter, strides } = family.conv(spec);
   const s = strides[0] === strides[1] ? `${strides[0]}` : strides.join("x");
-  return `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
+  const label = `${family.name} ${x.join("x")}→${filter[3]} k${filter[0]}s${s}`;
+  return TRANSFORMED_FILTER_INPUT in spec.inputs ? `${label} U given` : label;
 }
 
 /** Output positions of one image and multiply-adds ×2 per image, the same for all three
@@ -504,11 +525,14 @@ export function timingBatch(family: KernelFamily, spec: CallSpec): number {
   return Math.max(1, Math.min(n, wanted));
 }
 
-/** The call at batch `n`: every input but the filter and `inputShape` get `n` as dim 0. */
+/**
+ * The call at batch `n`: every input but the filter (and its transform) and `inputShape` get `n`
+ * as dim 0.
+ */
 export function atBatch(spec: CallSpec, n: number): CallSpec {
   const inputs: Record<string, number[]> = {};
   for (const [name, shape] of Object.entries(spec.inputs)) {
-    inputs[name] = name === "filter" ? shape : [n, ...shape.slice(1)];
+    inputs[name] = UNBATCHED_INPUTS.includes(name) ? shape : [n, ...shape.slice(1)];
   }
   const attrs = { ...spec.attrs };
   if (Array.isArray(attrs.inputShape)) attrs.inputShape = [n, ...attrs.inputShape.slice(1)];

@@ -19,6 +19,7 @@ import {
   shapeKey,
   shapeLabel,
   timingBatch,
+  TRANSFORMED_FILTER_INPUT,
   type TunedKernel,
 } from "./variants.ts";
 
@@ -160,6 +161,15 @@ Deno.test("shape keys tell calls apart; labels and timing batches follow the con
   assertEquals(timingBatch(family, conv([16, 2, 2, 512], 512, 512)), 16);
   assertEquals(timingBatch(family, conv([64, 2, 2, 512], 512, 512)), 32);
   assertEquals(atBatch(a, 5).inputs, { x: [5, 16, 16, 64], filter: [3, 3, 64, 128] });
+  // A folded eval conv that brings its filter's Winograd transform: its own key and label, and
+  // the transform, like the filter, keeps its shape at any batch.
+  const withU = {
+    inputs: { ...a.inputs, [TRANSFORMED_FILTER_INPUT]: [16, 64, 128] },
+    attrs: a.attrs,
+  };
+  assertEquals(shapeLabel(family, withU), "Conv2D 16x16x16x64→128 k3s2 U given");
+  assertEquals(shapeKey(family, withU) === shapeKey(family, a), false);
+  assertEquals(atBatch(withU, 5).inputs[TRANSFORMED_FILTER_INPUT], [16, 64, 128]);
   const dx = atBatch(
     { inputs: { dy: [16, 8, 8, 128] }, attrs: { inputShape: [16, 16, 16, 64] } },
     2,
