@@ -80,6 +80,28 @@ export function cpuMs(): number {
   return ns / 1e6;
 }
 
+/**
+ * Time of `times` back-to-back calls of `f` plus a readback of the last output, by `now` (ms of
+ * wall or CPU time); each call's output but the last is disposed as the next one starts.
+ * Callers subtract a 1-call run from a (1 + k)-call run, so the readback's fixed wait cancels.
+ */
+export async function timeKernelCalls(
+  backend: WebGPUBackend,
+  now: () => number,
+  f: () => tf.TensorInfo,
+  times: number,
+): Promise<number> {
+  const t0 = now();
+  let last: tf.TensorInfo | null = null;
+  for (let i = 0; i < times; i++) {
+    if (last) backend.disposeData(last.dataId);
+    last = f();
+  }
+  await backend.read(last!.dataId);
+  backend.disposeData(last!.dataId);
+  return now() - t0;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -97,17 +119,8 @@ async function main(): Promise<void> {
   const now = values.cpu ? cpuMs : () => performance.now();
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const backend = tf.backend() as WebGPUBackend;
-  const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
-    const t0 = now();
-    let last: tf.TensorInfo | null = null;
-    for (let i = 0; i < times; i++) {
-      if (last) backend.disposeData(last.dataId);
-      last = f();
-    }
-    await backend.read(last!.dataId);
-    backend.disposeData(last!.dataId);
-    return now() - t0;
-  };
+  const timeCalls = (f: () => tf.TensorInfo, times: number) =>
+    timeKernelCalls(backend, now, f, times);
   const tiles = values.tiles ? values.tiles.split(",").map((t) => t.split("x").map(Number)) : [];
   const names = ["dot", "fma sampled", "fma", ...tiles.map(([tm, tc]) => `fma ${tm}x${tc}`)];
   const totals = names.map(() => 0);

@@ -39,7 +39,7 @@ import {
   conv2DWinogradTransformed,
   winogradFilterTransform,
 } from "@webtune/core/kernels";
-import { cpuMs } from "./bench_dx.ts";
+import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
 
 /** One folded conv call of a ResNet-18 `eval` forward and how often the forward makes it. */
 export interface FoldedCall {
@@ -173,17 +173,8 @@ async function main(): Promise<void> {
   };
   const names = Object.keys(candidates);
   const totals = new Map<string, number>(names.map((name) => [name, 0]));
-  const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
-    const t0 = now();
-    let last: tf.TensorInfo | null = null;
-    for (let i = 0; i < times; i++) {
-      if (last) backend.disposeData(last.dataId);
-      last = f();
-    }
-    await backend.read(last!.dataId);
-    backend.disposeData(last!.dataId);
-    return now() - t0;
-  };
+  const timeCalls = (f: () => tf.TensorInfo, times: number) =>
+    timeKernelCalls(backend, now, f, times);
   const shapes = resnet18FoldedCalls(size).filter((c) =>
     !values.only || c.name.includes(values.only)
   );

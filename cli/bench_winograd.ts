@@ -34,7 +34,7 @@ import {
   conv2DTexture,
   conv2DWinograd,
 } from "@webtune/core/kernels";
-import { cpuMs } from "./bench_dx.ts";
+import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
 
 /** ResNet-18's 3×3 stride-1 convs for an `image`-pixel input: [hw, channels, calls per step]. */
 function shapes(image: number): [number, number, number][] {
@@ -183,17 +183,8 @@ async function main(): Promise<void> {
       winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
     };
   const names = Object.keys(variants);
-  const timeCalls = async (f: () => tf.TensorInfo, times: number) => {
-    const t0 = now();
-    let last: tf.TensorInfo | null = null;
-    for (let i = 0; i < times; i++) {
-      if (last) backend.disposeData(last.dataId);
-      last = f();
-    }
-    await backend.read(last!.dataId);
-    backend.disposeData(last!.dataId);
-    return now() - t0;
-  };
+  const timeCalls = (f: () => tf.TensorInfo, times: number) =>
+    timeKernelCalls(backend, now, f, times);
   for (const size of values.sizes.split(",").map(Number)) {
     const totals = names.map(() => 0);
     for (const [hw, c, count] of shapes(size)) {
