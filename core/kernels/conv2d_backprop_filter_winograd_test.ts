@@ -3,13 +3,14 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   assertClose,
-  CONV_CASES,
+  type ConvCase,
   dyShape,
   hostInput,
   padAttr,
   runOnCpu,
   runOnWebGPU,
   useWebGPU,
+  WINOGRAD_CASES,
   withKernelVariant,
 } from "./kernel_test_util.ts";
 import type { Conv2DBackpropFilterAttrs } from "./conv2d_backprop_filter.ts";
@@ -35,13 +36,10 @@ function winogradDerFilter<T>(kind: true | "sampled", f: () => Promise<T>): Prom
   }, f);
 }
 
-const CASES = [
-  ...CONV_CASES.filter((c) => c.k === 3 && c.stride === 1),
-  // Odd dy sizes in both directions (partial tiles: dy's missing row and column read as 0).
-  { name: "3x3/1 pad 1, 7x5 map", x: [2, 7, 5, 16], k: 3, cout: 32, stride: 1, pad: 1 },
-  { name: "3x3/1 pad 1, 1x9 map", x: [1, 1, 9, 8], k: 3, cout: 16, stride: 1, pad: 1 },
+const CASES: ConvCase[] = [
+  ...WINOGRAD_CASES,
   { name: "3x3/1 pad 1, 256 → 128", x: [2, 6, 6, 256], k: 3, cout: 128, stride: 1, pad: 1 },
-] as const;
+];
 
 for (const c of CASES) {
   for (const kind of [true, "sampled"] as const) {

@@ -2,9 +2,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertEquals } from "@std/assert";
 import {
   assertClose,
+  conv2DAttrs,
   CONV_CASES,
   hostInput,
-  padAttr,
   runOnCpu,
   runOnWebGPU,
   useWebGPU,
@@ -55,12 +55,7 @@ for (const c of CONV_CASES) {
     Deno.test(`Conv2D${variant} matches the cpu backend: ${c.name}`, async () => {
       await useWebGPU();
       const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
-      const attrs = {
-        strides: [c.stride, c.stride],
-        pad: padAttr(c.pad),
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-      };
+      const attrs = conv2DAttrs(c.stride, c.pad);
       const got = await run(() => runOnWebGPU("Conv2D", inputs, attrs));
       assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
     });
@@ -101,16 +96,23 @@ Deno.test("conv stack gradients (tf.variableGrads) match the cpu backend", async
   for (let i = 0; i < got.length; i++) assertClose(got[i], want[i]);
 });
 
-/** Conv2D with its positions tiled in the given order (`ConvTile.batchInner`). */
-function orderedConv2D(batchInner: boolean) {
+/**
+ * Conv2D with the tile `tileFor` gives for Cout, on texture operands (what a variant of `auto`
+ * runs).
+ */
+function tiledConv2D(tileFor: (cout: number) => ConvTile) {
   return <T>(f: () => Promise<T>): Promise<T> =>
     withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
       const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
       const a = attrs as Conv2DAttrs;
       if (!conv2DGemmSupports(x, filter, a)) return null;
-      const tile = { ...conv2DTextureTile(filter.shape[3]), batchInner };
-      return conv2DGemm(x, filter, a, backend as WebGPUBackend, tile, true);
+      return conv2DGemm(x, filter, a, backend as WebGPUBackend, tileFor(filter.shape[3]), true);
     }, f);
+}
+
+/** Conv2D with its positions tiled in the given order (`ConvTile.batchInner`). */
+function orderedConv2D(batchInner: boolean) {
+  return tiledConv2D((cout) => ({ ...conv2DTextureTile(cout), batchInner }));
 }
 
 for (const c of CONV_CASES) {
@@ -118,12 +120,7 @@ for (const c of CONV_CASES) {
     Deno.test(`Conv2D, batch-inner order ${batchInner}, matches the cpu backend: ${c.name}`, async () => {
       await useWebGPU();
       const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
-      const attrs = {
-        strides: [c.stride, c.stride],
-        pad: padAttr(c.pad),
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-      };
+      const attrs = conv2DAttrs(c.stride, c.pad);
       const got = await orderedConv2D(batchInner)(() => runOnWebGPU("Conv2D", inputs, attrs));
       assertClose(got, await runOnCpu("Conv2D", inputs, attrs));
     });
@@ -145,28 +142,12 @@ for (
   Deno.test(`Conv2D skips padding taps without changing a bit: ${x.join("x")} s${stride}`, async () => {
     await useWebGPU();
     const inputs = { x: hostInput(x, 11), filter: hostInput([3, 3, x[3], cout], 12) };
-    const attrs = {
-      strides: [stride, stride],
-      pad: padAttr(1),
-      dataFormat: "NHWC",
-      dilations: [1, 1],
-    };
+    const attrs = conv2DAttrs(stride, 1);
     const skipping = await orderedConv2D(true)(() => runOnWebGPU("Conv2D", inputs, attrs));
     const allTaps = await orderedConv2D(false)(() => runOnWebGPU("Conv2D", inputs, attrs));
     assertEquals(skipping, allTaps);
     assertClose(skipping, await runOnCpu("Conv2D", inputs, attrs));
   });
-}
-
-/** Conv2D with the given tile on texture operands (what a variant of `auto` runs). */
-function tiledConv2D(tile: ConvTile) {
-  return <T>(f: () => Promise<T>): Promise<T> =>
-    withKernelVariant("Conv2D", ({ inputs, attrs, backend }) => {
-      const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-      const a = attrs as Conv2DAttrs;
-      if (!conv2DGemmSupports(x, filter, a)) return null;
-      return conv2DGemm(x, filter, a, backend as WebGPUBackend, tile, true);
-    }, f);
 }
 
 // The generic tile (first use: the position order a uniform, the stem on the general tap loop)
@@ -175,16 +156,11 @@ for (const c of CONV_CASES) {
   Deno.test(`Conv2D, generic tile equals the specialised one to the bit: ${c.name}`, async () => {
     await useWebGPU();
     const inputs = { x: hostInput(c.x, 5), filter: hostInput([c.k, c.k, c.x[3], c.cout], 6) };
-    const attrs = {
-      strides: [c.stride, c.stride],
-      pad: padAttr(c.pad),
-      dataFormat: "NHWC",
-      dilations: [1, 1],
-    };
-    const generic = await tiledConv2D({ tm: 4, tc: 2, generic: true })(() =>
+    const attrs = conv2DAttrs(c.stride, c.pad);
+    const generic = await tiledConv2D(() => ({ tm: 4, tc: 2, generic: true }))(() =>
       runOnWebGPU("Conv2D", inputs, attrs)
     );
-    const specialised = await tiledConv2D({ tm: 4, tc: 2 })(() =>
+    const specialised = await tiledConv2D(() => ({ tm: 4, tc: 2 }))(() =>
       runOnWebGPU("Conv2D", inputs, attrs)
     );
     assertEquals(generic, specialised);
@@ -201,14 +177,9 @@ Deno.test("Conv2D, generic tile: the stem and both position orders share one pip
     [[2, 16, 16, 64], [3, 3, 64, 64], 1],
     [[4, 2, 2, 64], [3, 3, 64, 64], 1],
   ];
-  await tiledConv2D({ tm: 4, tc: 2, generic: true })(async () => {
+  await tiledConv2D(() => ({ tm: 4, tc: 2, generic: true }))(async () => {
     for (const [x, w, stride] of cases) {
-      const attrs = {
-        strides: [stride, stride],
-        pad: "same",
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-      };
+      const attrs = conv2DAttrs(stride, "same");
       await runOnWebGPU("Conv2D", { x: hostInput(x, 1), filter: hostInput(w, 2) }, attrs);
     }
   });
@@ -227,12 +198,7 @@ for (const cin of [1, 2, 3]) {
       await useWebGPU();
       const pad = (k - 1) >> 1;
       const x = hostInput([2, size, size, cin], 13), filter = hostInput([k, k, cin, 64], 14);
-      const attrs = {
-        strides: [stride, stride],
-        pad: padAttr(pad),
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-      };
+      const attrs = conv2DAttrs(stride, pad);
       const got = await runOnWebGPU("Conv2D", { x, filter }, attrs);
       // x's channels are its last axis; W's input channels are followed by 64 output channels.
       const padTo4 = (h: typeof x, axis: number, inner: number) => {

@@ -3,13 +3,13 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
 import {
   assertClose,
-  CONV_CASES,
   dyShape,
   hostInput,
   padAttr,
   runOnCpu,
   runOnWebGPU,
   useWebGPU,
+  WINOGRAD_CASES,
   withKernelVariant,
 } from "./kernel_test_util.ts";
 import type { Conv2DAttrs } from "./conv2d.ts";
@@ -51,14 +51,6 @@ function winogradDerInput<T>(kind: true | "sampled", f: () => Promise<T>): Promi
     return conv2DBackpropInputWinograd(dy, filter, a, be, undefined, kind);
   }, f);
 }
-
-const WINOGRAD_CASES = [
-  ...CONV_CASES.filter((c) => c.k === 3 && c.stride === 1),
-  // Odd output sizes in both directions (partial tiles), asymmetric 'same' padding is not
-  // possible at stride 1, so: a non-square odd map and a 1-pixel-high one.
-  { name: "3x3/1 pad 1, 7x5 map", x: [2, 7, 5, 16], k: 3, cout: 32, stride: 1, pad: 1 },
-  { name: "3x3/1 pad 1, 1x9 map", x: [1, 1, 9, 8], k: 3, cout: 16, stride: 1, pad: 1 },
-] as const;
 
 for (const c of WINOGRAD_CASES) {
   for (const kind of [true, "sampled"] as const) {

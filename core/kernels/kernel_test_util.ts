@@ -136,9 +136,30 @@ export const CONV_CASES: ConvCase[] = [
   { name: "layer4 3x3/1 512, 1x1", x: [2, 1, 1, 512], k: 3, cout: 512, stride: 1, pad: 1 },
 ];
 
+/**
+ * The cases a Winograd kernel (3×3, stride 1) takes: those of {@linkcode CONV_CASES}, plus odd
+ * output sizes in both directions (partial tiles; asymmetric 'same' padding is not possible at
+ * stride 1, so a non-square odd map and a 1-pixel-high one).
+ */
+export const WINOGRAD_CASES: ConvCase[] = [
+  ...CONV_CASES.filter((c) => c.k === 3 && c.stride === 1),
+  { name: "3x3/1 pad 1, 7x5 map", x: [2, 7, 5, 16], k: 3, cout: 32, stride: 1, pad: 1 },
+  { name: "3x3/1 pad 1, 1x9 map", x: [1, 1, 9, 8], k: 3, cout: 16, stride: 1, pad: 1 },
+];
+
 /** tfjs's `pad` attr for a case: explicit NHWC pairs for a number, else the string. */
 export function padAttr(pad: ConvCase["pad"]): unknown {
   return typeof pad === "number" ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : pad;
+}
+
+/** Conv2D's attrs (NHWC, no dilation) for a stride and a padding as {@linkcode ConvCase} has it. */
+export function conv2DAttrs(stride: number, pad: ConvCase["pad"]): tf.NamedAttrMap {
+  return {
+    strides: [stride, stride],
+    pad: padAttr(pad) as tf.NamedAttrMap[string],
+    dataFormat: "NHWC",
+    dilations: [1, 1],
+  };
 }
 
 /** dy's shape for a case. */
