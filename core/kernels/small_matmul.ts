@@ -88,6 +88,20 @@ export interface BatchMatMulAttrs {
   transposeB: boolean;
 }
 
+/** The product's rows m, inner length k and columns n (A is [m, k], B [k, n] before transposes). */
+function matMulDims(
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  attrs: BatchMatMulAttrs,
+): { m: number; k: number; n: number } {
+  const ra = a.shape.length, rb = b.shape.length;
+  return {
+    m: attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2],
+    k: attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1],
+    n: attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1],
+  };
+}
+
 /**
  * Whether tfjs-webgpu would run `a`·`b` as its small-output program (its own rule, with the
  * workgroup threshold `threshold`), on float32 GPU data, with k ≤ {@linkcode MAX_INNER}.
@@ -100,11 +114,8 @@ function takesSmallOutput(
   backend: WebGPUBackend,
 ): boolean {
   if (tf.env().getNumber("WEBGPU_MATMUL_PROGRAM_TYPE") >= 0) return false; // forced: tfjs's
-  const ra = a.shape.length, rb = b.shape.length;
-  if (ra < 2 || rb < 2) return false;
-  const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const n = attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (a.shape.length < 2 || b.shape.length < 2) return false;
+  const { m, k, n } = matMulDims(a, b, attrs);
   const batch = Math.max(
     tf.util.sizeFromShape(a.shape.slice(0, -2)),
     tf.util.sizeFromShape(b.shape.slice(0, -2)),
@@ -136,10 +147,7 @@ export function smallMatMul(
 ): tf.TensorInfo | null {
   const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   if (!takesSmallOutput(a, b, attrs, threshold, backend)) return null;
-  const ra = a.shape.length, rb = b.shape.length;
-  const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const n = attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const { m, k, n } = matMulDims(a, b, attrs);
   const outer = tf.backend_util.assertAndGetBroadcastShape(
     a.shape.slice(0, -2),
     b.shape.slice(0, -2),
