@@ -133,8 +133,8 @@ Deno.test("derFilterWinogradSplits: within llvmpipe's loop budget, no empty spli
   const per = Math.ceil(tiles / splits);
   assert(per < LOOP_STEP_BUDGET, `${per} steps`);
   assert((splits - 1) * per < tiles, "an empty split");
-  // Few workgroups: split for the cores.
-  assertEquals(derFilterWinogradSplits(100, 16, 16, tile), 2);
+  // Few workgroups: split for the cores (how far is a tuning choice; that it splits is the rule).
+  assert(derFilterWinogradSplits(100, 16, 16, tile) > 1, "no split for 16 × 16 channels");
   assertThrows(() => derFilterWinogradSplits(2 ** 31, 512, 512, tile));
 });
 
