@@ -25,7 +25,7 @@
  */
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
 import { unzipSync } from "fflate";
-import { chromium, type Page } from "playwright-core";
+import { chromium, type FileChooser, type Page } from "playwright-core";
 import { createHasher, resolveDataSource } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
 import {
@@ -97,6 +97,28 @@ async function dropPaths(page: Page, selector: string, paths: string[]): Promise
  * Presses Tab until `selector` has the focus (a keyboard user's path to it), failing if it is
  * not reached in `max` presses.
  */
+/**
+ * Presses Space on the focused file input and returns the file chooser it opens. Headless
+ * Chromium now and then opens no chooser for a second picker pressed right after the first one
+ * closed (measured: the folder input focused, the page idle, no chooser; 2 runs in 7). One more
+ * press then opens it. The page's part is the same both times (focus and a key), so this keeps
+ * the keyboard path tested; a page that never opens the chooser still fails.
+ */
+async function chooserByKey(page: Page): Promise<FileChooser> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      const [chooser] = await Promise.all([
+        page.waitForEvent("filechooser", { timeout: attempt === 1 ? 10_000 : 30_000 }),
+        page.keyboard.press("Space"),
+      ]);
+      return chooser;
+    } catch (e) {
+      if (attempt === 2) throw e;
+      console.log("  no file chooser after Space; pressing it again");
+    }
+  }
+}
+
 async function tabTo(page: Page, selector: string, max = 60): Promise<void> {
   for (let i = 0; i < max; i++) {
     if (await page.evaluate(`!!document.activeElement?.matches(${JSON.stringify(selector)})`)) {
@@ -204,10 +226,7 @@ Deno.test({
           "class added, its file picker focused",
           'w.builder?.classes.length === 1 && document.activeElement?.matches(".builder-class input")',
         );
-        const [picker] = await Promise.all([
-          page.waitForEvent("filechooser"),
-          page.keyboard.press("Space"),
-        ]);
+        const picker = await chooserByKey(page);
         await picker.setFiles(hotdogs.slice(0, 2));
         await wait("2 images picked", "w.builder.classes[0].images === 2 && w.busy === 0");
 
@@ -223,10 +242,7 @@ Deno.test({
         const folder = `${tmp}/picked/others`;
         await Deno.mkdir(folder, { recursive: true });
         for (const p of others) await Deno.copyFile(p, `${folder}/${p.split("/").pop()}`);
-        const [dirPicker] = await Promise.all([
-          page.waitForEvent("filechooser"),
-          page.keyboard.press("Space"),
-        ]);
+        const dirPicker = await chooserByKey(page);
         await dirPicker.setFiles(folder);
         await wait("folder picked", "w.builder.classes[1].images === 3 && w.busy === 0");
 
