@@ -13,10 +13,10 @@ import {
 } from "@webtune/data";
 import {
   type Arch,
-  createResNet,
   fromSourceModel,
   loadStateDict,
   pretrainedConfig,
+  ResNet,
   type ResNet18,
   resolveArch,
   type StateDict,
@@ -28,6 +28,7 @@ import { createOptimizer } from "./create_optimizer.ts";
 import { assertSlicesNormalise, chooseMicroBatch } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
+import { type InitialWeights, initialWeights } from "./initial_weights.ts";
 import { firstUseUntilTuned } from "./kernels/mod.ts";
 import type { Optimizer } from "./optimizer.ts";
 import { buildParamGroups } from "./param_groups.ts";
@@ -79,6 +80,12 @@ export interface PrepareRunOptions {
   precompile?: boolean;
   /** Called while images are decoded. */
   onDecodeProgress?: (split: "train" | "test", done: number, total: number) => void;
+  /**
+   * A scratch run draws its initial weights on a Worker while this thread decodes (and
+   * precompiles); the weights are the same either way. Default: where a Worker can start
+   * (`canInitInWorker`: Deno, not the bundled page).
+   */
+  initInWorker?: boolean;
 }
 
 /**
@@ -108,9 +115,12 @@ export async function prepareRun(
 
   const random = () => initRng.float();
   let model: ResNet18;
+  /** A scratch model's weights, still being drawn (the model holds zeros until then). */
+  let drawing: Promise<InitialWeights> | undefined;
   if (options.checkpoint) {
     const arch = resolveArch(options.checkpoint.weights, config.arch, "checkpoint");
-    model = createResNet(arch, { numClasses: classes.length, random });
+    // Zeros, not a random init: the checkpoint replaces every tensor.
+    model = new ResNet(arch, classes.length);
     try {
       loadStateDict(model, options.checkpoint.weights);
     } catch (e) {
@@ -138,7 +148,12 @@ export async function prepareRun(
       initHeadFromSourceClass(model, options.source, hotdogIndex, target);
     }
   } else {
-    model = createResNet(config.arch ?? "resnet18", { numClasses: classes.length, random });
+    // The same weights as createResNet draws; on a Worker, they arrive after the decoding.
+    model = new ResNet(config.arch ?? "resnet18", classes.length);
+    drawing = initialWeights(model.arch, classes.length, initRng, {
+      worker: options.initInWorker,
+    });
+    drawing.catch(() => {}); // awaited below; a throw before that must not go unhandled
   }
   // On the GPU from the start, whether made from a checkpoint, a source or random values: a
   // resumed run's tiny ops then run where an uninterrupted run's did (see placeOnDevice).
@@ -196,6 +211,10 @@ export async function prepareRun(
     // After decoding: files that failed to decode are not in the count.
     if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
     const testReport = await testLoader.prepare();
+    if (drawing) {
+      loadStateDict(model, (await drawing).stateDict);
+      placeOnDevice(model.variables.values());
+    }
     const recipe = new TrainingRecipe(optimizer, {
       lr: config.lr,
       epochs: config.epochs,

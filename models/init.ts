@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type HostTensor, numel } from "./types.ts";
+import type { EntrySpec } from "./resnet.ts";
+import { type HostTensor, numel, type StateDict } from "./types.ts";
 
 /** A uniform random number generator on [0, 1), like `Math.random`. */
 export type Random = () => number;
@@ -153,4 +154,40 @@ export function linearDefaultBias(outFeatures: number, fanIn: number, random: Ra
 export function xavierUniform(shape: number[], random: Random): HostTensor {
   const { fanIn, fanOut } = fans(shape);
   return uniform(shape, Math.sqrt(6 / (fanIn + fanOut)), random);
+}
+
+/**
+ * The draws of `initialStateDict` (create.ts) for a given entry list, in its order: convolutions
+ * kaiming-normal, `fc` with `nn.Linear`'s defaults (`features` wide), BatchNorm weight and running
+ * variance 1, biases and running means 0, counters 0. Kept free of tfjs (unlike `resnetSpec`'s
+ * module) so that a Worker can draw with this module alone (core/init_worker.ts).
+ *
+ * @example
+ * ```ts
+ * import { drawStateDict } from "./init.ts";
+ * const sd = drawStateDict([{ name: "fc.bias", shape: [2], kind: "parameter" }], 512, Math.random);
+ * console.log(sd.get("fc.bias")?.shape); // [2]
+ * ```
+ */
+export function drawStateDict(
+  spec: readonly EntrySpec[],
+  features: number,
+  random: Random,
+): StateDict {
+  const sd: StateDict = new Map();
+  for (const { name, shape, kind } of spec) {
+    if (kind === "counter") {
+      sd.set(name, { dtype: "int64", shape: [], data: new BigInt64Array(1) });
+    } else if (name === "fc.weight") {
+      sd.set(name, linearDefaultWeight(shape, random));
+    } else if (name === "fc.bias") {
+      sd.set(name, linearDefaultBias(shape[0], features, random));
+    } else if (shape.length === 4) {
+      sd.set(name, kaimingNormalFanOut(shape, random));
+    } else {
+      const one = name.endsWith(".weight") || name.endsWith(".running_var");
+      sd.set(name, constant(shape, one ? 1 : 0));
+    }
+  }
+  return sd;
 }
