@@ -192,10 +192,11 @@ export async function prepareRun(
       batchSize: config.batchSize,
       onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
     });
-    // Before decoding, and awaited: decoding dispatches tf ops on the same backend, and tfjs-webgpu
-    // throws ("Please call checkCompileCompletionAsync") when a dispatch meets a pipeline that is
-    // still compiling, so the two must not overlap. A browser still compiles all of the run's
-    // pipelines in parallel in its GPU process instead of one by one at their first dispatch.
+    // Awaited before anything else reaches the backend (a Worker's weights are uploaded after
+    // it): tfjs-webgpu throws ("Please call checkCompileCompletionAsync") when a dispatch meets
+    // a pipeline that is still compiling. Decoding itself is CPU-only (data/ does not use tfjs).
+    // A browser still compiles all of the run's pipelines in parallel in its GPU process
+    // instead of one by one at their first dispatch.
     // Only the run's shapes: its micro-batch, or the whole set when that is smaller.
     // Under `auto` the first step runs the first-use variants (a few generic pipelines), stored
     // winners from the step after the tuning pass on; the pass compiles what that step runs.
