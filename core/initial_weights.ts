@@ -39,21 +39,26 @@ export interface InitialWeightsOptions {
 
 /** What {@linkcode initialWeights} drew, and where. */
 export interface InitialWeights {
+  /** PyTorch's names and shapes; the data in the layout {@linkcode InitialWeights.layout} says. */
   stateDict: StateDict;
+  /** `tfjs` from the Worker, which transposes too (load with `dataInTfjsLayout`). */
+  layout: "torch" | "tfjs";
   /** False when drawn on the calling thread (asked to, or the worker failed). */
   onWorker: boolean;
 }
 
 /**
  * `initialStateDict(numClasses, () => rng.float(), arch)`, bit for bit, leaving `rng` where
- * that call would: drawn on a Worker while the caller's thread does other work. Should the
+ * that call would: drawn (and transposed to tfjs layout) on a Worker while the caller's thread
+ * does other work. Should the
  * worker fail to start or answer, the weights are drawn on this thread instead.
  *
  * @example
  * ```ts ignore
  * const weights = initialWeights("resnet18", 2, createRng(0)); // starts drawing
  * await decodeImages(); // meanwhile, on this thread
- * loadStateDict(model, (await weights).stateDict);
+ * const { stateDict, layout } = await weights;
+ * loadStateDict(model, stateDict, { dataInTfjsLayout: layout === "tfjs" });
  * ```
  */
 export async function initialWeights(
@@ -64,6 +69,7 @@ export async function initialWeights(
 ): Promise<InitialWeights> {
   const inThread = () => ({
     stateDict: initialStateDict(numClasses, () => rng.float(), arch),
+    layout: "torch" as const,
     onWorker: false,
   });
   if (!(options.worker ?? canInitInWorker())) return inThread();
@@ -79,7 +85,7 @@ export async function initialWeights(
   }
   if ("error" in reply) throw new Error(`initial weights: ${reply.error}`);
   rng.setState(reply.rngState);
-  return { stateDict: new Map(reply.entries), onWorker: true };
+  return { stateDict: new Map(reply.entries), layout: "tfjs", onWorker: true };
 }
 
 /** One request to a fresh worker, which is closed once it answered or failed. */

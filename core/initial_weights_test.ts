@@ -1,7 +1,18 @@
 import { assert, assertEquals } from "@std/assert";
 import { createRng } from "@webtune/data";
 import { initialStateDict, type StateDict } from "@webtune/models";
+import { toTfjsLayout } from "@webtune/models/layout";
 import { canInitInWorker, initialWeights } from "./initial_weights.ts";
+
+/** `sd` with every float tensor's data in tfjs layout (what the worker hands over). */
+function inTfjsLayout(sd: StateDict): StateDict {
+  return new Map(
+    [...sd].map(([name, t]) => [
+      name,
+      t.dtype === "float32" ? { ...t, data: toTfjsLayout(t.data as Float32Array, t.shape) } : t,
+    ]),
+  );
+}
 
 /** Both state dicts' names, shapes and bits, in order. */
 function assertSameBits(got: StateDict, want: StateDict): void {
@@ -21,8 +32,10 @@ Deno.test("initialWeights on a Worker: initialStateDict's bits, and the generato
     const rng = createRng(seed);
     const drawn = await initialWeights(arch, 3, rng, { worker: true });
     assert(drawn.onWorker);
+    assertEquals(drawn.layout, "tfjs");
     const reference = createRng(seed);
-    assertSameBits(drawn.stateDict, initialStateDict(3, () => reference.float(), arch));
+    const want = initialStateDict(3, () => reference.float(), arch);
+    assertSameBits(drawn.stateDict, inTfjsLayout(want));
     assertEquals(rng.getState(), reference.getState());
   }
 });
@@ -44,6 +57,7 @@ Deno.test("initialWeights draws on this thread when asked, or where no Worker ex
       if (hideWorker) assertEquals(canInitInWorker(), false);
       const drawn = await initialWeights("resnet18", 2, rng, options);
       assertEquals(drawn.onWorker, false);
+      assertEquals(drawn.layout, "torch");
       assertSameBits(drawn.stateDict, want);
       assertEquals(rng.getState(), reference.getState());
     } finally {

@@ -213,7 +213,8 @@ export async function prepareRun(
     if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
     const testReport = await testLoader.prepare();
     if (drawing) {
-      loadStateDict(model, (await drawing).stateDict);
+      const { stateDict, layout } = await drawing;
+      loadStateDict(model, stateDict, { dataInTfjsLayout: layout === "tfjs" });
       placeOnDevice(model.variables.values());
     }
     const recipe = new TrainingRecipe(optimizer, {
