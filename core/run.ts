@@ -13,10 +13,10 @@ import {
 } from "@webtune/data";
 import {
   type Arch,
-  createResNet,
   fromSourceModel,
   loadStateDict,
   pretrainedConfig,
+  ResNet,
   type ResNet18,
   resolveArch,
   type StateDict,
@@ -28,6 +28,7 @@ import { createOptimizer } from "./create_optimizer.ts";
 import { assertSlicesNormalise, chooseMicroBatch } from "./memory_check.ts";
 import type { EpochMetrics, TrainListener } from "./events.ts";
 import { initHeadFromSourceClass } from "./head_init.ts";
+import { type InitialWeights, initialWeights } from "./initial_weights.ts";
 import { firstUseUntilTuned } from "./kernels/mod.ts";
 import type { Optimizer } from "./optimizer.ts";
 import { buildParamGroups } from "./param_groups.ts";
@@ -79,6 +80,12 @@ export interface PrepareRunOptions {
   precompile?: boolean;
   /** Called while images are decoded. */
   onDecodeProgress?: (split: "train" | "test", done: number, total: number) => void;
+  /**
+   * A scratch run draws its initial weights on a Worker while this thread decodes (and
+   * precompiles); the weights are the same either way. Default: where a Worker can start
+   * (`canInitInWorker`: Deno, not the bundled page).
+   */
+  initInWorker?: boolean;
 }
 
 /**
@@ -108,9 +115,12 @@ export async function prepareRun(
 
   const random = () => initRng.float();
   let model: ResNet18;
+  /** A scratch model's weights, still being drawn (the model holds zeros until then). */
+  let drawing: Promise<InitialWeights> | undefined;
   if (options.checkpoint) {
     const arch = resolveArch(options.checkpoint.weights, config.arch, "checkpoint");
-    model = createResNet(arch, { numClasses: classes.length, random });
+    // Zeros, not a random init: the checkpoint replaces every tensor.
+    model = new ResNet(arch, classes.length);
     try {
       loadStateDict(model, options.checkpoint.weights);
     } catch (e) {
@@ -138,7 +148,12 @@ export async function prepareRun(
       initHeadFromSourceClass(model, options.source, hotdogIndex, target);
     }
   } else {
-    model = createResNet(config.arch ?? "resnet18", { numClasses: classes.length, random });
+    // The same weights as createResNet draws; on a Worker, they arrive after the decoding.
+    model = new ResNet(config.arch ?? "resnet18", classes.length);
+    drawing = initialWeights(model.arch, classes.length, initRng, {
+      worker: options.initInWorker,
+    });
+    drawing.catch(() => {}); // awaited below; a throw before that must not go unhandled
   }
   // On the GPU from the start, whether made from a checkpoint, a source or random values: a
   // resumed run's tiny ops then run where an uninterrupted run's did (see placeOnDevice).
@@ -177,10 +192,11 @@ export async function prepareRun(
       batchSize: config.batchSize,
       onProgress: (done, total) => options.onDecodeProgress?.("test", done, total),
     });
-    // Before decoding, and awaited: decoding dispatches tf ops on the same backend, and tfjs-webgpu
-    // throws ("Please call checkCompileCompletionAsync") when a dispatch meets a pipeline that is
-    // still compiling, so the two must not overlap. A browser still compiles all of the run's
-    // pipelines in parallel in its GPU process instead of one by one at their first dispatch.
+    // Awaited before anything else reaches the backend (a Worker's weights are uploaded after
+    // it): tfjs-webgpu throws ("Please call checkCompileCompletionAsync") when a dispatch meets
+    // a pipeline that is still compiling. Decoding itself is CPU-only (data/ does not use tfjs).
+    // A browser still compiles all of the run's pipelines in parallel in its GPU process
+    // instead of one by one at their first dispatch.
     // Only the run's shapes: its micro-batch, or the whole set when that is smaller.
     // Under `auto` the first step runs the first-use variants (a few generic pipelines), stored
     // winners from the step after the tuning pass on; the pass compiles what that step runs.
@@ -196,6 +212,11 @@ export async function prepareRun(
     // After decoding: files that failed to decode are not in the count.
     if (config.bn === "train") assertSlicesNormalise(trainLoader.size, config, microBatch);
     const testReport = await testLoader.prepare();
+    if (drawing) {
+      const { stateDict, layout } = await drawing;
+      loadStateDict(model, stateDict, { dataInTfjsLayout: layout === "tfjs" });
+      placeOnDevice(model.variables.values());
+    }
     const recipe = new TrainingRecipe(optimizer, {
       lr: config.lr,
       epochs: config.epochs,

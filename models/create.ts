@@ -3,13 +3,7 @@
  *
  * @module
  */
-import {
-  constant,
-  kaimingNormalFanOut,
-  linearDefaultBias,
-  linearDefaultWeight,
-  type Random,
-} from "./init.ts";
+import { drawStateDict, type Random } from "./init.ts";
 import { type Arch, ARCHITECTURES, ResNet, resnetSpec } from "./resnet.ts";
 import { loadStateDict } from "./state_dict.ts";
 import type { StateDict } from "./types.ts";
@@ -43,23 +37,7 @@ export function initialStateDict(
   random: Random,
   arch: Arch = "resnet18",
 ): StateDict {
-  const features = ARCHITECTURES[arch].features;
-  const sd: StateDict = new Map();
-  for (const { name, shape, kind } of resnetSpec(arch, numClasses)) {
-    if (kind === "counter") {
-      sd.set(name, { dtype: "int64", shape: [], data: new BigInt64Array(1) });
-    } else if (name === "fc.weight") {
-      sd.set(name, linearDefaultWeight(shape, random));
-    } else if (name === "fc.bias") {
-      sd.set(name, linearDefaultBias(shape[0], features, random));
-    } else if (shape.length === 4) {
-      sd.set(name, kaimingNormalFanOut(shape, random));
-    } else {
-      const one = name.endsWith(".weight") || name.endsWith(".running_var");
-      sd.set(name, constant(shape, one ? 1 : 0));
-    }
-  }
-  return sd;
+  return drawStateDict(resnetSpec(arch, numClasses), ARCHITECTURES[arch].features, random);
 }
 
 /**

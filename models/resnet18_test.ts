@@ -7,7 +7,7 @@ import { ResNet18, RESNET18_IMAGENET, resnet18Spec } from "./resnet18.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadStateDict, stateDictOf } from "./state_dict.ts";
 import type { HostTensor, StateDict } from "./types.ts";
-import { toTorchLayout } from "./layout.ts";
+import { toTfjsLayout, toTorchLayout } from "./layout.ts";
 import { maxErrors, noFixtures, readFixture, sameBytes, seeded, useWebgpu } from "./_test_util.ts";
 
 function std(data: Float32Array): number {
@@ -106,6 +106,26 @@ Deno.test("stateDictOf and a safetensors export re-import bit-identically", asyn
   }
   model.dispose();
   copy.dispose();
+});
+
+Deno.test("loadStateDict with dataInTfjsLayout takes transposed data as it is", async () => {
+  await useWebgpu();
+  const sd = initialStateDict(3, seeded(4));
+  const transposed: StateDict = new Map(
+    [...sd].map(([name, t]) => [
+      name,
+      t.dtype === "float32" ? { ...t, data: toTfjsLayout(t.data as Float32Array, t.shape) } : t,
+    ]),
+  );
+  const viaTorch = new ResNet18(3), viaTfjs = new ResNet18(3);
+  loadStateDict(viaTorch, sd);
+  loadStateDict(viaTfjs, transposed, { dataInTfjsLayout: true });
+  const [a, b] = [await stateDictOf(viaTorch), await stateDictOf(viaTfjs)];
+  for (const [name, t] of a) assert(sameBytes(b.get(name)!.data, t.data), `${name} differs`);
+  // The conv weights are not symmetric under the transposition: the test can tell the two apart.
+  assert(!sameBytes(transposed.get("conv1.weight")!.data, sd.get("conv1.weight")!.data));
+  viaTorch.dispose();
+  viaTfjs.dispose();
 });
 
 Deno.test("loadStateDict: one-line errors naming the key, and nothing half-loaded", async () => {

@@ -15,6 +15,11 @@ export interface LoadStateDictOptions {
   ignoreClassifier?: boolean;
   /** Names the weights (a file name) in the error for another architecture's weights. */
   source?: string;
+  /**
+   * The tensors' data is already in tfjs layout (`toTfjsLayout` applied; the shapes are still
+   * PyTorch's), as a Worker that drew the weights hands them over: nothing to transpose here.
+   */
+  dataInTfjsLayout?: boolean;
 }
 
 /**
@@ -79,7 +84,9 @@ export function loadStateDict(
         model.numBatchesTracked.set(name, tensor ? Number(tensor.data[0]) : 0);
         continue;
       }
-      const data = toTfjsLayout(tensor!.data as Float32Array, shape);
+      const data = options.dataInTfjsLayout
+        ? tensor!.data as Float32Array
+        : toTfjsLayout(tensor!.data as Float32Array, shape);
       model.variables.get(name)!.assign(tf.tensor(data, tfjsShape(shape), "float32"));
     }
   });
