@@ -35,8 +35,10 @@ import {
   conv2DGemm,
   conv2DTextureTile,
   conv2DWinograd,
+  conv2DWinograd4,
   conv2DWinogradSupports,
   conv2DWinogradTransformed,
+  winograd4FilterTransform,
   winogradFilterTransform,
 } from "@webtune/core/kernels";
 import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
@@ -166,10 +168,24 @@ async function main(): Promise<void> {
       relu,
     });
   };
+  const u4s = new Map<tf.TensorInfo, tf.TensorInfo>();
+  candidates["winograd4-u"] = (x, w, bias, residual, relu, stride, pad) => {
+    let u = u4s.get(w);
+    if (!u) {
+      u = winograd4FilterTransform(w, backend);
+      u4s.set(w, u);
+    }
+    return conv2DWinograd4(x, u, attrs(stride, pad), backend, undefined, true, {
+      bias,
+      residual,
+      relu,
+    });
+  };
   const applies: Record<string, (c: FoldedCall, x: tf.TensorInfo, w: tf.TensorInfo) => boolean> = {
     texture: () => true,
     "winograd-u": (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
     winograd: (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
+    "winograd4-u": (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
   };
   const names = Object.keys(candidates);
   const totals = new Map<string, number>(names.map((name) => [name, 0]));
