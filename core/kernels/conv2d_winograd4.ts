@@ -147,7 +147,7 @@ class Winograd4FilterProgram extends WebtuneProgram {
   }
 }
 
-const INPUT_UNIFORMS = uniformBlock({
+const INPUT4_UNIFORMS = uniformBlock({
   n4: "i32",
   cin4: "i32",
   inH: "i32",
@@ -161,7 +161,7 @@ const INPUT_UNIFORMS = uniformBlock({
 /** V = Bᵀ d B, one invocation per (6×6 tile, vec4 of Cin); tiles overlap by 2. */
 class Winograd4InputProgram extends WebtuneProgram {
   variableNames = ["x"];
-  uniforms = INPUT_UNIFORMS.wgsl;
+  uniforms = INPUT4_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
   constructor(tiles: number, cin: number) {
@@ -213,7 +213,7 @@ class Winograd4InputProgram extends WebtuneProgram {
   }
 }
 
-const OUTPUT_UNIFORMS = uniformBlock({
+const OUTPUT4_UNIFORMS = uniformBlock({
   n4: "i32",
   cout4: "i32",
   outH: "i32",
@@ -229,7 +229,7 @@ const OUTPUT_UNIFORMS = uniformBlock({
  */
 class Winograd4OutputProgram extends WebtuneProgram {
   variableNames: string[];
-  uniforms = OUTPUT_UNIFORMS.wgsl;
+  uniforms = OUTPUT4_UNIFORMS.wgsl;
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
   constructor(outShape: number[], n4: number, private readonly epilogue: EpilogueKind | null) {
@@ -426,7 +426,7 @@ export function conv2DWinograd4(
     backend,
     new Winograd4InputProgram(g.tiles, cin),
     [x],
-    INPUT_UNIFORMS.data({
+    INPUT4_UNIFORMS.data({
       n4: g.tiles * cin4,
       cin4,
       inH: g.inH,
@@ -458,7 +458,7 @@ export function conv2DWinograd4(
     backend,
     new Winograd4OutputProgram([g.n, g.outH, g.outW, cout], outN4, epilogueKind),
     [m, ...(epilogue ? [epilogue.bias] : []), ...(epilogue?.residual ? [epilogue.residual] : [])],
-    OUTPUT_UNIFORMS.data({
+    OUTPUT4_UNIFORMS.data({
       n4: outN4,
       cout4,
       outH: g.outH,
