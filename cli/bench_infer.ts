@@ -9,8 +9,10 @@
  * ```
  *
  * Candidates: `texture` (the direct kernel, conv2d.ts), `winograd` (conv2d_winograd.ts, the
- * filter transform made per call, on every 3×3 stride-1 shape, also those `auto` is not offered)
- * and `winograd-u` (the transform made once, as a fold keeps it: `conv2DWinogradTransformed`).
+ * filter transform made per call, on every 3×3 stride-1 shape, also those `auto` is not offered),
+ * `winograd-u` (F(2×2) with the transform made once: `conv2DWinogradTransformed`) and
+ * `winograd4-u` (F(4×4, 3×3) with the transform made once, as a fold keeps it and the
+ * `winograd` variant runs it in an `eval` forward: conv2d_winograd4.ts).
  *
  * Timing as in cli/bench_dx.ts: (1 + `--calls` calls, then a readback) minus (1 call, then a
  * readback), divided by `--calls`; rounds alternate the candidates and each keeps its minimum,
@@ -24,6 +26,7 @@
  * Winograd on layer1 (64 channels; the training path keeps it off for a gradient's sake) did not
  * win in an `eval` forward either (medians 0.67–1.15× at 224 px, 0.91–0.97× at 64 px: at 64
  * channels its transforms cost as much as the GEMM saves), so it is not offered there.
+ * F(4×4) (2026-11-30, same method) won where F(2×2) did and more: see `WINOGRAD4_MIN_TILES`.
  *
  * @module
  */
@@ -35,8 +38,10 @@ import {
   conv2DGemm,
   conv2DTextureTile,
   conv2DWinograd,
+  conv2DWinograd4,
   conv2DWinogradSupports,
   conv2DWinogradTransformed,
+  winograd4FilterTransform,
   winogradFilterTransform,
 } from "@webtune/core/kernels";
 import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
@@ -166,10 +171,24 @@ async function main(): Promise<void> {
       relu,
     });
   };
+  const u4s = new Map<tf.TensorInfo, tf.TensorInfo>();
+  candidates["winograd4-u"] = (x, w, bias, residual, relu, stride, pad) => {
+    let u = u4s.get(w);
+    if (!u) {
+      u = winograd4FilterTransform(w, backend);
+      u4s.set(w, u);
+    }
+    return conv2DWinograd4(x, u, attrs(stride, pad), backend, undefined, true, {
+      bias,
+      residual,
+      relu,
+    });
+  };
   const applies: Record<string, (c: FoldedCall, x: tf.TensorInfo, w: tf.TensorInfo) => boolean> = {
     texture: () => true,
     "winograd-u": (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
     winograd: (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
+    "winograd4-u": (c, x, w) => conv2DWinogradSupports(x, w, attrs(c.stride, (c.k - 1) >> 1)),
   };
   const names = Object.keys(candidates);
   const totals = new Map<string, number>(names.map((name) => [name, 0]));

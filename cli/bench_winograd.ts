@@ -33,6 +33,8 @@ import {
   conv2DBackpropInputWinograd,
   conv2DTexture,
   conv2DWinograd,
+  conv2DWinograd4,
+  winograd4FilterTransform,
 } from "@webtune/core/kernels";
 import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
 
@@ -181,6 +183,13 @@ async function main(): Promise<void> {
     : {
       direct: (x: tf.Tensor, w: tf.Tensor) => conv2DTexture(x, w, attrs, backend),
       winograd: (x: tf.Tensor, w: tf.Tensor) => conv2DWinograd(x, w, attrs, backend),
+      // F(4×4, 3×3) with its filter transform made per call (a fold makes it once).
+      winograd4: (x: tf.Tensor, w: tf.Tensor) => {
+        const u = winograd4FilterTransform(w, backend);
+        const y = conv2DWinograd4(x, u, attrs, backend);
+        backend.disposeData(u.dataId);
+        return y;
+      },
     };
   const names = Object.keys(variants);
   const timeCalls = (f: () => tf.TensorInfo, times: number) =>

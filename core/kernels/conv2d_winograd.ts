@@ -199,22 +199,13 @@ export const WINOGRAD_MIN_CHANNELS = 128;
 export const WINOGRAD_MIN_TILES = 256;
 
 /**
- * {@linkcode WINOGRAD_MIN_TILES} where the filter's transform is made once and given
- * ({@linkcode conv2DWinogradTransformed}: an `eval` forward's folded conv): then only the
- * transforms of x and of the output scale with the problem. CPU time interleaved with the direct
- * `texture` kernel in one process (cli/bench_infer.ts --size 64 --cpu, batch 16, with the folded
- * epilogue; median of 7 rounds' ratios on the loaded shared machine): layer3 3×3/1 (64 tiles)
- * 1.21× and 1.62×, layer4 (16 tiles) 0.95× and 1.15×, where the transform made per call
- * lost (0.81×, 1.12×; 0.36×, 0.46×).
- */
-export const WINOGRAD_MIN_TILES_TRANSFORMED = 64;
-
-/**
  * Whether `auto` and `fast` may run the Winograd variant for this call: it handles it
  * ({@linkcode conv2DWinogradSupports}), it passed the numerics gate for the channel count
- * ({@linkcode WINOGRAD_MIN_CHANNELS}) and it has enough tiles to win ({@linkcode WINOGRAD_MIN_TILES},
- * or {@linkcode WINOGRAD_MIN_TILES_TRANSFORMED} when `filterTransformed`: the filter's transform
- * is given, not made per call).
+ * ({@linkcode WINOGRAD_MIN_CHANNELS}) and it has enough tiles to win ({@linkcode WINOGRAD_MIN_TILES}).
+ * (An `eval` forward's folded conv, whose filter transform is made once per fold, runs
+ * F(4×4, 3×3) instead where it may: conv2d_winograd4.ts. Its F(2×2) with U made once,
+ * {@linkcode conv2DWinogradTransformed}, won from 64 tiles, layer3 3×3/1 at 64 px 1.21× and
+ * 1.62×, but F(4×4) beat it there and wherever else both apply, see `WINOGRAD4_MIN_TILES`.)
  *
  * @example
  * ```ts ignore
@@ -225,11 +216,9 @@ export function conv2DWinogradPreferred(
   x: tf.TensorInfo,
   filter: tf.TensorInfo,
   attrs: Conv2DAttrs,
-  filterTransformed = false,
 ): boolean {
-  const minTiles = filterTransformed ? WINOGRAD_MIN_TILES_TRANSFORMED : WINOGRAD_MIN_TILES;
   return conv2DWinogradSupports(x, filter, attrs) && filter.shape[3] >= WINOGRAD_MIN_CHANNELS &&
-    geometry(x, filter, attrs).tiles >= minTiles;
+    geometry(x, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
 }
 
 const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
@@ -436,7 +425,7 @@ export class WinogradInputProgram extends WebtuneProgram {
   }
 }
 
-const GEMM_UNIFORMS = uniformBlock({
+export const GEMM_UNIFORMS = uniformBlock({
   cin4: "i32",
   cout4: "i32",
   tiles: "i32",
@@ -446,7 +435,7 @@ const GEMM_UNIFORMS = uniformBlock({
 });
 
 /** M[ξ] = V[ξ] · U[ξ]: the WG invocations of a group split Cout, as in conv2d.ts. */
-class WinogradGemmProgram extends WebtuneProgram {
+export class WinogradGemmProgram extends WebtuneProgram {
   variableNames = ["v", "u"];
   uniforms = GEMM_UNIFORMS.wgsl;
 

@@ -25,12 +25,12 @@ import {
 } from "./kernel_test_util.ts";
 import { conv2DGemm, conv2DTextureTile } from "./conv2d.ts";
 import { setKernelMode } from "./mod.ts";
+import { conv2DWinograd, conv2DWinogradSupports, WINOGRAD_MIN_TILES } from "./conv2d_winograd.ts";
 import {
-  conv2DWinograd,
-  conv2DWinogradSupports,
-  WINOGRAD_MIN_TILES,
-  WINOGRAD_MIN_TILES_TRANSFORMED,
-} from "./conv2d_winograd.ts";
+  conv2DWinograd4,
+  WINOGRAD4_MIN_TILES,
+  winograd4FilterTransform,
+} from "./conv2d_winograd4.ts";
 import { lcg } from "../test_util.ts";
 
 const EPILOGUES = [
@@ -217,14 +217,13 @@ Deno.test("an eval forward that only compiles pipelines keeps no folded filter",
   }
 });
 
-Deno.test("a fold keeps its filter's Winograd transform, and the folded conv uses it (fewer tiles suffice)", async () => {
+Deno.test("a fold keeps its filter's Winograd F(4x4) transform, and the folded conv runs F(4x4) with it", async () => {
   await useWebGPU();
   const backend = tf.backend() as WebGPUBackend;
   const t = (h: HostInput) => tf.tensor(h.data, h.shape);
-  // 4 images of 8×8: 64 tiles, enough with the transform made once, too few without it.
+  // 4 images of 8×8: 16 F(4×4) tiles, enough for it; F(2×2) would make 64, too few.
   const xHost = hostInput([4, 8, 8, 128], 61), wHost = hostInput([3, 3, 128, 128], 62);
-  const tiles = 4 * 4 * 4;
-  assert(tiles >= WINOGRAD_MIN_TILES_TRANSFORMED && tiles < WINOGRAD_MIN_TILES, "tile counts");
+  assert(4 * 2 * 2 >= WINOGRAD4_MIN_TILES && 4 * 4 * 4 < WINOGRAD_MIN_TILES, "tile counts");
   const x = t(xHost) as tf.Tensor4D, residual = t(hostInput([4, 8, 8, 128], 63)) as tf.Tensor4D;
   const weight = tf.variable(t(wHost));
   const draw = (shift: number, seed: number) =>
@@ -242,19 +241,21 @@ Deno.test("a fold keeps its filter's Winograd transform, and the folded conv use
     const strided = cache.get("strided", weight, bn, { stride: 2, pad: 1 });
     assertEquals(strided.prepared, undefined, "nothing for a stride-2 conv");
     const folded = cache.get("conv", weight, bn, { stride: 1, pad: 1 });
-    assertEquals(folded.prepared?.shape, [16, 128, 128], "the transform U = G g Gᵀ");
+    assertEquals(folded.prepared?.shape, [36, 128, 128], "the F(4x4) transform U = G g Gᵀ");
     const epilogue = { residual, relu: true };
     const y = convBiasAct(x, folded, 1, 1, epilogue);
     const got = await y.data() as Float32Array;
-    // Bit for bit the Winograd kernel (which makes U itself) on the same folded operands.
+    // Bit for bit the F(4×4) kernel, given a U made of the same folded filter.
     const attrs = { strides: [1, 1] as [number, number], pad: 1 as const };
-    const direct = conv2DWinograd(x, folded.filter, attrs, backend, undefined, true, {
+    const u = winograd4FilterTransform(folded.filter, backend);
+    const direct = conv2DWinograd4(x, u, attrs, backend, undefined, true, {
       bias: folded.bias,
       residual,
       relu: true,
     });
     assertEquals(got, await backend.read(direct.dataId) as Float32Array);
     backend.disposeData(direct.dataId);
+    backend.disposeData(u.dataId);
     // And the folded arithmetic on the cpu backend.
     const [filterHost, biasHost] = await Promise.all([folded.filter.data(), folded.bias.data()]);
     const host = (data: Float32Array | Int32Array | Uint8Array, shape: number[]) => ({

@@ -52,12 +52,7 @@ import {
   sgdUpdateSupports,
 } from "./sgd_update.ts";
 import { disposeAll, runKernel } from "./kernel_util.ts";
-import {
-  conv2DWinogradSupports as winogradSupports,
-  WINOGRAD_MIN_CHANNELS,
-  winogradFilterTransform as filterTransform,
-} from "./conv2d_winograd.ts";
-import { texturesFit } from "./texture_operands.ts";
+import { winograd4FilterTransform, winograd4FilterWanted, XI4 } from "./conv2d_winograd4.ts";
 import {
   DEFAULT_TUNE_BUDGET_MS,
   type KernelChoiceReport,
@@ -96,6 +91,12 @@ export {
   derFilterTextureTile,
   derFilterTile,
 } from "./conv2d_backprop_filter.ts";
+export {
+  conv2DWinograd4,
+  conv2DWinograd4Preferred,
+  winograd4FilterTransform,
+  XI4,
+} from "./conv2d_winograd4.ts";
 export { conv2DTexture, conv2DTextureSupports, conv2DTextureTile, conv2DTile } from "./conv2d.ts";
 export {
   conv2DBackpropInputTexture,
@@ -282,7 +283,8 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Conv2DBackpropInput` (2.5–7×; its FMA form 1.3–1.45× more at 64 px) with implicit-GEMM kernels
  * (operands read from textures, another 1.3–7× on llvmpipe, see texture_operands.ts; the 3×3
  * stride-1 ones of ≥ 128 channels by Winograd F(2×2, 3×3), forward and dX, 1.3–2.4× more at
- * 224 px, see conv2d_winograd.ts, and dW by F(3×3, 2×2), conv2d_backprop_filter_winograd.ts),
+ * 224 px, see conv2d_winograd.ts, and dW by F(3×3, 2×2), conv2d_backprop_filter_winograd.ts;
+ * an `eval` forward's folded 3×3 stride-1 convs by F(4×4, 3×3), conv2d_winograd4.ts),
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
@@ -411,8 +413,8 @@ function convBiasAct({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const relu = Boolean(attrs?.relu);
   const [, , cin, cout] = filter.shape;
   // What prepareFilter made: the Winograd transform, for the Conv2D variants to use (its shape
-  // is also part of the call's key, so such calls are tuned with it).
-  const transformed = prepared && prepared.shape.join() === [16, cin, cout].join()
+  // is also part of the call's key, so such calls are tuned with it, apart from training's).
+  const transformed = prepared && prepared.shape.join() === [XI4, cin, cout].join()
     ? { [TRANSFORMED_FILTER_INPUT]: prepared }
     : {};
   const convArgs: KernelArgs = { inputs: { x, filter, ...transformed }, attrs, backend };
@@ -440,23 +442,18 @@ function convBiasAct({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
 
 /**
  * `CONV_PREPARE_FILTER_KERNEL` (models/conv_bn.ts: run once per fold of an `eval` forward's conv
- * and BatchNorm): the Winograd transform of a folded filter that the `winograd` Conv2D variant
- * may run (3×3 stride 1, past its numerics gate of {@linkcode WINOGRAD_MIN_CHANNELS} output
- * channels), else a tensor of size 0. Per call the variant would make it again at every batch
- * (16·Cin·Cout floats written; on 64 px maps most of its time). Whether the conv then runs by
- * Winograd also depends on its input (tile count) and, under `auto`, on the tuner; the transform
- * of a filter that ends up unused costs 16/9 of its floats for the fold's life.
+ * and BatchNorm): the Winograd F(4×4, 3×3) transform of a folded 3×3 stride-1 filter, which the
+ * `winograd` Conv2D variant runs with (conv2d_winograd4.ts; only there, so only `eval` forwards
+ * run F(4×4)), else a tensor of size 0. Whether the conv then runs by Winograd also depends on
+ * its input (tile count, map size) and, under `auto`, on the tuner; the transform of a filter
+ * that ends up unused costs 4× its floats (36/9) for the fold's life (ResNet-18: 150 MB).
  */
 function prepareFilter({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { filter } = inputs as { filter: tf.TensorInfo };
   const be = backend as WebGPUBackend;
-  const [, , cin, cout] = filter.shape;
-  // Winograd's support check reads only x's rank and dtype.
-  const x = { dataId: {}, shape: [1, 3, 3, cin], dtype: "float32" } as tf.TensorInfo;
-  const u = { dataId: {}, shape: [16, cin, cout], dtype: "float32" } as tf.TensorInfo;
-  const wanted = filter.shape.length === 4 && cout >= WINOGRAD_MIN_CHANNELS &&
-    winogradSupports(x, filter, attrs as never) && texturesFit(be, [filter, u]);
-  return wanted ? filterTransform(filter, be) : be.makeTensorInfo([0], "float32");
+  return winograd4FilterWanted(filter, attrs as never, be)
+    ? winograd4FilterTransform(filter, be)
+    : be.makeTensorInfo([0], "float32");
 }
 
 /** Deterministic inputs in [-1, 1) (the values do not change a kernel's speed). */

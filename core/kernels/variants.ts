@@ -35,11 +35,11 @@ import {
   conv2DWinograd,
   conv2DWinogradFits,
   conv2DWinogradPreferred,
-  conv2DWinogradTransformed,
   derInputWinogradFits,
   derInputWinogradPreferred,
   winogradTile,
 } from "./conv2d_winograd.ts";
+import { conv2DWinograd4, conv2DWinograd4Preferred } from "./conv2d_winograd4.ts";
 import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
@@ -72,12 +72,13 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-6";
+export const KERNEL_SET_VERSION = "conv-variants-7-infer";
 
 /**
- * The `Conv2D` family's optional input: the filter's Winograd transform U [16, Cin, Cout]
- * (conv2d_winograd.ts), where a call has it made once (core's folded `eval` conv, from what
- * models/conv_bn.ts prepared for the fold's life). Like the filter, it has no batch dimension.
+ * The `Conv2D` family's optional input: the filter's Winograd F(4×4, 3×3) transform U [36, Cin,
+ * Cout] (conv2d_winograd4.ts), where a call has it made once (core's folded `eval` conv, from
+ * what models/conv_bn.ts prepared for the fold's life). Like the filter, it has no batch
+ * dimension.
  */
 export const TRANSFORMED_FILTER_INPUT = "transformedFilter";
 
@@ -182,13 +183,16 @@ function conv2DVariant(
 }
 
 /**
- * The Winograd F(2×2, 3×3) forward conv (conv2d_winograd.ts), offered only where it passed the
- * numerics gate and wins on llvmpipe (3×3 stride 1, Cout ≥ 128, ≥ 256 tiles; see
- * `conv2DWinogradPreferred`). A call may bring the filter's transform
- * ({@linkcode TRANSFORMED_FILTER_INPUT}: an `eval` forward's folded conv, made once per fold); it is
- * then used, and ≥ 64 tiles suffice. `auto` times it at the call's own batch: its filter transform costs
- * the same at any batch, so at {@linkcode timingBatch} it lost (0.3–0.94×; batch 2 at 64 px,
- * batch 1 at 224 px) where at batch 16 it is 1.36–2.3× faster.
+ * The Winograd forward conv. Given the filter's F(4×4, 3×3) transform
+ * ({@linkcode TRANSFORMED_FILTER_INPUT}: an `eval` forward's folded conv, made once per fold) it
+ * runs F(4×4, 3×3) where that may run (conv2d_winograd4.ts, `conv2DWinograd4Preferred`: 3×3
+ * stride 1, maps of at least 4×4, ≥ 16 tiles; any channel count: no gradient flows through an
+ * `eval` forward, so the training path's numerics gate does not apply). Otherwise F(2×2, 3×3)
+ * (conv2d_winograd.ts), offered only where it passed the numerics gate and wins on llvmpipe (3×3
+ * stride 1, Cout ≥ 128, ≥ 256 tiles; see `conv2DWinogradPreferred`). `auto` times it at the
+ * call's own batch: its filter transform costs the same at any batch, so at
+ * {@linkcode timingBatch} it lost (0.3–0.94×; batch 2 at 64 px, batch 1 at 224 px) where at
+ * batch 16 it is 1.36–2.3× faster.
  */
 function conv2DWinogradVariant(name: string): KernelVariant {
   const parts = (args: KernelArgs) => {
@@ -199,25 +203,30 @@ function conv2DWinogradVariant(name: string): KernelVariant {
     };
     return { x, filter, u: transformedFilter, attrs: args.attrs as unknown as Conv2DAttrs };
   };
+  const fourByFour = (args: KernelArgs) => {
+    const { x, filter, u, attrs } = parts(args);
+    return conv2DWinograd4Preferred(x, filter, u, attrs, backendOf(args));
+  };
   const conv = (args: KernelArgs, epilogue?: Conv2DEpilogue) => {
     const { x, filter, u, attrs } = parts(args);
     const tile = winogradTile(filter.shape[3]);
-    return u
-      ? conv2DWinogradTransformed(x, u, attrs, backendOf(args), tile, true, epilogue)
+    return fourByFour(args)
+      ? conv2DWinograd4(x, u!, attrs, backendOf(args), tile, true, epilogue)
       : conv2DWinograd(x, filter, attrs, backendOf(args), tile, true, epilogue);
   };
   return {
     name,
     supports: (args) => {
-      const { x, filter, u, attrs } = parts(args);
-      return conv2DWinogradPreferred(x, filter, attrs, u !== undefined) &&
-        conv2DWinogradFits(x, filter, attrs, backendOf(args));
+      const { x, filter, attrs } = parts(args);
+      return fourByFour(args) ||
+        (conv2DWinogradPreferred(x, filter, attrs) &&
+          conv2DWinogradFits(x, filter, attrs, backendOf(args)));
     },
     run: (args) => conv(args),
     runWithEpilogue: conv,
     tile: (args) => {
       const t = winogradTile(parts(args).filter.shape[3]);
-      return `${t.tm}x${t.tc}`;
+      return `${fourByFour(args) ? "F4 " : ""}${t.tm}x${t.tc}`;
     },
     timeAtCallBatch: true,
   };

@@ -1,0 +1,475 @@
+/**
+ * Winograd F(4×4, 3×3) for the `eval` forward's folded 3×3 stride-1 NHWC convs: each 4×4 block
+ * of outputs from a 6×6 input tile, with 36 multiplies per (input, output) channel pair where
+ * the direct conv needs 144 (F(2×2, 3×3), conv2d_winograd.ts: 16 per 2×2 block, i.e. 64 per
+ * 4×4). Per output it also writes and reads fewer transformed floats: 36 per 16 outputs where
+ * F(2×2) has 16 per 4, which matters on llvmpipe, where the passes between the GEMMs are copies
+ * of activation-sized tensors into textures. The same four passes as conv2d_winograd.ts (its
+ * GEMM program, with 36 components), with U = G g Gᵀ made once per fold
+ * ({@linkcode winograd4FilterTransform}, kept by models/conv_bn.ts) and never per call: the
+ * variant runs only where a fold gave it U, so never in training, whose summation order it
+ * would change.
+ *
+ * The matrices are the standard ones (Lavin & Gray 2015, points 0, ±1, ±2, ∞); Bᵀ's and Aᵀ's
+ * coefficients (0, ±1, ±2, ±4, ±5, ±8) are exact in float32, G's (¼, ⅙, 1/12, 1/24) are not,
+ * and the larger coefficients amplify rounding: it is less accurate than F(2×2) (see
+ * {@linkcode WINOGRAD4_MIN_TILES} for the numbers against float64).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import {
+  dispatch2D,
+  disposeAll,
+  flatMain,
+  uniformBlock,
+  WebtuneProgram,
+  WG,
+} from "./kernel_util.ts";
+import {
+  type Conv2DAttrs,
+  type Conv2DEpilogue,
+  type ConvTile,
+  epilogueInputs,
+  type EpilogueKind,
+} from "./conv2d.ts";
+import {
+  conv2DWinogradSupports,
+  FLAT_WG,
+  GEMM_UNIFORMS,
+  SLOTS,
+  WinogradGemmProgram,
+  winogradTile,
+} from "./conv2d_winograd.ts";
+import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
+
+/** Winograd components of F(4×4, 3×3): a 6×6 transformed tile. */
+export const XI4 = 36;
+
+/** G (6×3): U = G g Gᵀ. */
+const G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+/** Bᵀ (6×6): V = Bᵀ d B. */
+const BT = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+/** Aᵀ (4×6): y = Aᵀ M A. */
+const AT = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+
+/** WGSL of Σ coeffs[k]·terms[k] over the nonzero coefficients (±1 without a multiply). */
+function combination(coeffs: readonly number[], terms: readonly string[]): string {
+  let e = "";
+  coeffs.forEach((a, k) => {
+    if (a === 0) return;
+    const mag = Math.abs(a);
+    const term = mag === 1 ? terms[k] : `${wgslFloat(mag)} * ${terms[k]}`;
+    e = e === "" ? (a < 0 ? `-${term}` : term) : `${e} ${a < 0 ? "-" : "+"} ${term}`;
+  });
+  return `(${e})`;
+}
+
+/** A WGSL f32 literal of `v` (enough digits to round to the nearest float32). */
+function wgslFloat(v: number): string {
+  return Number.isInteger(v) ? `${v}.0` : `${Math.fround(v).toPrecision(9)}`;
+}
+
+/**
+ * Appends the WGSL of P = L X Lᵀ' for a 2-D tile: `rows` (p × q) applied down the columns of X
+ * (q × q' named by `x(row, col)`), then `cols` (p' × q') along its rows; returns the names of
+ * P's p × p' entries, row-major. `name` prefixes the temporaries.
+ */
+function transform2D(
+  lines: string[],
+  rows: readonly (readonly number[])[],
+  cols: readonly (readonly number[])[],
+  x: (row: number, col: number) => string,
+  name: string,
+): string[] {
+  const q = rows[0].length, qc = cols[0].length;
+  for (let c = 0; c < qc; c++) {
+    const column = [...Array(q).keys()].map((k) => x(k, c));
+    rows.forEach((coeffs, a) =>
+      lines.push(`let ${name}s${a}_${c} = ${combination(coeffs, column)};`)
+    );
+  }
+  const out: string[] = [];
+  for (let a = 0; a < rows.length; a++) {
+    const row = [...Array(qc).keys()].map((k) => `${name}s${a}_${k}`);
+    cols.forEach((coeffs, b) => {
+      lines.push(`let ${name}p${a}_${b} = ${combination(coeffs, row)};`);
+      out.push(`${name}p${a}_${b}`);
+    });
+  }
+  return out;
+}
+
+const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
+
+/** U = G g Gᵀ, one invocation per (ci, vec4 of Cout). */
+class Winograd4FilterProgram extends WebtuneProgram {
+  variableNames = ["w"];
+  uniforms = FILTER_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(cin: number, cout: number) {
+    const n4 = cin * cout / 4;
+    super([XI4, cin, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "Winograd4Filter");
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
+    const u = transform2D(lines, G, G, (r, c) => `g${3 * r + c}`, "");
+    u.forEach((e, xi) => lines.push(`result[${xi} * uniforms.cinCout4 + j] = ${e};`));
+    // Past the end: redo the last element (same value, same place) rather than return.
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+const INPUT4_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cin4: "i32",
+  inH: "i32",
+  inW: "i32",
+  tilesH: "i32",
+  tilesW: "i32",
+  pads: "vec2<i32>",
+  tiles: "i32",
+});
+
+/** V = Bᵀ d B, one invocation per (6×6 tile, vec4 of Cin); tiles overlap by 2. */
+class Winograd4InputProgram extends WebtuneProgram {
+  variableNames = ["x"];
+  uniforms = INPUT4_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(tiles: number, cin: number) {
+    const n4 = tiles * cin / 4;
+    super([XI4, tiles, cin], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "Winograd4Input");
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let r = 0; r < 6; r++) {
+      lines.push(
+        `let iy${r} = y0 + ${r};`,
+        `let okY${r} = (iy${r} >= 0) & (iy${r} < uniforms.inH);`,
+      );
+      lines.push(
+        `let ix${r} = x0 + ${r};`,
+        `let okX${r} = (ix${r} >= 0) & (ix${r} < uniforms.inW);`,
+      );
+    }
+    for (let r = 0; r < 6; r++) {
+      for (let c = 0; c < 6; c++) {
+        // Out of the image: read element 0 (always valid), then use 0.
+        lines.push(
+          `let ok${r}${c} = okY${r} & okX${c};`,
+          `let d${r}${c} = select(vec4<f32>(0.0), ld_x(select(0, ` +
+            `((row + iy${r}) * uniforms.inW + ix${c}) * uniforms.cin4 + ci4, ok${r}${c})), ` +
+            `ok${r}${c});`,
+        );
+      }
+    }
+    const v = transform2D(lines, BT, BT, (r, c) => `d${r}${c}`, "");
+    v.forEach((e, xi) =>
+      lines.push(`result[(${xi} * uniforms.tiles + t) * uniforms.cin4 + ci4] = ${e};`)
+    );
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      let t = j / uniforms.cin4;
+      let ci4 = j - t * uniforms.cin4;
+      let perImage = uniforms.tilesH * uniforms.tilesW;
+      let n = t / perImage;
+      let ty = (t - n * perImage) / uniforms.tilesW;
+      let tx = t - n * perImage - ty * uniforms.tilesW;
+      let y0 = 4 * ty - uniforms.pads.x;
+      let x0 = 4 * tx - uniforms.pads.y;
+      let row = n * uniforms.inH;
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+const OUTPUT4_UNIFORMS = uniformBlock({
+  n4: "i32",
+  cout4: "i32",
+  outH: "i32",
+  outW: "i32",
+  tilesH: "i32",
+  tilesW: "i32",
+  tiles: "i32",
+});
+
+/**
+ * y = Aᵀ M A, one invocation per (tile, vec4 of Cout), with the epilogue (+ bias, + residual,
+ * ReLU) in the store, in conv2d.ts's order; the last row and column of tiles may be partial.
+ */
+class Winograd4OutputProgram extends WebtuneProgram {
+  variableNames: string[];
+  uniforms = OUTPUT4_UNIFORMS.wgsl;
+  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+
+  constructor(outShape: number[], n4: number, private readonly epilogue: EpilogueKind | null) {
+    const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
+    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), `Winograd4Output${epi}`);
+    this.variableNames = ["m", ...epilogueInputs(epilogue)];
+  }
+
+  private epilogueOf(v: string, out: string): string {
+    if (!this.epilogue) return v;
+    let e = `(${v} + bias)`;
+    if (this.epilogue.residual) e = `(${e} + ld_residual(${out}))`;
+    return this.epilogue.relu ? `max(${e}, vec4<f32>(0.0))` : e;
+  }
+
+  getUserCode(): string {
+    const lines: string[] = [];
+    for (let k = 0; k < XI4; k++) {
+      lines.push(`let m${k} = ld_m((${k} * uniforms.tiles + t) * uniforms.cout4 + co4);`);
+    }
+    const y = transform2D(lines, AT, AT, (r, c) => `m${6 * r + c}`, "");
+    y.forEach((e, k) => {
+      const a = k >> 2, b = k & 3;
+      const inside = [
+        a > 0 ? `(oy + ${a} < uniforms.outH)` : "",
+        b > 0 ? `(ox + ${b} < uniforms.outW)` : "",
+      ].filter((s) => s);
+      const out = `((row + oy + ${a}) * uniforms.outW + ox + ${b}) * uniforms.cout4 + co4`;
+      const store = `result[${out}] = ${this.epilogueOf(e, out)};`;
+      lines.push(inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store);
+    });
+    return `
+    ${flatMain(true, FLAT_WG)}
+      let j = min(i, uniforms.n4 - 1);
+      let t = j / uniforms.cout4;
+      let co4 = j - t * uniforms.cout4;
+      let perImage = uniforms.tilesH * uniforms.tilesW;
+      let n = t / perImage;
+      let ty = (t - n * perImage) / uniforms.tilesW;
+      let tx = t - n * perImage - ty * uniforms.tilesW;
+      let oy = 4 * ty;
+      let ox = 4 * tx;
+      let row = n * uniforms.outH;
+      ${this.epilogue ? "let bias = ld_bias(co4);" : ""}
+      ${lines.join("\n      ")}
+    }`;
+  }
+}
+
+/** The passes' sizes for conv(x, a 3×3 filter of `cout` outputs) by F(4×4, 3×3). */
+interface Geometry4 {
+  n: number;
+  inH: number;
+  inW: number;
+  outH: number;
+  outW: number;
+  padTop: number;
+  padLeft: number;
+  cin: number;
+  cout: number;
+  tilesH: number;
+  tilesW: number;
+  tiles: number;
+}
+
+function geometry4(x: tf.TensorInfo, cout: number, attrs: Conv2DAttrs): Geometry4 {
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    [3, 3, x.shape[3], cout],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const tilesH = Math.ceil(info.outHeight / 4), tilesW = Math.ceil(info.outWidth / 4);
+  return {
+    n: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    cin: info.inChannels,
+    cout,
+    tilesH,
+    tilesW,
+    tiles: info.batchSize * tilesH * tilesW,
+  };
+}
+
+/**
+ * The fewest 4×4 output blocks (batch · ⌈H/4⌉ · ⌈W/4⌉) for which the variant is offered. CPU time
+ * interleaved with the direct `texture` kernel and F(2×2) given its U (`winograd-u`) in one
+ * process (cli/bench_infer.ts --cpu, batch 16, with the folded epilogue; medians of 3–5 rounds'
+ * ratios to texture on the loaded shared machine): 64 px layer1 (256 tiles) 1.17× and 1.35×,
+ * layer2 (64) 1.39–1.40×, layer3 (16 tiles of 4×4 maps) 1.66–1.67× (F(2×2) 1.21–1.30×);
+ * 224 px layer1 (3136) 1.08× and 1.13×, layer2 (784) 1.60–1.70×, layer3 (256) 1.83× and 2.67×,
+ * layer4 (64) 3.05× and 3.10× (F(2×2) 1.61× and 2.74×).
+ */
+export const WINOGRAD4_MIN_TILES = 16;
+
+/**
+ * The smallest output map side for which the variant is offered: on 2×2 maps (64 px layer4) a
+ * tile computes 16 outputs of which 4 are kept, and it ran 0.40–0.41× the direct kernel.
+ */
+export const WINOGRAD4_MIN_MAP = 4;
+
+/**
+ * Whether {@linkcode conv2DWinograd4} handles and may run this call: a conv whose shape F(2×2)'s
+ * support check accepts (3×3, stride 1, NHWC, float32, channels in vec4s), given U [36, Cin,
+ * Cout] (so only an `eval` forward's folded conv: the training path never has it), with enough
+ * tiles ({@linkcode WINOGRAD4_MIN_TILES}) on maps of at least {@linkcode WINOGRAD4_MIN_MAP}, and
+ * operands that fit the device's textures.
+ *
+ * @example
+ * ```ts ignore
+ * conv2DWinograd4Preferred(x, w, u, attrs, backend); // x [16, 56, 56, 64], u [36, 64, 64]: true
+ * ```
+ */
+export function conv2DWinograd4Preferred(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  u: tf.TensorInfo | undefined,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+): boolean {
+  if (!u || u.shape.join() !== [XI4, filter.shape[2], filter.shape[3]].join()) return false;
+  if (!conv2DWinogradSupports(x, filter, attrs)) return false;
+  const g = geometry4(x, filter.shape[3], attrs);
+  return g.tiles >= WINOGRAD4_MIN_TILES && g.outH >= WINOGRAD4_MIN_MAP &&
+    g.outW >= WINOGRAD4_MIN_MAP && texturesFit(backend, [x, u, ...intermediates(g)]);
+}
+
+/** Whether a [3, 3, Cin, Cout] filter's convs can run F(4×4) and its U fits the textures. */
+export function winograd4FilterWanted(
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+): boolean {
+  // The support check reads only x's rank and dtype of x.
+  const x = { dataId: {}, shape: [1, 3, 3, filter.shape[2]], dtype: "float32" } as tf.TensorInfo;
+  const u = { dataId: {}, shape: [XI4, filter.shape[2], filter.shape[3]], dtype: "float32" };
+  return filter.shape.length === 4 && conv2DWinogradSupports(x, filter, attrs) &&
+    texturesFit(backend, [filter, u as tf.TensorInfo]);
+}
+
+function intermediates(g: Geometry4): tf.TensorInfo[] {
+  const info = (shape: number[]) => ({ shape, dtype: "float32", dataId: {} }) as tf.TensorInfo;
+  return [info([XI4, g.tiles, g.cin]), info([XI4, g.tiles, g.cout])];
+}
+
+/**
+ * U = G g Gᵀ of a [3, 3, Cin, Cout] filter: [36, Cin, Cout], component ξ = 6·row + column.
+ *
+ * @returns a new float32 tensor, owned by the caller.
+ */
+export function winograd4FilterTransform(
+  filter: tf.TensorInfo,
+  backend: WebGPUBackend,
+  textures: true | TextureKind = true,
+): tf.TensorInfo {
+  const [, , cin, cout] = filter.shape;
+  const n4 = cin * cout / 4;
+  const program = new Winograd4FilterProgram(cin, cout);
+  const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
+  return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
+}
+
+/**
+ * The forward conv by Winograd F(4×4, 3×3), given U = {@linkcode winograd4FilterTransform} of
+ * its filter. Callers check {@linkcode conv2DWinograd4Preferred} first.
+ *
+ * @returns a new float32 NHWC tensor, owned by the caller.
+ *
+ * @example
+ * ```ts ignore
+ * if (conv2DWinograd4Preferred(x, w, u, attrs, backend)) y = conv2DWinograd4(x, u, attrs, backend);
+ * ```
+ */
+export function conv2DWinograd4(
+  x: tf.TensorInfo,
+  u: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  backend: WebGPUBackend,
+  tile: ConvTile = winogradTile(u.shape[2]),
+  textures: true | TextureKind = true,
+  epilogue?: Conv2DEpilogue,
+): tf.TensorInfo {
+  const [, cin, cout] = u.shape;
+  const g = geometry4(x, cout, attrs);
+  const cin4 = cin / 4, cout4 = cout / 4;
+  const v = runWithOperands(
+    backend,
+    new Winograd4InputProgram(g.tiles, cin),
+    [x],
+    INPUT4_UNIFORMS.data({
+      n4: g.tiles * cin4,
+      cin4,
+      inH: g.inH,
+      inW: g.inW,
+      tilesH: g.tilesH,
+      tilesW: g.tilesW,
+      pads: [g.padTop, g.padLeft],
+      tiles: g.tiles,
+    }),
+    textures,
+    [SLOTS.input],
+  );
+  const groupsCo = Math.ceil(cout4 / tile.tc / WG);
+  const groupsM = Math.ceil(g.tiles / tile.tm);
+  const groups = XI4 * groupsM * groupsCo;
+  const m = runWithOperands(
+    backend,
+    new WinogradGemmProgram([XI4, g.tiles, cout], groups, tile),
+    [v, u],
+    GEMM_UNIFORMS.data({ cin4, cout4, tiles: g.tiles, groupsCo, groupsM, groups }),
+    textures,
+    [SLOTS.v, SLOTS.u],
+  );
+  const outN4 = g.tiles * cout4;
+  const epilogueKind = epilogue
+    ? { residual: epilogue.residual !== undefined, relu: epilogue.relu }
+    : null;
+  const y = runWithOperands(
+    backend,
+    new Winograd4OutputProgram([g.n, g.outH, g.outW, cout], outN4, epilogueKind),
+    [m, ...(epilogue ? [epilogue.bias] : []), ...(epilogue?.residual ? [epilogue.residual] : [])],
+    OUTPUT4_UNIFORMS.data({
+      n4: outN4,
+      cout4,
+      outH: g.outH,
+      outW: g.outW,
+      tilesH: g.tilesH,
+      tilesW: g.tilesW,
+      tiles: g.tiles,
+    }),
+    textures,
+    [SLOTS.m],
+  );
+  disposeAll(backend, [v, m]);
+  return y;
+}
