@@ -45,6 +45,7 @@ import {
   type SmallBinaryOp,
   smallUnary,
 } from "./small_ops.ts";
+import { smallReduce } from "./small_reduce.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -197,9 +198,15 @@ const FAST: Record<string, Fast> = {
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
-    if (!channelReduceSupports(x, a)) return null;
+    if (!channelReduceSupports(x, a)) {
+      return smallReduce("Sum", inputs, attrs ?? {}, backend as WebGPUBackend);
+    }
     return channelReduce(x, a, false, backend as WebGPUBackend);
   },
+  Max: ({ inputs, attrs, backend }) =>
+    smallReduce("Max", inputs, attrs ?? {}, backend as WebGPUBackend),
+  ArgMax: ({ inputs, attrs, backend }) =>
+    smallReduce("ArgMax", inputs, attrs ?? {}, backend as WebGPUBackend),
   Mean: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -246,6 +253,8 @@ for (const name of BROADCAST_KERNELS) {
     ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? small(args)
     : small;
 }
+// Equal has no barrier-free broadcast to fall back to (tfjs's kernel runs otherwise).
+FAST.Equal = ({ inputs, backend }) => smallBinary("Equal", inputs, backend as WebGPUBackend);
 for (const name of SMALL_UNARY_OPS) {
   FAST[name] = ({ inputs, backend }) => smallUnary(name, inputs, backend as WebGPUBackend);
 }
@@ -286,8 +295,9 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
- * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each for
- * the binary and the unary ones (fewer pipelines to compile in a cold first step; small_ops.ts),
+ * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Equal`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each
+ * for the binary and the unary ones and small `Sum`/`Max`/`ArgMax` with one more (fewer pipelines
+ * to compile in a cold first step; small_ops.ts, small_reduce.ts),
  * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.

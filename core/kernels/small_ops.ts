@@ -1,5 +1,5 @@
 /**
- * Small element-wise `Add`, `Sub`, `Multiply`, `RealDiv` (any broadcast of rank ≤ 4) and `Exp`,
+ * Small element-wise `Add`, `Sub`, `Multiply`, `RealDiv`, `Equal` (any broadcast of rank ≤ 4) and `Exp`,
  * `Log`, `Neg`, `Rsqrt`: one pipeline for all binary ones and one for all unary ones, with the
  * operation and the shapes in uniforms.
  *
@@ -32,7 +32,7 @@ import {
 import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
 
 /** The binary operations, by tfjs kernel name, with their code (the `op` uniform). */
-const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Equal: 4 } as const;
 /** The unary operations, by tfjs kernel name, with their code. */
 const UNARY = { Exp: 0, Log: 1, Neg: 2, Rsqrt: 3 } as const;
 
@@ -75,9 +75,10 @@ class SmallBinaryProgram extends WebtuneProgram {
   override components = 1;
   override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
-  constructor(shape: number[]) {
+  constructor(shape: number[], dtype: tf.DataType) {
     const n = tf.util.sizeFromShape(shape);
     super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallBinary");
+    this.outputDtype = dtype;
   }
 
   getUserCode(): string {
@@ -97,7 +98,10 @@ class SmallBinaryProgram extends WebtuneProgram {
       let a = select(ar, f32(bitcast<i32>(ar)), uniforms.aInt != 0);
       let b = select(br, f32(bitcast<i32>(br)), uniforms.bInt != 0);
       let op = uniforms.op;
-      result[j] = select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b, op == 3);
+      // Equal's bool is stored as the integer 0 or 1 (tfjs: f32(a == b), written as i32).
+      let equal = bitcast<f32>(select(0, 1, a == b));
+      result[j] = select(select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b,
+        op == 3), equal, op == 4);
     }`;
   }
 }
@@ -202,7 +206,8 @@ export function smallBinary(
     aInt: storedAsFloat32(backend, a) ? 0 : 1,
     bInt: storedAsFloat32(backend, b) ? 0 : 1,
   });
-  return runWithTextureOperands(backend, new SmallBinaryProgram(shape), [a, b], uniforms, "buffer");
+  const program = new SmallBinaryProgram(shape, name === "Equal" ? "bool" : "float32");
+  return runWithTextureOperands(backend, program, [a, b], uniforms, "buffer");
 }
 
 /**
