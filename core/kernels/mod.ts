@@ -46,6 +46,7 @@ import {
   smallUnary,
 } from "./small_ops.ts";
 import { smallReduce } from "./small_reduce.ts";
+import { padV2, slice, unpack } from "./strided_copy.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -139,7 +140,7 @@ export {
   textureDispatchCount,
 } from "./texture_operands.ts";
 
-type Fast = (args: KernelArgs) => tf.TensorInfo | null;
+type Fast = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[] | null;
 
 /** Our kernels: each returns null when the stock kernel should run instead. */
 const FAST: Record<string, Fast> = {
@@ -203,6 +204,9 @@ const FAST: Record<string, Fast> = {
     }
     return channelReduce(x, a, false, backend as WebGPUBackend);
   },
+  Slice: ({ inputs, attrs, backend }) => slice(inputs, attrs ?? {}, backend as WebGPUBackend),
+  Unpack: ({ inputs, attrs, backend }) => unpack(inputs, attrs ?? {}, backend as WebGPUBackend),
+  PadV2: ({ inputs, attrs, backend }) => padV2(inputs, attrs ?? {}, backend as WebGPUBackend),
   Max: ({ inputs, attrs, backend }) =>
     smallReduce("Max", inputs, attrs ?? {}, backend as WebGPUBackend),
   ArgMax: ({ inputs, attrs, backend }) =>
@@ -296,8 +300,9 @@ const ours = new Map<string, tf.KernelFunc>();
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
  * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Equal`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each
- * for the binary and the unary ones and small `Sum`/`Max`/`ArgMax` with one more (fewer pipelines
- * to compile in a cold first step; small_ops.ts, small_reduce.ts),
+ * for the binary and the unary ones, small `Sum`/`Max`/`ArgMax` with one more and `Slice`/`Unpack`/
+ * `PadV2` with one more (fewer pipelines to compile in a cold first step; small_ops.ts,
+ * small_reduce.ts, strided_copy.ts),
  * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.
