@@ -21,6 +21,7 @@ import {
   conv2DGemm,
 } from "@webtune/core/kernels";
 import { maxPoolGrad } from "../core/kernels/max_pool.ts";
+import { batchNormKernels } from "../core/kernels/batch_norm.ts";
 import { cpuMs, resnet18DxShapes, timeKernelCalls } from "./bench_dx.ts";
 
 /** A named candidate: one call on tiny inputs. */
@@ -94,6 +95,21 @@ for (const [name, size] of [["maxPoolGrad textures", 16], ["maxPoolGrad buffers"
   const pdy = tf.randomNormal([1, size / 2, size / 2, 64]);
   const attrs = { filterSize: 3, strides: 2, pad: 1 } as tf.MaxPoolAttrs;
   candidates.push({ name, run: () => maxPoolGrad(pdy, px, attrs, backend)! });
+}
+// BatchNorm's element-wise passes (textures: 16 × 16 × 64 floats).
+{
+  const bx = tf.randomNormal([4, 8, 8, 64]);
+  const by = tf.relu(tf.randomNormal([4, 8, 8, 64]));
+  const c = () => tf.randomUniform([64], 0.5, 1.5);
+  const [mean, invStd, weight, bias] = [c(), c(), c(), c()];
+  const sums = tf.randomNormal([2, 64]);
+  const bn = { dy: bx, x: bx, mean, invStd, weight, bias, sums, y: by };
+  candidates.push(
+    { name: "bnApply", run: () => batchNormKernels.apply(bn, true, backend) },
+    { name: "bnGradInput", run: () => batchNormKernels.gradInput(bn, true, 256, backend) },
+    { name: "bnReluGrad", run: () => batchNormKernels.reluGrad(bn, backend) },
+    { name: "bnGradSums", run: () => batchNormKernels.gradSums(bn, true, backend) },
+  );
 }
 const chosen = candidates.filter((c) => c.name.startsWith(values.only));
 const compile = new Map(chosen.map((c) => [c.name, [] as number[]]));

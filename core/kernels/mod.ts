@@ -43,6 +43,7 @@ import {
   SMALL_UNARY_OPS,
   smallBinary,
   type SmallBinaryOp,
+  smallOneHot,
   smallUnary,
 } from "./small_ops.ts";
 import { smallReduce } from "./small_reduce.ts";
@@ -259,6 +260,8 @@ for (const name of BROADCAST_KERNELS) {
 }
 // Equal has no barrier-free broadcast to fall back to (tfjs's kernel runs otherwise).
 FAST.Equal = ({ inputs, backend }) => smallBinary("Equal", inputs, backend as WebGPUBackend);
+FAST.OneHot = ({ inputs, attrs, backend }) =>
+  smallOneHot(inputs, attrs ?? {}, backend as WebGPUBackend);
 for (const name of SMALL_UNARY_OPS) {
   FAST[name] = ({ inputs, backend }) => smallUnary(name, inputs, backend as WebGPUBackend);
 }
@@ -299,8 +302,8 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
- * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Equal`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each
- * for the binary and the unary ones, small `Sum`/`Max`/`ArgMax` with one more and `Slice`/`Unpack`/
+ * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Equal`/`Exp`/`Log`/`Neg`/`Rsqrt`/`OneHot` with one
+ * pipeline, small `Sum`/`Max`/`ArgMax` with one more and `Slice`/`Unpack`/
  * `PadV2` with one more (fewer pipelines to compile in a cold first step; small_ops.ts,
  * small_reduce.ts, strided_copy.ts),
  * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
