@@ -152,7 +152,12 @@ const SMALL_CONV: ConvTile = { tm: 4, tc: 2, generic: true };
  * the `texture-fma` variant (the same order at every tile), which `fast` runs.
  */
 const SMALL_DER_INPUT: DerInputFmaTile = { tm: 4, tc: 1 };
-const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2, generic: true };
+/**
+ * dW's first-use tile: 8 rows × 1 vec4 column, split as the 8 × 2 tile it replaced, so the same
+ * numbers (cli/bench_compile.ts, CPU time, one process, a loaded machine: code generation 254 →
+ * 178 ms, a 64 px batch-16 step's dW calls 455 → 453 ms).
+ */
+const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 1, generic: true, splitTc: 2 };
 
 function backendOf(args: KernelArgs): WebGPUBackend {
   return args.backend as WebGPUBackend;
