@@ -1,12 +1,16 @@
 /**
- * `MESA_SHADER_CACHE_DISABLE=true deno run -A cli/bench_compile.ts [--rounds 3] [--only dX]`:
- * the code-generation cost of candidate programs, interleaved in one process, in CPU time of all
- * the process's threads (steadier than wall time on a busy machine).
+ * `MESA_SHADER_CACHE_DISABLE=true deno run -A cli/bench_compile.ts [--rounds 3] [--only dX]
+ * [--run]`: the code-generation cost of the conv families' candidate first-use tiles (dX's
+ * dot-product and FMA kernels, the forward conv, dW; tm × tc), interleaved in one process, in CPU
+ * time of all the process's threads (steadier than wall time on a busy machine). The numbers
+ * behind `FIRST_USE_VARIANT`'s tiles (variants.ts).
  *
  * llvmpipe compiles a pipeline's machine code at its first dispatch. Each round empties tfjs's
  * pipeline cache, then per candidate times a call on tiny inputs plus a readback twice: the
  * first includes the compile, the second does not, and their difference is the compile. Rounds
- * alternate the candidates (A, B, A, B, …) and each keeps its median.
+ * alternate the candidates (A, B, A, B, …) and each keeps its median. `--run` also times what
+ * each tile costs in the step itself: one call per shape of a 64 px batch-16 ResNet-18 step
+ * (as many as the step makes), compiled beforehand. A first step pays both.
  *
  * @module
  */
@@ -20,8 +24,6 @@ import {
   conv2DBackpropInputGemm,
   conv2DGemm,
 } from "@webtune/core/kernels";
-import { maxPoolGrad } from "../core/kernels/max_pool.ts";
-import { batchNormKernels } from "../core/kernels/batch_norm.ts";
 import { cpuMs, resnet18DxShapes, timeKernelCalls } from "./bench_dx.ts";
 
 /** A named candidate: one call on tiny inputs. */
@@ -88,28 +90,6 @@ for (const [tk, tc] of [[8, 2], [4, 2], [8, 1], [4, 1]]) {
     name: `dW ${tk}x${tc}`,
     run: () => conv2DBackpropFilterGemm(x, dy, dwAttrs, backend, { tk, tc, generic: true }, true),
   });
-}
-// MaxPool's gradient (with its argmax pass) on inputs that take textures and that take buffers.
-for (const [name, size] of [["maxPoolGrad textures", 16], ["maxPoolGrad buffers", 4]] as const) {
-  const px = tf.randomNormal([1, size, size, 64]);
-  const pdy = tf.randomNormal([1, size / 2, size / 2, 64]);
-  const attrs = { filterSize: 3, strides: 2, pad: 1 } as tf.MaxPoolAttrs;
-  candidates.push({ name, run: () => maxPoolGrad(pdy, px, attrs, backend)! });
-}
-// BatchNorm's element-wise passes (textures: 16 × 16 × 64 floats).
-{
-  const bx = tf.randomNormal([4, 8, 8, 64]);
-  const by = tf.relu(tf.randomNormal([4, 8, 8, 64]));
-  const c = () => tf.randomUniform([64], 0.5, 1.5);
-  const [mean, invStd, weight, bias] = [c(), c(), c(), c()];
-  const sums = tf.randomNormal([2, 64]);
-  const bn = { dy: bx, x: bx, mean, invStd, weight, bias, sums, y: by };
-  candidates.push(
-    { name: "bnApply", run: () => batchNormKernels.apply(bn, true, backend) },
-    { name: "bnGradInput", run: () => batchNormKernels.gradInput(bn, true, 256, backend) },
-    { name: "bnReluGrad", run: () => batchNormKernels.reluGrad(bn, backend) },
-    { name: "bnGradSums", run: () => batchNormKernels.gradSums(bn, true, backend) },
-  );
 }
 const chosen = candidates.filter((c) => c.name.startsWith(values.only));
 const compile = new Map(chosen.map((c) => [c.name, [] as number[]]));
