@@ -1,7 +1,8 @@
 /**
  * `MESA_SHADER_CACHE_DISABLE=true deno run -A cli/bench_compile.ts [--rounds 3] [--only dX]
  * [--run]`: the code-generation cost of the conv families' candidate first-use tiles (dX's
- * dot-product and FMA kernels, the forward conv, dW; tm × tc), interleaved in one process, in CPU
+ * dot-product kernel, strides baked in, and FMA kernel, strides in uniforms; the forward conv;
+ * dW; tm × tc), interleaved in one process, in CPU
  * time of all the process's threads (steadier than wall time on a busy machine). The numbers
  * behind `FIRST_USE_VARIANT`'s tiles (variants.ts).
  *
@@ -70,7 +71,7 @@ const candidates: Candidate[] = [];
 for (const [tm, tci] of [[8, 8], [4, 8], [8, 4], [4, 4], [2, 4], [1, 4]]) {
   candidates.push({
     name: `dX ${tm}x${tci}`,
-    run: () => conv2DBackpropInputGemm(dy, w, dxAttrs, backend, { tm, tci }, true, true),
+    run: () => conv2DBackpropInputGemm(dy, w, dxAttrs, backend, { tm, tci }, true),
   });
 }
 for (const [tm, tc] of [[16, 2], [8, 2], [8, 1], [4, 2], [4, 1]]) {
@@ -141,7 +142,7 @@ if (values.run) {
       run: family === "dXfma"
         ? () => conv2DBackpropInputFma(s.dy, s.w, s.dx, backend, { tm: a, tc: b }, true, true)
         : family === "dX"
-        ? () => conv2DBackpropInputGemm(s.dy, s.w, s.dx, backend, { tm: a, tci: b }, true, true)
+        ? () => conv2DBackpropInputGemm(s.dy, s.w, s.dx, backend, { tm: a, tci: b }, true)
         : family === "forward"
         ? () => conv2DGemm(s.x, s.w, s.conv, backend, { tm: a, tc: b, generic: true }, true)
         : () =>
