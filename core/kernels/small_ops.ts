@@ -252,8 +252,9 @@ export function smallUnary(
 }
 
 /**
- * tfjs's `OneHot` (attrs `depth`, `onValue`, `offValue`, `dtype`) of small int32 indices on the
- * GPU, as tfjs's program computes it; null otherwise (the caller runs tfjs's kernel).
+ * tfjs's `OneHot` (attrs `depth`, `onValue`, `offValue`, `dtype`) of small int32 indices, as
+ * tfjs's program computes it (on the GPU, as tfjs's kernel does even for indices it holds on the
+ * CPU); null otherwise (the caller runs tfjs's kernel).
  *
  * @example
  * ```ts ignore
@@ -273,7 +274,7 @@ export function smallOneHot(
   if (
     shape.length > 4 || size === 0 || size >= MIN_TEXTURE_FLOATS ||
     indices.dtype !== "int32" || storedDtype(backend, indices) !== "int32" ||
-    !["int32", "float32"].includes(dtype) || backend.shouldExecuteOnCPU([indices])
+    !["int32", "float32"].includes(dtype)
   ) {
     return null;
   }

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assert, assertEquals } from "@std/assert";
 import { assertClose, hostInput, runOnCpu, runOnWebGPU, useWebGPU } from "./kernel_test_util.ts";
 import { SMALL_BINARY_OPS, SMALL_UNARY_OPS } from "./small_ops.ts";
+import { textureDispatchCount } from "./texture_operands.ts";
 
 /** Pipelines of webtune program `name` in tfjs's cache (ours are keyed by program only). */
 function pipelinesOf(name: string): number {
@@ -110,6 +111,13 @@ Deno.test("OneHot of small int32 indices equals the cpu backend's, in the same p
     }));
     assertEquals(Array.from(got), Array.from(want), dtype);
   }
+  // A batch's labels, never uploaded (tfjs's OneHot runs on the GPU even so): ours too.
+  const labels = tf.tensor1d([0, 1, 1, 0, 1, 0, 0, 1], "int32");
+  const before = textureDispatchCount();
+  const hot = tf.oneHot(labels, 2);
+  assertEquals(textureDispatchCount() - before, 1);
+  assertEquals(Array.from(await hot.data()), [1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1]);
+  tf.dispose([labels, hot]);
   assertEquals(pipelinesOf("SmallElementwise"), 1);
   // Not tfjs's program.
   const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> })

@@ -216,8 +216,8 @@ function padTo4(dims: number[], strides: number[]): [number[], number[]] {
  * (`axis`) of a small float32 tensor, as
  * tfjs's programs compute them (see the module docs); null where this module does not take the
  * call (the caller runs tfjs's kernel): not float32 data, rank over 4, {@linkcode MIN_TEXTURE_FLOATS}
- * elements or more, an empty reduction, an `ArgMax` row of 32 or more, or a tensor tfjs would
- * compute on the CPU.
+ * elements or more, an empty reduction, an `ArgMax` row of 32 or more, a row of 3–63 elements
+ * but 4, 8, 16 and 32 (see below), or a `Max` tfjs would compute on the CPU.
  *
  * @example
  * ```ts ignore
@@ -232,9 +232,11 @@ export function smallReduce(
 ): tf.TensorInfo | null {
   const { x } = inputs as { x: tf.TensorInfo };
   const size = tf.util.sizeFromShape(x.shape);
+  // tfjs computes a Max of small never-uploaded tensors on the CPU (leave those to it); its Sum
+  // and ArgMax run on the GPU whatever the input.
   if (
     x.shape.length > 4 || size === 0 || size >= MIN_TEXTURE_FLOATS ||
-    !storedAsFloat32(backend, x) || backend.shouldExecuteOnCPU([x])
+    !storedAsFloat32(backend, x) || (name === "Max" && backend.shouldExecuteOnCPU([x]))
   ) {
     return null;
   }

@@ -4,6 +4,7 @@ import { assertClose, hostInput, runOnCpu, runOnWebGPU, useWebGPU } from "./kern
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { registerFastKernels, unregisterFastKernels } from "./mod.ts";
 import { smallReduce } from "./small_reduce.ts";
+import { textureDispatchCount } from "./texture_operands.ts";
 
 /** Pipelines of webtune program `name` in tfjs's cache (ours are keyed by program only). */
 function pipelinesOf(name: string): number {
@@ -60,6 +61,19 @@ for (const kernel of ["Sum", "Max"]) {
     assertEquals(pipelinesOf("SmallReduce"), 1);
   });
 }
+
+Deno.test("Sum and ArgMax of a never-uploaded tensor run here, as tfjs's run on the GPU", async () => {
+  await useWebGPU();
+  const before = textureDispatchCount();
+  const losses = tf.tensor1d([0.5, 0.25, 1, 2]);
+  const logits = tf.tensor2d([[1, 2], [4, 3]]);
+  const [sum, argMax] = [tf.sum(losses), tf.argMax(logits, 1)];
+  assertEquals(await sum.data(), new Float32Array([3.75]));
+  assertEquals(Array.from(await argMax.data()), [1, 0]);
+  tf.dispose([losses, logits, sum, argMax]);
+  // Both were ours (tfjs's programs do not go through runWithTextureOperands).
+  assertEquals(textureDispatchCount() - before, 2);
+});
 
 Deno.test("Max of small tensors: a NaN wins, as in tfjs's program", async () => {
   await useWebGPU();

@@ -121,12 +121,13 @@ function stridedCopy(
 }
 
 /**
- * Whether this module copies `x`: float32 data of rank 1–4 with elements, on the GPU (tfjs
- * computes small never-uploaded tensors on the CPU; those stay there).
+ * Whether this module copies `x`: float32 data of rank 1–4 with elements; for a slice, on the
+ * GPU (tfjs slices small never-uploaded tensors on the CPU; those stay there; it pads on the GPU
+ * whatever the input).
  */
-function eligible(x: tf.TensorInfo, backend: WebGPUBackend): boolean {
+function eligible(x: tf.TensorInfo, backend: WebGPUBackend, cpuSlice = true): boolean {
   return x.shape.length >= 1 && x.shape.length <= 4 && tf.util.sizeFromShape(x.shape) > 0 &&
-    storedAsFloat32(backend, x) && !backend.shouldExecuteOnCPU([x]);
+    storedAsFloat32(backend, x) && !(cpuSlice && backend.shouldExecuteOnCPU([x]));
 }
 
 /**
@@ -197,7 +198,7 @@ export function padV2(
 ): tf.TensorInfo | null {
   const { x } = inputs as { x: tf.TensorInfo };
   const paddings = attrs.paddings as [number, number][];
-  if (!eligible(x, backend) || paddings.every(([a, b]) => a === 0 && b === 0)) return null;
+  if (!eligible(x, backend, false) || paddings.every(([a, b]) => a === 0 && b === 0)) return null;
   const shape = x.shape.map((n, d) => paddings[d][0] + n + paddings[d][1]);
   const shift = paddings.map(([before]) => -before);
   return stridedCopy(x, shape, shift, attrs.constantValue as number, backend);
