@@ -15,7 +15,8 @@
  *   t, t + 64, … in order (a sum starts at 0, a maximum at the row's first element; a NaN
  *   element makes the maximum NaN), then the first min(n, 64) partial values are combined
  *   pairwise, at each level value t with value t + ⌈size / 2⌉. Here one invocation does the same
- *   steps one after the other.
+ *   steps one after the other, for a power-of-two number of partial values (rows of 3–63
+ *   elements other than 4, 8, 16 and 32 keep tfjs's kernel; see {@linkcode pairwiseTreeWgsl}).
  * - `ArgMax` (`ArgMinMaxProgram`'s plain form, rows under 32 elements): the first element
  *   strictly greater than all before it (a NaN is never taken unless it is first).
  *
