@@ -57,8 +57,20 @@ const ROWS_UNIFORMS = uniformBlock({
  * take `y` (the ReLU's output, for its mask); without a ReLU they get dy there, which
  * runWithTextureOperands binds once. A `select`, not a branch, so lavapipe has no
  * uniform-dependent control flow to inline.
+ *
+ * `residual` (1 or 0) likewise: the forward kernels (`apply`, `affine`) always take a residual
+ * input, x again when there is none (bound once), and add it only where the uniform says so
+ * (a select, so without one the value is exactly that of a program without the addition). One
+ * pipeline for a step's BatchNorms with and without a residual: the second cost 0.1 s of code
+ * generation in a cold first step (cli/bench_pipelines.ts).
  */
-const FLAT_UNIFORMS = uniformBlock({ cc: "i32", n: "i32", count: "f32", relu: "i32" });
+const FLAT_UNIFORMS = uniformBlock({
+  cc: "i32",
+  n: "i32",
+  count: "f32",
+  relu: "i32",
+  residual: "i32",
+});
 
 /** Floats per WGSL element for C channels. */
 function widthFor(c: number): number {
@@ -85,11 +97,12 @@ function blockSumsInputs(kind: "variance" | "gradSums"): string[] {
 type ElementwiseKind = "apply" | "gradInput" | "reluGrad" | "affine";
 
 /** The inputs of the element-wise kernels, in binding order. */
-function elementwiseInputs(kind: ElementwiseKind, extra: boolean): string[] {
+function elementwiseInputs(kind: ElementwiseKind): string[] {
   if (kind === "reluGrad") return ["dy", "y"];
-  if (kind === "affine") return ["x", "scale", "shift", ...(extra ? ["residual"] : [])];
+  // Without a residual, `residual` is x again (bound once; see FLAT_UNIFORMS).
+  if (kind === "affine") return ["x", "scale", "shift", "residual"];
   return kind === "apply"
-    ? ["x", "mean", "invStd", "weight", "bias", ...(extra ? ["residual"] : [])]
+    ? ["x", "mean", "invStd", "weight", "bias", "residual"]
     : ["dy", "x", "mean", "invStd", "weight", "sums", "y"];
 }
 
@@ -169,7 +182,6 @@ class ElementwiseProgram extends WebtuneProgram {
 
   constructor(
     private readonly kind: ElementwiseKind,
-    private readonly extra: boolean,
     shape: number[],
     width: number,
     private readonly textures: boolean,
@@ -182,10 +194,10 @@ class ElementwiseProgram extends WebtuneProgram {
       shape,
       { x: [0, 1, 2, 3].slice(0, shape.length) },
       dispatch2D(Math.ceil(invocations / 64)),
-      `BatchNorm_${kind}_${extra}_${width}_${textures}`,
+      `BatchNorm_${kind}_${width}_${textures}`,
     );
     this.components = width;
-    this.variableNames = elementwiseInputs(kind, extra);
+    this.variableNames = elementwiseInputs(kind);
   }
 
   getUserCode(): string {
@@ -201,7 +213,7 @@ class ElementwiseProgram extends WebtuneProgram {
       let biasC = ${perColumn("bias")};`;
       // The ops' order: ((x − mean)·invStd)·weight + bias, then + residual, then ReLU.
       body = `var v = ((${at("x")} - meanC) * invStdC) * weightC + biasC;
-        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        v = select(v, v + ${at("residual")}, uniforms.residual != 0);
         v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "affine") {
@@ -209,7 +221,7 @@ class ElementwiseProgram extends WebtuneProgram {
       let shiftC = ${perColumn("shift")};`;
       // The ops' order: x·scale + shift, then + residual, then ReLU.
       body = `var v = ${at("x")} * scaleC + shiftC;
-        ${this.extra ? `v = v + ${at("residual")};` : ""}
+        v = select(v, v + ${at("residual")}, uniforms.residual != 0);
         v = select(v, max(v, ${t}(0.0)), uniforms.relu != 0);
         result[j] = v;`;
     } else if (this.kind === "reluGrad") {
@@ -405,15 +417,23 @@ function elementwise(
   const c = x.shape[x.shape.length - 1];
   const width = widthFor(c);
   const n = tf.util.sizeFromShape(x.shape) / width;
-  const extra = inputs.residual !== undefined;
-  const operands = elementwiseInputs(kind, extra).map((name) => inputs[name] ?? inputs.dy!);
+  const residual = inputs.residual !== undefined;
+  const operands = elementwiseInputs(kind).map((name) =>
+    inputs[name] ?? (name === "residual" ? x : inputs.dy!)
+  );
   const textures = useTextures(x, width, operands, backend);
-  const program = new ElementwiseProgram(kind, extra, x.shape, width, textures);
+  const program = new ElementwiseProgram(kind, x.shape, width, textures);
   return runWithOperands(
     backend,
     program,
     operands,
-    FLAT_UNIFORMS.data({ cc: c / width, n, count, relu: relu ? 1 : 0 }),
+    FLAT_UNIFORMS.data({
+      cc: c / width,
+      n,
+      count,
+      relu: relu ? 1 : 0,
+      residual: residual ? 1 : 0,
+    }),
     textures,
     kind === "reluGrad" ? RELU_GRAD_SLOTS : slotsOf(x, operands),
   );

@@ -54,6 +54,12 @@ export interface DerFilterTile {
    * order as the specialised programs.
    */
   generic?: boolean;
+  /**
+   * Split the reduction as a tile of this many vec4 columns would (default `tc`; see
+   * {@linkcode derFilterSplit}): the split sets which partial sums each output adds, so a tile
+   * that splits as another one computes its numbers exactly.
+   */
+  splitTc?: number;
 }
 
 /**
@@ -424,7 +430,7 @@ export function conv2DBackpropFilterGemm(
   const { splits, rowsPerSplit } = derFilterSplit(
     kRows,
     cout,
-    tile,
+    tile.splitTc ? { ...tile, tc: tile.splitTc } : tile,
     totalRows,
     info.outWidth,
   );

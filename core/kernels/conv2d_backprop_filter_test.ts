@@ -175,3 +175,27 @@ for (const c of CONV_CASES) {
     assertEquals(pipelines.length, 1, `generic pipelines: ${pipelines.join(", ")}`);
   });
 }
+
+// The first-use tile (8 × 1, split as the 8 × 2 tile) must compute exactly what the 8 × 2 tile
+// computes.
+for (const c of CONV_CASES) {
+  Deno.test(`Conv2DBackpropFilter, the 8x1 tile split as 8x2 equals the 8x2 tile: ${c.name}`, async () => {
+    await useWebGPU();
+    const filterShape = [c.k, c.k, c.x[3], c.cout];
+    const inputs = { x: hostInput(c.x, 3), dy: hostInput(dyShape(c), 4) };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: padAttr(c.pad),
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+      filterShape,
+    };
+    const narrow = await tiledDerFilter({ tk: 8, tc: 1, generic: true, splitTc: 2 })(() =>
+      runOnWebGPU("Conv2DBackpropFilter", inputs, attrs)
+    );
+    const wide = await tiledDerFilter({ tk: 8, tc: 2, generic: true })(() =>
+      runOnWebGPU("Conv2DBackpropFilter", inputs, attrs)
+    );
+    assertEquals(narrow, wide);
+  });
+}

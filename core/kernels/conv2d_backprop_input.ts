@@ -82,7 +82,6 @@ const UNIFORMS = uniformBlock({
   kh: "i32",
   kw: "i32",
   pads: "vec2<i32>",
-  strides: "vec2<i32>",
   subH: "i32",
   subW: "i32",
   positions: "i32",
@@ -101,12 +100,10 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
     private readonly strides: [number, number],
     private readonly tile: DerInputTile,
     private readonly textures = false,
-    private readonly anyStride = false,
   ) {
     // The strides are baked in (llvmpipe has no SIMD integer division; a constant divisor
     // becomes a shift or nothing), so they are part of the key.
-    const stridesKey = anyStride ? "anyStride" : strides.join("_");
-    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${stridesKey}_${textures}`;
+    const key = `Conv2DDerInputGemm_${tile.tm}_${tile.tci}_${strides.join("_")}_${textures}`;
     super(outShape, { x: [3], y: [0] }, dispatch2D(groups), key);
   }
 
@@ -172,17 +169,10 @@ class Conv2DDerInputGemmProgram extends WebtuneProgram {
     for (let j = 0; j < tci; j++) {
       loads.push(`let b${j} = ${read("w", `wb + ${j} * uniforms.cout4 + co4`)};`);
     }
-    const anyStride = this.anyStride;
-    const strideConsts = anyStride ? "" : `const SY = ${sy};
-    const SX = ${sx};`;
-    const strideLets = anyStride
-      ? `let SY = uniforms.strides.x;
-      let SX = uniforms.strides.y;`
-      : "";
     return `
-    ${strideConsts}
+    const SY = ${sy};
+    const SX = ${sx};
     fn main() {
-      ${strideLets}
       let group = ${LINEAR_GROUP_WGSL};
       if (group >= uniforms.groups) { return; }
       let ciGroup = group % uniforms.groupsCi;
@@ -237,11 +227,6 @@ export function derInputSupports(
 /**
  * Runs dX. Callers check {@linkcode derInputSupports} first.
  *
- * @param anyStride read the strides from uniforms instead of baking them in: one pipeline for
- *   every stride, at the price of integer divisions by a variable (scalar on llvmpipe). For the
- *   first-use tile, whose compile time counts more than its speed (see `FIRST_USE_VARIANT`):
- *   with a cold shader cache each dX pipeline took 0.5–0.6 s of llvmpipe code generation
- *   (cli/bench_pipelines.ts).
  * @returns a new float32 tensor of shape `attrs.inputShape`, owned by the caller.
  */
 export function conv2DBackpropInputGemm(
@@ -251,7 +236,6 @@ export function conv2DBackpropInputGemm(
   backend: WebGPUBackend,
   tile: DerInputTile = derInputTile(filter.shape[2]),
   textures = false,
-  anyStride = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
@@ -278,7 +262,6 @@ export function conv2DBackpropInputGemm(
     kh,
     kw,
     pads: [info.padInfo.top, info.padInfo.left],
-    strides: [sh, sw],
     subH,
     subW,
     positions,
@@ -292,7 +275,6 @@ export function conv2DBackpropInputGemm(
     [sh, sw],
     tile,
     useTextures,
-    anyStride,
   );
   return useTextures
     ? runWithTextureOperands(backend, program, [dy, filter], uniforms)

@@ -93,6 +93,8 @@ const UNIFORMS = uniformBlock({
   subH: "i32",
   subW: "i32",
   perPar: "i32",
+  /** Read by programs with the strides in uniforms only (`anyStride`). */
+  strides: "vec2<i32>",
   groupsCi: "i32",
   groups: "i32",
 });
@@ -108,10 +110,12 @@ class Conv2DDerInputFmaProgram extends WebtuneProgram {
     private readonly strides: [number, number],
     private readonly tile: DerInputFmaTile,
     private readonly textures: boolean,
+    private readonly anyStride = false,
   ) {
     // The strides are baked in (llvmpipe has no SIMD integer division; a constant divisor
-    // becomes a shift or nothing), so they are part of the key.
-    const key = `Conv2DDerInputFma_${tile.tm}_${tile.tc}_${strides.join("_")}_${textures}`;
+    // becomes a shift or nothing), so they are part of the key, unless `anyStride`.
+    const stridesKey = anyStride ? "anyStride" : strides.join("_");
+    const key = `Conv2DDerInputFma_${tile.tm}_${tile.tc}_${stridesKey}_${textures}`;
     super(outShape, { x: [3], y: [0] }, dispatch2D(groups), key);
   }
 
@@ -187,10 +191,16 @@ class Conv2DDerInputFmaProgram extends WebtuneProgram {
         }
       }
     }
+    const strideConsts = this.anyStride ? "" : `const SY = ${sy};
+    const SX = ${sx};`;
+    const strideLets = this.anyStride
+      ? `let SY = uniforms.strides.x;
+      let SX = uniforms.strides.y;`
+      : "";
     return `
-    const SY = ${sy};
-    const SX = ${sx};
+    ${strideConsts}
     fn main() {
+      ${strideLets}
       let group = ${LINEAR_GROUP_WGSL};
       if (group >= uniforms.groups) { return; }
       let ciGroup = group % uniforms.groupsCi;
@@ -248,6 +258,10 @@ export function derInputFmaSupports(
  * ```
  * @param textures read dy and W from textures where they fit (texture_operands.ts): `true` for
  *   the fastest kind this WebGPU allows, or a {@linkcode TextureKind}; `false` for storage buffers.
+ * @param anyStride read the strides from uniforms instead of baking them in: one pipeline for
+ *   every stride, at the price of integer divisions by a variable (scalar on llvmpipe), with the
+ *   same sums in the same order. For the first-use tile, whose compile time counts more than its
+ *   speed (see `FIRST_USE_VARIANT`).
  * @returns a new float32 tensor of shape `attrs.inputShape`, owned by the caller.
  */
 export function conv2DBackpropInputFma(
@@ -257,6 +271,7 @@ export function conv2DBackpropInputFma(
   backend: WebGPUBackend,
   tile?: DerInputFmaTile,
   textures: boolean | TextureKind = true,
+  anyStride = false,
 ): tf.TensorInfo {
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape,
@@ -288,10 +303,18 @@ export function conv2DBackpropInputFma(
     subH,
     subW,
     perPar,
+    strides: [sh, sw],
     groupsCi,
     groups,
   });
   const textured = textures !== false && texturesFit(backend, [dy, filter]);
-  const program = new Conv2DDerInputFmaProgram(info.inShape, groups, [sh, sw], tile, textured);
+  const program = new Conv2DDerInputFmaProgram(
+    info.inShape,
+    groups,
+    [sh, sw],
+    tile,
+    textured,
+    anyStride,
+  );
   return runWithOperands(backend, program, [dy, filter], uniforms, textured && textures);
 }

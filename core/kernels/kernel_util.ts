@@ -187,6 +187,11 @@ export abstract class WebtuneProgram implements WebGPUProgram {
   workgroupSize: [number, number, number] = [WG, 1, 1];
   abstract uniforms: string;
   shaderKey: string;
+  /**
+   * The output tensor's dtype where runWithTextureOperands makes it (int32 and bool data are
+   * written as their integer bits, as tfjs stores them).
+   */
+  outputDtype: tf.DataType = "float32";
 
   /**
    * @param key what the WGSL depends on besides shapes (tile sizes, modes); prefixed `webtune`.

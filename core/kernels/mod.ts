@@ -43,8 +43,11 @@ import {
   SMALL_UNARY_OPS,
   smallBinary,
   type SmallBinaryOp,
+  smallOneHot,
   smallUnary,
 } from "./small_ops.ts";
+import { smallReduce } from "./small_reduce.ts";
+import { padV2, slice, unpack } from "./strided_copy.ts";
 import {
   SGD_UPDATE_KERNEL,
   sgdUpdate,
@@ -139,7 +142,7 @@ export {
   textureDispatchCount,
 } from "./texture_operands.ts";
 
-type Fast = (args: KernelArgs) => tf.TensorInfo | null;
+type Fast = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[] | null;
 
 /** Our kernels: each returns null when the stock kernel should run instead. */
 const FAST: Record<string, Fast> = {
@@ -198,9 +201,18 @@ const FAST: Record<string, Fast> = {
   Sum: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
-    if (!channelReduceSupports(x, a)) return null;
+    if (!channelReduceSupports(x, a)) {
+      return smallReduce("Sum", inputs, attrs ?? {}, backend as WebGPUBackend);
+    }
     return channelReduce(x, a, false, backend as WebGPUBackend);
   },
+  Slice: ({ inputs, attrs, backend }) => slice(inputs, attrs ?? {}, backend as WebGPUBackend),
+  Unpack: ({ inputs, attrs, backend }) => unpack(inputs, attrs ?? {}, backend as WebGPUBackend),
+  PadV2: ({ inputs, attrs, backend }) => padV2(inputs, attrs ?? {}, backend as WebGPUBackend),
+  Max: ({ inputs, attrs, backend }) =>
+    smallReduce("Max", inputs, attrs ?? {}, backend as WebGPUBackend),
+  ArgMax: ({ inputs, attrs, backend }) =>
+    smallReduce("ArgMax", inputs, attrs ?? {}, backend as WebGPUBackend),
   Mean: ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const a = attrs as unknown as ReduceAttrs;
@@ -247,6 +259,10 @@ for (const name of BROADCAST_KERNELS) {
     ? (args) => sameShapeBinary(name, args.inputs, args.backend as WebGPUBackend) ?? small(args)
     : small;
 }
+// Equal has no barrier-free broadcast to fall back to (tfjs's kernel runs otherwise).
+FAST.Equal = ({ inputs, backend }) => smallBinary("Equal", inputs, backend as WebGPUBackend);
+FAST.OneHot = ({ inputs, attrs, backend }) =>
+  smallOneHot(inputs, attrs ?? {}, backend as WebGPUBackend);
 for (const name of SMALL_UNARY_OPS) {
   FAST[name] = ({ inputs, backend }) => smallUnary(name, inputs, backend as WebGPUBackend);
 }
@@ -288,8 +304,10 @@ const ours = new Map<string, tf.KernelFunc>();
  * `Sum`/`Mean` over all axes but the last (BatchNorm's statistics) or over H and W (global
  * average pool) with a reduction that needs no transpose, `MaxPool`/`MaxPoolGrad` with unrolled
  * windows (PyTorch's tie rule), large same-shape `Add`/`Sub`/`Multiply` with texture operands,
- * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Exp`/`Log`/`Neg`/`Rsqrt` with one pipeline each for
- * the binary and the unary ones (fewer pipelines to compile in a cold first step; small_ops.ts),
+ * small `Add`/`Sub`/`Multiply`/`RealDiv`/`Equal`/`Exp`/`Log`/`Neg`/`Rsqrt`/`OneHot` with one
+ * pipeline, small `Sum`/`Max`/`ArgMax` with one more and `Slice`/`Unpack`/
+ * `PadV2` with one more (fewer pipelines to compile in a cold first step; small_ops.ts,
+ * small_reduce.ts, strided_copy.ts),
  * and has the broadcasting binary kernels avoid a workgroup barrier (see `BROADCAST_KERNELS`); adds
  * {@linkcode SGD_UPDATE_KERNEL} and the training-mode BatchNorm kernels of `BATCH_NORM_KERNELS`.
  * Idempotent; does nothing unless the active backend is webgpu.

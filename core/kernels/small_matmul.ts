@@ -1,18 +1,22 @@
 /**
  * `BatchMatMul` where tfjs-webgpu would run its small-output program
- * (`MatMulSmallOutputSizeProgram`): one pipeline for every transpose combination, with the
- * transposes and the shapes in uniforms, computing each output as tfjs's program does (the same
- * sums in the same order, so the same numbers).
+ * (`MatMulSmallOutputSizeProgram`) or, for outputs of at most 128 elements, its
+ * `MatMulReduceProgram`: one pipeline for every transpose combination and both, with the
+ * transposes, the shapes and the summation order in uniforms, computing each output as tfjs's
+ * program does (the same sums in the same order, so the same numbers).
  *
- * Why: a ResNet classifier's backward pass makes two such calls (dX = dy·Wᵀ and dW = xᵀ·dy), and
- * tfjs bakes the transposes into the WGSL: two pipelines. Its program tiles k through workgroup
- * memory with two barriers per tile, which llvmpipe compiles as a coroutine per invocation:
- * 0.45–0.6 s of code generation each with a cold shader cache (cli/bench_pipelines.ts, 64 px
- * first step), for matmuls that run in 10–20 ms. This program has no workgroup memory and no
- * barrier.
+ * Why: a ResNet classifier's backward pass makes two small-output calls (dX = dy·Wᵀ and
+ * dW = xᵀ·dy) and its forward one reduce call (logits = x·W: 16 × 2 outputs at batch 16), and
+ * tfjs bakes the transposes and the program into the WGSL: three pipelines. Its small-output
+ * program tiles k through workgroup memory with two barriers per tile, which llvmpipe compiles
+ * as a coroutine per invocation: 0.45–0.6 s of code generation each with a cold shader cache
+ * (cli/bench_pipelines.ts, 64 px first step), for matmuls that run in 10–20 ms; the reduce
+ * program cost 90 ms. This program has no workgroup memory and no barrier.
  *
- * Numerics: tfjs's program sums `acc = acc + a * b` over k = 0, 1, …, K − 1 (then adds products
- * of the zeros it reads past K, which leave a sum that starts at +0 unchanged); so does this one.
+ * Numerics: tfjs's small-output program sums `acc = acc + a * b` over k = 0, 1, …, K − 1 (then
+ * adds products of the zeros it reads past K, which leave a sum that starts at +0 unchanged);
+ * its reduce program makes 256 such partial sums (partial t over k = t, t + 256, …) and adds
+ * them pairwise (t and t + 128, then t and t + 64, …); so does this one.
  *
  * @module
  */
@@ -26,6 +30,7 @@ import {
   WebtuneProgram,
 } from "./kernel_util.ts";
 import { runWithTextureOperands } from "./texture_operands.ts";
+import { pairwiseTreeWgsl } from "./small_reduce.ts";
 
 const PER_GROUP = 64;
 
@@ -47,7 +52,13 @@ const UNIFORMS = uniformBlock({
   aK: "i32",
   bK: "i32",
   bCol: "i32",
+  /** 1: tfjs's small-output order; {@linkcode TFJS_REDUCE_LANES}: its `MatMulReduceProgram`'s. */
+  lanes: "i32",
+  log2Lanes: "i32",
 });
+
+/** Invocations per output of tfjs's `MatMulReduceProgram` (its partial sums). */
+const TFJS_REDUCE_LANES = 256;
 
 class SmallMatMulProgram extends WebtuneProgram {
   variableNames = ["a", "b"];
@@ -69,15 +80,25 @@ class SmallMatMulProgram extends WebtuneProgram {
       let t = j / uniforms.n;
       let row = t % uniforms.m;
       let batch = t / uniforms.m;
-      var ai = (batch % uniforms.aBatches) * uniforms.m * uniforms.k + row * uniforms.aRow;
-      var bi = (batch % uniforms.bBatches) * uniforms.k * uniforms.n + col * uniforms.bCol;
-      var acc = 0.0;
-      for (var kk = 0; kk < uniforms.k; kk++) {
-        acc = acc + ld_a(ai) * ld_b(bi);
-        ai += uniforms.aK;
-        bi += uniforms.bK;
-      }
-      result[j] = acc;
+      let aBase = (batch % uniforms.aBatches) * uniforms.m * uniforms.k + row * uniforms.aRow;
+      let bBase = (batch % uniforms.bBatches) * uniforms.k * uniforms.n + col * uniforms.bCol;
+      ${
+      pairwiseTreeWgsl(
+        "uniforms.lanes",
+        "uniforms.log2Lanes",
+        `var ai = aBase + t * uniforms.aK;
+        var bi = bBase + t * uniforms.bK;
+        var acc = 0.0;
+        for (var kk = t; kk < uniforms.k; kk += uniforms.lanes) {
+          acc = acc + ld_a(ai) * ld_b(bi);
+          ai += uniforms.aK * uniforms.lanes;
+          bi += uniforms.bK * uniforms.lanes;
+        }
+        let leaf = acc;`,
+        (a, b) => `${a} + ${b}`,
+      )
+    }
+      result[j] = tree;
     }`;
   }
 }
@@ -103,18 +124,20 @@ function matMulDims(
 }
 
 /**
- * Whether tfjs-webgpu would run `a`·`b` as its small-output program (its own rule, with the
- * workgroup threshold `threshold`), on float32 GPU data, with k ≤ {@linkcode MAX_INNER}.
+ * The program tfjs-webgpu would run `a`·`b` with (its own rule, with the workgroup threshold
+ * `threshold`) where this module computes the same: its small-output program or, for outputs of
+ * at most 128 elements, its `MatMulReduceProgram`; null for the others, for data not float32
+ * and for k over {@linkcode MAX_INNER}.
  */
-function takesSmallOutput(
+function tfjsProgram(
   a: tf.TensorInfo,
   b: tf.TensorInfo,
   attrs: BatchMatMulAttrs,
   threshold: number,
   backend: WebGPUBackend,
-): boolean {
-  if (tf.env().getNumber("WEBGPU_MATMUL_PROGRAM_TYPE") >= 0) return false; // forced: tfjs's
-  if (a.shape.length < 2 || b.shape.length < 2) return false;
+): "smallOutput" | "reduce" | null {
+  if (tf.env().getNumber("WEBGPU_MATMUL_PROGRAM_TYPE") >= 0) return null; // forced: tfjs's
+  if (a.shape.length < 2 || b.shape.length < 2) return null;
   const { m, k, n } = matMulDims(a, b, attrs);
   const batch = Math.max(
     tf.util.sizeFromShape(a.shape.slice(0, -2)),
@@ -122,15 +145,18 @@ function takesSmallOutput(
   );
   const tiles = batch * Math.ceil(m / 32) * Math.ceil(n / 32);
   const few = tiles <= threshold || (m <= 8 && tiles <= threshold * 2);
-  return few && batch * m * n > 128 && !(batch === 1 && k >= 2000) && k <= MAX_INNER &&
-    storedAsFloat32(backend, a) && storedAsFloat32(backend, b) &&
+  const ours = few && k <= MAX_INNER && storedAsFloat32(backend, a) &&
+    storedAsFloat32(backend, b) &&
     // tfjs computes small never-uploaded tensors on the CPU; leave those to it.
     !backend.shouldExecuteOnCPU([a, b]);
+  if (!ours) return null;
+  if (batch * m * n <= 128) return "reduce";
+  return batch === 1 && k >= 2000 ? null : "smallOutput";
 }
 
 /**
- * `a`·`b` (batched, transposes as attrs) where tfjs would run its small-output program with
- * workgroup threshold `threshold` (see the module docs); null otherwise (the caller runs tfjs's
+ * `a`·`b` (batched, transposes as attrs) where tfjs would run its small-output or reduce program
+ * with workgroup threshold `threshold` (see the module docs); null otherwise (the caller runs tfjs's
  * kernel). Batch dims broadcast as tfjs's do (one side's batch of 1 against the other's).
  *
  * @example
@@ -146,7 +172,8 @@ export function smallMatMul(
   backend: WebGPUBackend,
 ): tf.TensorInfo | null {
   const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-  if (!takesSmallOutput(a, b, attrs, threshold, backend)) return null;
+  const order = tfjsProgram(a, b, attrs, threshold, backend);
+  if (!order) return null;
   const { m, k, n } = matMulDims(a, b, attrs);
   const outer = tf.backend_util.assertAndGetBroadcastShape(
     a.shape.slice(0, -2),
@@ -165,6 +192,8 @@ export function smallMatMul(
     aK: attrs.transposeA ? m : 1,
     bK: attrs.transposeB ? 1 : n,
     bCol: attrs.transposeB ? k : 1,
+    lanes: order === "reduce" ? TFJS_REDUCE_LANES : 1,
+    log2Lanes: order === "reduce" ? Math.log2(TFJS_REDUCE_LANES) : 0,
   });
   return runWithTextureOperands(backend, new SmallMatMulProgram(shape), [a, b], uniforms, "buffer");
 }

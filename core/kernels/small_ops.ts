@@ -1,7 +1,7 @@
 /**
- * Small element-wise `Add`, `Sub`, `Multiply`, `RealDiv` (any broadcast of rank ≤ 4) and `Exp`,
- * `Log`, `Neg`, `Rsqrt`: one pipeline for all binary ones and one for all unary ones, with the
- * operation and the shapes in uniforms.
+ * Small element-wise `Add`, `Sub`, `Multiply`, `RealDiv`, `Equal` (any broadcast of rank ≤ 4),
+ * `Exp`, `Log`, `Neg`, `Rsqrt` and `OneHot`: one pipeline for all of them, with the operation
+ * and the shapes in uniforms.
  *
  * Why: tfjs-webgpu compiles a pipeline per operation, input rank, broadcast pattern and dtype
  * mix, and llvmpipe generates each one's machine code at its first dispatch. A ResNet-18 training
@@ -10,7 +10,9 @@
  * (cli/bench_pipelines.ts), for tensors of a few hundred floats whose run time is nothing. Here
  * every call computes all operations and selects one: no branch on the operation, so lavapipe
  * has nothing to inline per value, and the uniforms go through texture_operands.ts's opaque copy
- * (the `buffer` operand kind: storage buffers, no texture copies).
+ * (the `buffer` operand kind: storage buffers, no texture copies). A unary operation reads its
+ * input as both operands; `OneHot` compares its indices (broadcast along the last axis) with the
+ * last coordinate.
  *
  * Only float32 tensors (stored as such, see `storedAsFloat32`, or for the binary ones as int32
  * or bool, converted as tfjs does) of fewer than {@linkcode MIN_TEXTURE_FLOATS} output elements, on the GPU:
@@ -32,9 +34,11 @@ import {
 import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
 
 /** The binary operations, by tfjs kernel name, with their code (the `op` uniform). */
-const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Equal: 4 } as const;
 /** The unary operations, by tfjs kernel name, with their code. */
-const UNARY = { Exp: 0, Log: 1, Neg: 2, Rsqrt: 3 } as const;
+const UNARY = { Exp: 5, Log: 6, Neg: 7, Rsqrt: 8 } as const;
+/** The code of `OneHot`. */
+const ONE_HOT = 9;
 
 /** Kernel names {@linkcode smallBinary} handles. */
 export type SmallBinaryOp = keyof typeof BINARY;
@@ -48,7 +52,7 @@ export const SMALL_UNARY_OPS = Object.keys(UNARY) as SmallUnaryOp[];
 const PER_GROUP = 64;
 
 /** The output's dims 1–3 (of 4, padded in front) and each input's strides over them. */
-const BINARY_UNIFORMS = uniformBlock({
+const UNIFORMS = uniformBlock({
   op: "i32",
   n: "i32",
   d1: "i32",
@@ -65,19 +69,44 @@ const BINARY_UNIFORMS = uniformBlock({
   /** 1 where that input's GPU data holds integers (int32, bool: a float32 relabelled by Cast). */
   aInt: "i32",
   bInt: "i32",
+  /** 1: the output is int32 or bool data (integer bits, as tfjs stores them). */
+  outInt: "i32",
+  /** tfjs's `uniforms.NAN` (a NaN literal is not valid WGSL for Chrome's Tint). */
+  nan: "f32",
+  /** OneHot's values. */
+  on: "f32",
+  off: "f32",
 });
-/** `nan`: tfjs's `uniforms.NAN` (a NaN literal is not valid WGSL for Chrome's Tint). */
-const UNARY_UNIFORMS = uniformBlock({ op: "i32", n: "i32", nan: "f32" });
 
-class SmallBinaryProgram extends WebtuneProgram {
+/** The uniforms an operation does not use. */
+const NO_UNIFORMS = {
+  d1: 1,
+  d2: 1,
+  a0: 0,
+  a1: 0,
+  a2: 0,
+  b0: 0,
+  b1: 0,
+  b2: 0,
+  b3: 0,
+  aInt: 0,
+  bInt: 0,
+  outInt: 0,
+  nan: NaN,
+  on: 1,
+  off: 0,
+};
+
+class SmallElementwiseProgram extends WebtuneProgram {
   variableNames = ["a", "b"];
-  uniforms = BINARY_UNIFORMS.wgsl;
+  uniforms = UNIFORMS.wgsl;
   override components = 1;
   override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
-  constructor(shape: number[]) {
+  constructor(shape: number[], dtype: tf.DataType) {
     const n = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallBinary");
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallElementwise");
+    this.outputDtype = dtype;
   }
 
   getUserCode(): string {
@@ -97,32 +126,17 @@ class SmallBinaryProgram extends WebtuneProgram {
       let a = select(ar, f32(bitcast<i32>(ar)), uniforms.aInt != 0);
       let b = select(br, f32(bitcast<i32>(br)), uniforms.bInt != 0);
       let op = uniforms.op;
-      result[j] = select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b, op == 3);
-    }`;
-  }
-}
-
-class SmallUnaryProgram extends WebtuneProgram {
-  variableNames = ["x"];
-  uniforms = UNARY_UNIFORMS.wgsl;
-  override components = 1;
-  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
-
-  constructor(shape: number[]) {
-    const n = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallUnary");
-  }
-
-  getUserCode(): string {
-    return `
-    ${flatMain(true, PER_GROUP)}
-      let j = min(i, uniforms.n - 1);
-      let a = ld_x(j);
-      let op = uniforms.op;
+      let binary = select(select(select(select(a + b, a - b, op == 1), a * b, op == 2), a / b,
+        op == 3), select(0.0, 1.0, a == b), op == 4);
       // tfjs: LOG is "if (a < 0.0) { return uniforms.NAN; } return log(a);".
       let logA = select(log(a), uniforms.nan, a < 0.0);
-      result[j] = select(select(select(exp(a), logA, op == 1), -a, op == 2), inverseSqrt(a),
-        op == 3);
+      let unary = select(select(select(exp(a), logA, op == 6), -a, op == 7), inverseSqrt(a),
+        op == 8);
+      // tfjs's OneHot: mix(off, on, f32(i32(round(index)) == coordinate)).
+      let oneHot = select(uniforms.off, uniforms.on, i32(round(a)) == c3);
+      let v = select(select(binary, unary, op >= 5), oneHot, op == ${ONE_HOT});
+      // int32 and bool outputs are stored as integers (tfjs: i32(value)).
+      result[j] = select(v, bitcast<f32>(i32(v)), uniforms.outInt != 0);
     }`;
   }
 }
@@ -185,7 +199,9 @@ export function smallBinary(
   const out4 = [...new Array(4 - shape.length).fill(1), ...shape];
   const [a0, a1, a2, a3] = broadcastStrides(a.shape, out4);
   const [b0, b1, b2, b3] = broadcastStrides(b.shape, out4);
-  const uniforms = BINARY_UNIFORMS.data({
+  const equal = name === "Equal";
+  const uniforms = UNIFORMS.data({
+    ...NO_UNIFORMS,
     op: BINARY[name],
     n: tf.util.sizeFromShape(shape),
     d1: out4[1],
@@ -201,8 +217,10 @@ export function smallBinary(
     b3,
     aInt: storedAsFloat32(backend, a) ? 0 : 1,
     bInt: storedAsFloat32(backend, b) ? 0 : 1,
+    outInt: equal ? 1 : 0,
   });
-  return runWithTextureOperands(backend, new SmallBinaryProgram(shape), [a, b], uniforms, "buffer");
+  const program = new SmallElementwiseProgram(shape, equal ? "bool" : "float32");
+  return runWithTextureOperands(backend, program, [a, b], uniforms, "buffer");
 }
 
 /**
@@ -220,10 +238,65 @@ export function smallUnary(
 ): tf.TensorInfo | null {
   const { x } = inputs as { x: tf.TensorInfo };
   if (!eligible(backend, [x], tf.util.sizeFromShape(x.shape))) return null;
-  const uniforms = UNARY_UNIFORMS.data({
+  const n = tf.util.sizeFromShape(x.shape);
+  const uniforms = UNIFORMS.data({
+    ...NO_UNIFORMS,
     op: UNARY[name],
-    n: tf.util.sizeFromShape(x.shape),
-    nan: NaN,
+    n,
+    d3: n,
+    a3: 1,
+    b3: 1,
   });
-  return runWithTextureOperands(backend, new SmallUnaryProgram(x.shape), [x], uniforms, "buffer");
+  const program = new SmallElementwiseProgram(x.shape, "float32");
+  return runWithTextureOperands(backend, program, [x, x], uniforms, "buffer");
+}
+
+/**
+ * tfjs's `OneHot` (attrs `depth`, `onValue`, `offValue`, `dtype`) of small int32 indices, as
+ * tfjs's program computes it (on the GPU, as tfjs's kernel does even for indices it holds on the
+ * CPU); null otherwise (the caller runs tfjs's kernel).
+ *
+ * @example
+ * ```ts ignore
+ * const out = smallOneHot({ indices }, { depth: 2, onValue: 1, offValue: 0, dtype: "int32" }, be);
+ * ```
+ */
+export function smallOneHot(
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap,
+  backend: WebGPUBackend,
+): tf.TensorInfo | null {
+  const { indices } = inputs as { indices: tf.TensorInfo };
+  const depth = attrs.depth as number;
+  const dtype = attrs.dtype as tf.DataType;
+  const shape = [...indices.shape, depth];
+  const size = tf.util.sizeFromShape(shape);
+  if (
+    shape.length > 4 || size === 0 || size >= MIN_TEXTURE_FLOATS ||
+    indices.dtype !== "int32" || storedDtype(backend, indices) !== "int32" ||
+    !["int32", "float32"].includes(dtype)
+  ) {
+    return null;
+  }
+  const out4 = [...new Array(4 - shape.length).fill(1), ...shape];
+  // The indices broadcast along the last axis.
+  const [a0, a1, a2, a3] = broadcastStrides([...indices.shape, 1], out4);
+  const uniforms = UNIFORMS.data({
+    ...NO_UNIFORMS,
+    op: ONE_HOT,
+    n: size,
+    d1: out4[1],
+    d2: out4[2],
+    d3: out4[3],
+    a0,
+    a1,
+    a2,
+    a3,
+    aInt: 1,
+    outInt: dtype === "int32" ? 1 : 0,
+    on: attrs.onValue as number,
+    off: attrs.offValue as number,
+  });
+  const program = new SmallElementwiseProgram(shape, dtype);
+  return runWithTextureOperands(backend, program, [indices, indices], uniforms, "buffer");
 }

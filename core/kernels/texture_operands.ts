@@ -432,7 +432,8 @@ function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string)
  * `slots` names the pooled texture each input is copied into (default: one per program class and
  * input name); see {@linkcode sharedSlots}.
  *
- * @returns a new float32 tensor of `program.outputShape`, owned by the caller.
+ * @returns a new tensor of `program.outputShape` and `program.outputDtype` (float32 unless the
+ *   program says), owned by the caller.
  */
 export function runWithTextureOperands(
   backend: WebGPUBackend,
@@ -449,7 +450,7 @@ export function runWithTextureOperands(
       inputs.length > be.device.limits.maxStorageTexturesPerShaderStage
     ? "sampled"
     : asked;
-  const output = backend.makeTensorInfo(program.outputShape, "float32");
+  const output = backend.makeTensorInfo(program.outputShape, program.outputDtype);
   be.uploadToGPU(output.dataId);
   const textureKey = kind === "buffer"
     ? "buffers"

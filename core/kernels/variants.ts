@@ -72,7 +72,7 @@ import {
  * The version of the kernel set the stored choices were measured with. Bump it whenever a
  * kernel, a tile or this table changes, so that every adapter measures again.
  */
-export const KERNEL_SET_VERSION = "conv-variants-7-infer";
+export const KERNEL_SET_VERSION = "conv-variants-7";
 
 /**
  * The `Conv2D` family's optional input: the filter's Winograd F(4×4, 3×3) transform U [36, Cin,
@@ -145,8 +145,20 @@ const STOCK: KernelVariant = { name: "stock", supports: () => true };
  * family, not one per stem / position order / padding mode.
  */
 const SMALL_CONV: ConvTile = { tm: 4, tc: 2, generic: true };
-const SMALL_DER_INPUT: DerInputTile = { tm: 8, tci: 8 };
-const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 2, generic: true };
+/**
+ * dX's first-use tile is the FMA kernel's (conv2d_backprop_input_fma.ts) with the strides in
+ * uniforms: one pipeline for a step's strided and unstrided dX. Against the dot-product kernel's
+ * 8 × 8 tile it had been (cli/bench_compile.ts, CPU time, one process, a loaded machine): code
+ * generation 615 → 257 ms, a 64 px batch-16 step's dX calls 885 → 649 ms. Its sums are those of
+ * the `texture-fma` variant (the same order at every tile), which `fast` runs.
+ */
+const SMALL_DER_INPUT: DerInputFmaTile = { tm: 4, tc: 1 };
+/**
+ * dW's first-use tile: 8 rows × 1 vec4 column, split as the 8 × 2 tile it replaced, so the same
+ * numbers (cli/bench_compile.ts, CPU time, one process, a loaded machine: code generation 254 →
+ * 178 ms, a 64 px batch-16 step's dW calls 455 → 453 ms).
+ */
+const SMALL_DER_FILTER: DerFilterTile = { tk: 8, tc: 1, generic: true, splitTc: 2 };
 
 function backendOf(args: KernelArgs): WebGPUBackend {
   return args.backend as WebGPUBackend;
@@ -265,7 +277,6 @@ function derInputVariant(
   name: string,
   tileOf: (cin: number) => DerInputTile,
   textures: boolean,
-  anyStride = false,
 ): KernelVariant {
   const parts = (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
@@ -280,15 +291,7 @@ function derInputVariant(
     },
     run: (args) => {
       const { dy, filter, attrs, cin } = parts(args);
-      return conv2DBackpropInputGemm(
-        dy,
-        filter,
-        attrs,
-        backendOf(args),
-        tileOf(cin),
-        textures,
-        anyStride,
-      );
+      return conv2DBackpropInputGemm(dy, filter, attrs, backendOf(args), tileOf(cin), textures);
     },
     tile: (args) => {
       const t = tileOf(parts(args).cin);
@@ -301,6 +304,7 @@ function derInputFmaVariant(
   name: string,
   tile: DerInputFmaTile,
   textures: boolean,
+  anyStride = false,
 ): KernelVariant {
   const parts = (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
@@ -315,7 +319,15 @@ function derInputFmaVariant(
     },
     run: (args) => {
       const { dy, filter, attrs } = parts(args);
-      return conv2DBackpropInputFma(dy, filter, attrs, backendOf(args), tile, textures);
+      return conv2DBackpropInputFma(
+        dy,
+        filter,
+        attrs,
+        backendOf(args),
+        tile,
+        textures,
+        anyStride,
+      );
     },
     tile: () => `${tile.tm}x${tile.tc}`,
   };
@@ -426,7 +438,7 @@ export const KERNEL_FAMILIES: { readonly [K in TunedKernel]: KernelFamily } = {
       derInputFmaVariant("texture-fma", derInputFmaTile(), true),
       derInputVariant("texture", (cin) => derInputTile(cin, true), true),
       // Strides in uniforms: one pipeline for a step's strided and unstrided dX (first use).
-      derInputVariant("texture-small", () => SMALL_DER_INPUT, true, true),
+      derInputFmaVariant("texture-small", SMALL_DER_INPUT, true, true),
       derInputVariant("buffer", (cin) => derInputTile(cin), false),
       derInputWinogradVariant("winograd"),
     ],
