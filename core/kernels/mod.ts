@@ -88,6 +88,13 @@ import {
 export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
 export { conv2DGemm } from "./conv2d.ts";
 export { channelReduce } from "./channel_reduce.ts";
+export {
+  cacheDispatches,
+  type DispatchCacheStats,
+  dispatchCacheStats,
+  setDispatchCaching,
+  uniformBytes,
+} from "./dispatch_cache.ts";
 export { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./sgd_update.ts";
 export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
 export {

@@ -43,6 +43,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Uniforms, WebtuneProgram } from "./kernel_util.ts";
+import { cachedBindGroup } from "./dispatch_cache.ts";
 
 /** Texels per texture row: 64 KiB rows, a multiple of the 256-byte `bytesPerRow` alignment. */
 export const TEXTURE_WIDTH = 4096;
@@ -502,14 +503,12 @@ export function runWithTextureOperands(
     resources.push(first < i ? resources[first] : operandResource(input, i));
   });
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
-  const bindGroup = be.device.createBindGroup({
-    layout: layoutFor(be.device, inputs.length, kind),
-    entries: [
-      { binding: 0, resource: { buffer: outBuffer } },
-      ...resources.map((resource, i) => ({ binding: i + 1, resource })),
-      { binding: inputs.length + 1, resource: be.makeUniforms(uniforms) },
-    ],
-  });
+  const layout = layoutFor(be.device, inputs.length, kind);
+  const bindGroup = cachedBindGroup(be.device, layout, layout, [
+    { buffer: outBuffer },
+    ...resources,
+    be.makeUniforms(uniforms),
+  ]);
   for (const input of inputs) be.commandQueueOwnedIds.add(input.dataId);
   be.commandQueueOwnedIds.add(output.dataId);
 

@@ -1,0 +1,359 @@
+/**
+ * Where a training and an inference step's main-thread time goes outside the GPU work: every
+ * WebGPU call the step makes (`createBindGroup`, `CommandEncoder.finish`, `writeBuffer`, …) is
+ * wrapped with a timer and counted, and the step's wall time is split into `queue.submit` (on
+ * lavapipe the GPU work runs inside it, synchronously), the other WebGPU calls, and the rest
+ * (JavaScript: tfjs's bookkeeping, webtune's kernels, the model).
+ *
+ * ```sh
+ * deno run -A cli/bench_host.ts                 # 64 px, batch 16, auto kernels (tuned first)
+ * deno run -A cli/bench_host.ts --size 224 --steps 1
+ * ```
+ *
+ * The wrappers cost a little themselves (two `performance.now()` per call, ~1,500 calls per
+ * step), so the absolute numbers are a bit high; compare runs of this script only.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { Session } from "node:inspector";
+import { parseArgs } from "node:util";
+import {
+  buildParamGroups,
+  describeAdapter,
+  disposeBatch,
+  setupBackend,
+  Sgd,
+  toDevice,
+  trainStep,
+} from "@webtune/core";
+import { dispatchCacheStats, setDispatchCaching, tunePendingKernels } from "@webtune/core/kernels";
+import { createRng } from "@webtune/data";
+import { createResNet18 } from "@webtune/models";
+import { cpuMs } from "./bench_dx.ts";
+
+/** Per wrapped method, e.g. `GPUDevice.createBindGroup`: wall and main-thread CPU ms, calls. */
+type CallTimes = Map<string, { ms: number; cpu: number; calls: number }>;
+
+/** The WebGPU methods a step calls, by interface. */
+const WRAPPED: [string, { prototype: object }, string[]][] = [
+  ["GPUDevice", GPUDevice, [
+    "createBindGroup",
+    "createBuffer",
+    "createTexture",
+    "createCommandEncoder",
+    "createShaderModule",
+    "createComputePipeline",
+    "createPipelineLayout",
+  ]],
+  ["GPUQueue", GPUQueue, ["submit", "writeBuffer"]],
+  ["GPUCommandEncoder", GPUCommandEncoder, [
+    "finish",
+    "beginComputePass",
+    "copyBufferToTexture",
+    "copyBufferToBuffer",
+  ]],
+  ["GPUComputePassEncoder", GPUComputePassEncoder, [
+    "setPipeline",
+    "setBindGroup",
+    "dispatchWorkgroups",
+    "end",
+  ]],
+  ["GPUComputePipeline", GPUComputePipeline, ["getBindGroupLayout"]],
+  ["GPUTexture", GPUTexture, ["createView", "destroy"]],
+  ["GPUBuffer", GPUBuffer, ["mapAsync", "getMappedRange", "unmap", "destroy"]],
+];
+
+/** tfjs-webgpu backend methods (inclusive of the WebGPU calls they make). */
+const BACKEND_METHODS = ["runWebGPUProgram", "makeUniforms", "submitQueue", "disposeData"];
+
+/**
+ * CPU time of the calling thread in ms (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)` through FFI, a
+ * fraction of a microsecond): wall time on this shared machine counts other processes' time.
+ */
+const threadCpuMs = (() => {
+  const libc = Deno.dlopen("libc.so.6", {
+    clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  });
+  const ts = new BigInt64Array(2);
+  return () => {
+    libc.symbols.clock_gettime(3, ts);
+    return Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6;
+  };
+})();
+
+/** Replaces `target[method]` with a timed wrapper that adds to `times` under `name`. */
+function wrap(times: CallTimes, target: object, method: string, name: string): void {
+  const obj = target as Record<string, (...a: unknown[]) => unknown>;
+  const original = obj[method];
+  if (typeof original !== "function") return;
+  const entry = { ms: 0, cpu: 0, calls: 0 };
+  times.set(name, entry);
+  obj[method] = function (this: unknown, ...args: unknown[]) {
+    const t0 = performance.now(), c0 = threadCpuMs();
+    try {
+      return original.apply(this, args);
+    } finally {
+      entry.cpu += threadCpuMs() - c0;
+      entry.ms += performance.now() - t0;
+      entry.calls++;
+    }
+  };
+}
+
+/** Wraps the methods of {@linkcode WRAPPED}; returns the live totals. */
+function wrapWebGpu(): CallTimes {
+  const times: CallTimes = new Map();
+  for (const [iface, cls, methods] of WRAPPED) {
+    for (const method of methods) wrap(times, cls.prototype, method, `${iface}.${method}`);
+  }
+  return times;
+}
+
+/**
+ * Adds `kernel <name> (self)` rows: the main-thread CPU of each tfjs kernel call, without the
+ * kernels it calls itself (nested `runKernel`s), with the WebGPU calls it makes.
+ */
+function wrapKernelsBySelfTime(times: CallTimes, engine: object): void {
+  const obj = engine as { runKernel: (name: string, ...a: unknown[]) => unknown };
+  const original = obj.runKernel;
+  const stack: number[] = [];
+  obj.runKernel = function (this: unknown, name: string, ...args: unknown[]) {
+    const c0 = threadCpuMs();
+    stack.push(0);
+    try {
+      return original.call(this, name, ...args);
+    } finally {
+      const inclusive = threadCpuMs() - c0;
+      const nested = stack.pop()!;
+      if (stack.length > 0) stack[stack.length - 1] += inclusive;
+      const key = `kernel ${name} (self)`;
+      let entry = times.get(key);
+      if (!entry) times.set(key, entry = { ms: 0, cpu: 0, calls: 0 });
+      entry.cpu += inclusive - nested;
+      entry.calls++;
+    }
+  };
+}
+
+/** A V8 CPU profile (node:inspector's `Profiler.stop` result). */
+interface CpuProfile {
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Starts V8's sampling profiler on this thread (the JavaScript, not the GPU threads). */
+async function startJsProfile(): Promise<{ stop(): Promise<CpuProfile> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, params ?? {}, (err, result) => err ? reject(err) : resolve(result))
+    );
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post("Profiler.start");
+  return {
+    stop: async () => ((await post("Profiler.stop")) as { profile: CpuProfile }).profile,
+  };
+}
+
+/** Prints the functions with the most self time per step, and their callers' totals. */
+function printJsProfile(profile: CpuProfile, steps: number): void {
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  const byFunction = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url.replace(/^.*\/(node_modules|npm|wt-js)\//, "");
+    const key = `${functionName || "(anonymous)"} ${where}:${lineNumber + 1}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + (self.get(node.id) ?? 0));
+  }
+  console.log("  JavaScript self time per step (V8 sampling profiler):");
+  for (const [key, ms] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+    console.log(`    ${(ms / steps).toFixed(1).padStart(7)} ms  ${key}`);
+  }
+}
+
+function snapshot(times: CallTimes): CallTimes {
+  return new Map([...times].map(([k, v]) => [k, { ...v }]));
+}
+
+/** Per-step averages of `after - before`, largest first, with the step's time split. */
+function report(
+  label: string,
+  before: CallTimes,
+  after: CallTimes,
+  spent: { wall: number; cpu: number; main: number },
+  steps: number,
+): void {
+  const rows = [...after].map(([name, v]) => {
+    const b = before.get(name) ?? { ms: 0, cpu: 0, calls: 0 };
+    return {
+      name,
+      ms: (v.ms - b.ms) / steps,
+      cpu: (v.cpu - b.cpu) / steps,
+      calls: (v.calls - b.calls) / steps,
+    };
+  }).filter((r) => r.calls > 0).sort((a, b) => b.cpu - a.cpu);
+  const gpu = rows.filter((r) => r.name.startsWith("GPU"));
+  const sum = (f: (r: (typeof rows)[number]) => number) => gpu.reduce((s, r) => s + f(r), 0);
+  console.log(
+    `${label}: per step wall ${(spent.wall / steps).toFixed(0)} ms; CPU: main thread ${
+      (spent.main / steps).toFixed(0)
+    } ms (of it in WebGPU calls ${sum((r) => r.cpu).toFixed(0)}), all threads ${
+      (spent.cpu / steps).toFixed(0)
+    } ms`,
+  );
+  console.log(`  ${"call".padEnd(40)} ${"CPU ms".padStart(8)} ${"wall ms".padStart(8)}  calls`);
+  for (const r of rows) {
+    console.log(
+      `  ${r.name.padEnd(40)} ${r.cpu.toFixed(1).padStart(8)} ${r.ms.toFixed(1).padStart(8)}  ${
+        String(Math.round(r.calls)).padStart(5)
+      }`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      size: { type: "string", default: "64" },
+      batch: { type: "string", default: "16" },
+      steps: { type: "string", default: "3" },
+      kernels: { type: "string", default: "auto" },
+      "submit-batch": { type: "string" },
+      "js-profile": { type: "boolean", default: false },
+      calls: { type: "boolean", default: false },
+      ab: { type: "string" },
+    },
+  });
+  const size = Number(values.size), batch = Number(values.batch), steps = Number(values.steps);
+  // --calls: time each WebGPU call and kernel (the wrappers cost ~10–20% more main-thread CPU).
+  const times = values.calls ? wrapWebGpu() : new Map();
+  console.log(
+    describeAdapter(
+      await setupBackend({
+        backend: "webgpu",
+        env: Deno.env,
+        kernels: values.kernels as "auto" | "fast" | "stock",
+      }),
+    ),
+  );
+  if (values["submit-batch"]) {
+    tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", Number(values["submit-batch"]));
+  }
+  const backend = tf.backend();
+  if (values.calls) {
+    for (const m of BACKEND_METHODS) wrap(times, backend, m, `backend.${m}`);
+    const engine = tf.engine();
+    wrap(times, engine, "runKernel", "engine.runKernel (incl. nested)");
+    wrapKernelsBySelfTime(times, engine);
+  }
+  const rng = createRng(0);
+  const model = createResNet18({ numClasses: 2, random: () => rng.float() });
+  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e-5 }), { weightDecay: 1e-3 });
+  const device = toDevice({
+    x: Float32Array.from({ length: batch * size * size * 3 }, () => rng.float() * 2 - 1),
+    shape: [batch, size, size, 3],
+    labels: Int32Array.from({ length: batch }, (_, i) => i % 2),
+  });
+  const infer = async () => {
+    const logits = tf.tidy(() => model.forward(device.x, "eval").logits);
+    await logits.data();
+    logits.dispose();
+  };
+  await trainStep(model, device, sgd);
+  await infer();
+  if (values.kernels === "auto") await tunePendingKernels({ budgetMs: 60_000 });
+  await trainStep(model, device, sgd);
+  await infer();
+
+  if (values.ab) {
+    await compareCaching(Number(values.ab), steps, () => trainStep(model, device, sgd), infer);
+    return;
+  }
+  const timed = async (label: string, f: () => Promise<unknown>) => {
+    const before = snapshot(times);
+    const t0 = { wall: performance.now(), cpu: cpuMs(), main: threadCpuMs() };
+    for (let i = 0; i < steps; i++) await f();
+    const spent = {
+      wall: performance.now() - t0.wall,
+      cpu: cpuMs() - t0.cpu,
+      main: threadCpuMs() - t0.main,
+    };
+    report(label, before, times, spent, steps);
+  };
+  const stats0 = dispatchCacheStats(backend as WebGPUBackend);
+  const profiler = values["js-profile"] ? await startJsProfile() : undefined;
+  await timed("train", () => trainStep(model, device, sgd));
+  if (profiler) printJsProfile(await profiler.stop(), steps);
+  const stats1 = dispatchCacheStats(backend as WebGPUBackend);
+  console.log(
+    `  dispatch caches per step: bind groups ${
+      (stats1.bindGroupHits - stats0.bindGroupHits) / steps
+    } hits, ${(stats1.bindGroupMisses - stats0.bindGroupMisses) / steps} misses; uniforms ${
+      (stats1.uniformHits - stats0.uniformHits) / steps
+    } hits, ${(stats1.uniformMisses - stats0.uniformMisses) / steps} misses; clears ${
+      stats1.clears - stats0.clears
+    }`,
+  );
+  await infer();
+  await timed("infer", infer);
+  disposeBatch(device);
+  sgd.dispose();
+  model.dispose();
+}
+
+/**
+ * `--ab ROUNDS`: the training and inference steps with the dispatch caches off and on
+ * (core/kernels/dispatch_cache.ts), alternated `rounds` times in this process; prints each
+ * variant's median main-thread CPU, all-threads CPU and wall time per step.
+ */
+async function compareCaching(
+  rounds: number,
+  steps: number,
+  train: () => Promise<unknown>,
+  infer: () => Promise<unknown>,
+): Promise<void> {
+  const variants = ["off", "on"] as const;
+  const results = new Map<string, { main: number[]; cpu: number[]; wall: number[] }>();
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      setDispatchCaching(variant === "on");
+      for (const [label, f] of [["train", train], ["infer", infer]] as const) {
+        await f(); // the first step after a switch settles the buffer pool
+        const t0 = { wall: performance.now(), cpu: cpuMs(), main: threadCpuMs() };
+        for (let i = 0; i < steps; i++) await f();
+        const key = `${label} caching ${variant}`;
+        let r = results.get(key);
+        if (!r) results.set(key, r = { main: [], cpu: [], wall: [] });
+        r.main.push((threadCpuMs() - t0.main) / steps);
+        r.cpu.push((cpuMs() - t0.cpu) / steps);
+        r.wall.push((performance.now() - t0.wall) / steps);
+      }
+    }
+  }
+  setDispatchCaching(true);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [key, r] of [...results].sort()) {
+    console.log(
+      `${key.padEnd(18)} per step, median of ${rounds}: main thread CPU ${
+        median(r.main).toFixed(1)
+      } ms, all threads CPU ${median(r.cpu).toFixed(0)} ms, wall ${
+        median(r.wall).toFixed(0)
+      } ms (main: ${r.main.map((x) => x.toFixed(0)).join(" ")})`,
+    );
+  }
+}
+
+if (import.meta.main) await main();
