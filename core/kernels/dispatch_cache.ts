@@ -75,6 +75,12 @@ interface BackendInternals {
 /** tfjs-webgpu 4.22's buffer pool (buffer_manager.js): free buffers by size and usage. */
 interface BufferManager {
   freeBuffers: Map<string, GPUBuffer[]>;
+  acquireBuffer(
+    size: number,
+    usage: number,
+    mappedAtCreation?: boolean,
+    reuse?: boolean,
+  ): GPUBuffer;
   releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
 }
 
@@ -351,19 +357,25 @@ export function setDispatchCaching(enabled: boolean): void {
 
 /**
  * Keeps each of `pool`'s free lists sorted so that `acquireBuffer` (which pops the last one)
- * takes the free buffer seen first, instead of the one released last.
+ * takes the free buffer that was handed out first, instead of the one released last.
  *
  * Why: the bind group cache hits only when a dispatch binds the same buffers as in an earlier
  * step. tfjs's last-released-first order permutes a step's buffers from one step to the next
- * (the order of releases depends on what was in use when), so without this ~90% of a ResNet-18
- * step's dispatches bound a different output buffer than the step before. In a fixed order the
- * buffers a step takes depend only on which are free, which repeats from step to step. It
- * changes which free buffer of the asked size and usage is taken, never how many exist.
+ * (the order of releases depends on what was in use when): without this, 90% of a ResNet-18
+ * step's dispatches bound another output buffer than the step before, and a step still missed
+ * ~200 bind groups after 15 steps. In a fixed order the buffers a step takes depend only on which
+ * are free, which settles: ~10 misses per step after 15 steps (cli/bench_host.ts). It changes
+ * which free buffer of the asked size and usage is taken, never how many exist.
  */
 function reuseBuffersInOrder(pool: BufferManager): void {
-  const release = pool.releaseBuffer;
+  const { acquireBuffer, releaseBuffer } = pool;
+  pool.acquireBuffer = function (this: BufferManager, ...args) {
+    const buffer = acquireBuffer.apply(this, args);
+    idOf(buffer); // numbers buffers in the order they are first handed out
+    return buffer;
+  };
   pool.releaseBuffer = function (this: BufferManager, buffer, reuse = true) {
-    release.call(this, buffer, reuse);
+    releaseBuffer.call(this, buffer, reuse);
     if (!reuse || !caching) return;
     const free = this.freeBuffers.get(`${buffer.size}_${buffer.usage}`);
     if (!free || free[free.length - 1] !== buffer) return;
