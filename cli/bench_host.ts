@@ -1,17 +1,24 @@
 /**
- * Where a training and an inference step's main-thread time goes outside the GPU work: every
- * WebGPU call the step makes (`createBindGroup`, `CommandEncoder.finish`, `writeBuffer`, …) is
- * wrapped with a timer and counted, and the step's wall time is split into `queue.submit` (on
- * lavapipe the GPU work runs inside it, synchronously), the other WebGPU calls, and the rest
- * (JavaScript: tfjs's bookkeeping, webtune's kernels, the model).
+ * Where a training and an inference step's main-thread time goes outside the GPU work. Prints,
+ * per step, the main thread's CPU time (the JavaScript and the WebGPU calls it makes) next to all
+ * threads' (llvmpipe's included) and the wall time; on a 2-core machine the main thread's CPU
+ * competes with llvmpipe's threads, so every millisecond of it counts.
  *
  * ```sh
  * deno run -A cli/bench_host.ts                 # 64 px, batch 16, auto kernels (tuned first)
- * deno run -A cli/bench_host.ts --size 224 --steps 1
+ * deno run -A cli/bench_host.ts --kernels fast --calls --steps 6
+ * deno run -A cli/bench_host.ts --kernels fast --ab 3 --steps 4
  * ```
  *
- * The wrappers cost a little themselves (two `performance.now()` per call, ~1,500 calls per
- * step), so the absolute numbers are a bit high; compare runs of this script only.
+ * - `--calls`: every WebGPU call (`createBindGroup`, `CommandEncoder.finish`, …), tfjs backend
+ *   method and tfjs kernel is wrapped with a timer of the thread's CPU time (`clock_gettime`
+ *   through FFI) and counted; kernels are listed by self time. The wrappers cost ~10–20% more
+ *   main-thread CPU themselves.
+ * - `--js-profile`: V8's sampling profile (node:inspector) of the timed training steps, by
+ *   function. It samples wall time, so waits (`submit`) show too.
+ * - `--ab N`: the steps with the dispatch caches (core/kernels/dispatch_cache.ts) off and on,
+ *   alternated N times in this process; medians per variant.
+ * - `--submit-batch N`: tfjs's `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (default 15).
  *
  * @module
  */
@@ -209,10 +216,11 @@ function report(
   console.log(
     `${label}: per step wall ${(spent.wall / steps).toFixed(0)} ms; CPU: main thread ${
       (spent.main / steps).toFixed(0)
-    } ms (of it in WebGPU calls ${sum((r) => r.cpu).toFixed(0)}), all threads ${
-      (spent.cpu / steps).toFixed(0)
-    } ms`,
+    } ms${
+      gpu.length ? ` (of it in WebGPU calls ${sum((r) => r.cpu).toFixed(0)})` : ""
+    }, all threads ${(spent.cpu / steps).toFixed(0)} ms`,
   );
+  if (rows.length === 0) return;
   console.log(`  ${"call".padEnd(40)} ${"CPU ms".padStart(8)} ${"wall ms".padStart(8)}  calls`);
   for (const r of rows) {
     console.log(
@@ -298,14 +306,13 @@ async function main(): Promise<void> {
   await timed("train", () => trainStep(model, device, sgd));
   if (profiler) printJsProfile(await profiler.stop(), steps);
   const stats1 = dispatchCacheStats(backend as WebGPUBackend);
+  const perStep = (key: keyof typeof stats1) => ((stats1[key] - stats0[key]) / steps).toFixed(0);
   console.log(
-    `  dispatch caches per step: bind groups ${
-      (stats1.bindGroupHits - stats0.bindGroupHits) / steps
-    } hits, ${(stats1.bindGroupMisses - stats0.bindGroupMisses) / steps} misses; uniforms ${
-      (stats1.uniformHits - stats0.uniformHits) / steps
-    } hits, ${(stats1.uniformMisses - stats0.uniformMisses) / steps} misses; clears ${
-      stats1.clears - stats0.clears
-    }`,
+    `  dispatch caches per step: bind groups ${perStep("bindGroupHits")} hits, ${
+      perStep("bindGroupMisses")
+    } misses; uniform buffers ${perStep("uniformHits")} hits, ${
+      perStep("uniformMisses")
+    } misses; cleared ${stats1.clears - stats0.clears} times`,
   );
   await infer();
   await timed("infer", infer);

@@ -34,7 +34,6 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { Uniforms } from "./kernel_util.ts";
 
 /** Uniform buffers kept before the cache is emptied (a ResNet-18 step uses a few hundred). */
 export const MAX_CACHED_UNIFORMS = 4096;
@@ -176,12 +175,12 @@ export function uniformBytes(fields: readonly UniformField[]): ArrayBuffer {
   const bytes = new ArrayBuffer(Math.ceil(offset / maxAlignment) * maxAlignment);
   fields.forEach((field, i) => {
     const data = field.data.length === 0 ? [1] : field.data;
-    const Array = field.type === "int32"
+    const View = field.type === "int32"
       ? Int32Array
       : field.type === "uint32"
       ? Uint32Array
       : Float32Array;
-    new Array(bytes, offsets[i], data.length).set(data);
+    new View(bytes, offsets[i], data.length).set(data);
   });
   return bytes;
 }
