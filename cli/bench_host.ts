@@ -18,6 +18,7 @@
  *   function. It samples wall time, so waits (`submit`) show too.
  * - `--ab N`: the steps with the dispatch caches (core/kernels/dispatch_cache.ts) off and on,
  *   alternated N times in this process; medians per variant.
+ * - `--ab-submit-batch N`: with `--ab`, also the caches on with N dispatches per submit.
  * - `--submit-batch N`: tfjs's `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (default 15).
  *
  * @module
@@ -35,7 +36,13 @@ import {
   toDevice,
   trainStep,
 } from "@webtune/core";
-import { dispatchCacheStats, setDispatchCaching, tunePendingKernels } from "@webtune/core/kernels";
+import {
+  dispatchCacheStats,
+  keptTextureHits,
+  operandCopyCount,
+  setDispatchCaching,
+  tunePendingKernels,
+} from "@webtune/core/kernels";
 import { createRng } from "@webtune/data";
 import { createResNet18 } from "@webtune/models";
 import { cpuMs } from "./bench_dx.ts";
@@ -243,6 +250,7 @@ async function main(): Promise<void> {
       "js-profile": { type: "boolean", default: false },
       calls: { type: "boolean", default: false },
       ab: { type: "string" },
+      "ab-submit-batch": { type: "string" },
     },
   });
   const size = Number(values.size), batch = Number(values.batch), steps = Number(values.steps);
@@ -287,11 +295,19 @@ async function main(): Promise<void> {
   await infer();
 
   if (values.ab) {
-    await compareCaching(Number(values.ab), steps, () => trainStep(model, device, sgd), infer);
+    const submitBatch = values["ab-submit-batch"] ? Number(values["ab-submit-batch"]) : undefined;
+    await compareCaching(
+      Number(values.ab),
+      steps,
+      () => trainStep(model, device, sgd),
+      infer,
+      submitBatch,
+    );
     return;
   }
   const timed = async (label: string, f: () => Promise<unknown>) => {
     const before = snapshot(times);
+    const copies0 = operandCopyCount(), kept0 = keptTextureHits();
     const t0 = { wall: performance.now(), cpu: cpuMs(), main: threadCpuMs() };
     for (let i = 0; i < steps; i++) await f();
     const spent = {
@@ -300,6 +316,11 @@ async function main(): Promise<void> {
       main: threadCpuMs() - t0.main,
     };
     report(label, before, times, spent, steps);
+    console.log(
+      `  operand texture copies per step: ${
+        ((operandCopyCount() - copies0) / steps).toFixed(0)
+      }; filter copies saved by kept textures: ${((keptTextureHits() - kept0) / steps).toFixed(0)}`,
+    );
   };
   const stats0 = dispatchCacheStats(backend as WebGPUBackend);
   const profiler = values["js-profile"] ? await startJsProfile() : undefined;
@@ -331,12 +352,19 @@ async function compareCaching(
   steps: number,
   train: () => Promise<unknown>,
   infer: () => Promise<unknown>,
+  submitBatch?: number,
 ): Promise<void> {
-  const variants = ["off", "on"] as const;
+  const batch = tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number;
+  // With --ab-submit-batch N also "on, N": the caches on and N dispatches per submit.
+  const variants = ["off", "on", ...(submitBatch ? [`on, ${submitBatch}`] : [])];
   const results = new Map<string, { main: number[]; cpu: number[]; wall: number[] }>();
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      setDispatchCaching(variant === "on");
+      setDispatchCaching(variant !== "off");
+      tf.env().set(
+        "WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE",
+        variant === "on" || variant === "off" ? batch : submitBatch!,
+      );
       for (const [label, f] of [["train", train], ["infer", infer]] as const) {
         await f(); // the first step after a switch settles the buffer pool
         const t0 = { wall: performance.now(), cpu: cpuMs(), main: threadCpuMs() };
@@ -351,6 +379,7 @@ async function compareCaching(
     }
   }
   setDispatchCaching(true);
+  tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", batch);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const [key, r] of [...results].sort()) {
     console.log(

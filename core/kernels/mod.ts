@@ -57,7 +57,7 @@ import {
   WINOGRAD_MIN_CHANNELS,
   winogradFilterTransform as filterTransform,
 } from "./conv2d_winograd.ts";
-import { texturesFit } from "./texture_operands.ts";
+import { setOperandCopyReuse, texturesFit } from "./texture_operands.ts";
 import {
   DEFAULT_TUNE_BUDGET_MS,
   type KernelChoiceReport,
@@ -139,6 +139,7 @@ export {
 } from "./autotune.ts";
 export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
 export {
+  keptTextureHits,
   operandCopyCount,
   operandTextureBytes,
   setOperandCopyReuse,
@@ -583,7 +584,13 @@ export async function tunePendingKernels(
   if (!active || (kernelTuner.pendingCount === 0 && !kernelTuner.awaitingPin)) {
     return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
   }
-  return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+  // Timed on fixed inputs, every call copies its operands, as before kept filter textures.
+  const reuse = setOperandCopyReuse(false);
+  try {
+    return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+  } finally {
+    setOperandCopyReuse(reuse);
+  }
 }
 
 /**
