@@ -219,7 +219,7 @@ fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
 /** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
 interface BackendInternals {
   device: GPUDevice;
-  tensorMap: { get(dataId: unknown): { resource: unknown } };
+  tensorMap: { get(dataId: unknown): { resource: unknown }; has(dataId: unknown): boolean };
   pipelineCache: Record<string, GPUComputePipeline | Promise<GPUComputePipeline>>;
   commandEncoder: GPUCommandEncoder | null;
   computePassEncoder: GPUComputePassEncoder | null;
@@ -404,8 +404,25 @@ function createOperandTexture(device: GPUDevice, label: string, rows: number): G
   });
 }
 
-/** The most bytes of kept filter textures per device (see {@linkcode keptTexture}). */
+/** The most bytes of kept filter textures per device, by default (see {@linkcode keptTexture}). */
 export const MAX_KEPT_TEXTURE_BYTES = 160 * 2 ** 20;
+let maxKeptBytes = MAX_KEPT_TEXTURE_BYTES;
+
+/**
+ * Sets the bound on kept filter textures' bytes (tests use a small one); returns the previous
+ * bound. Textures over a lowered bound go as new filters need room.
+ *
+ * @example
+ * ```ts
+ * const was = setMaxKeptTextureBytes(64 * 2 ** 20);
+ * setMaxKeptTextureBytes(was);
+ * ```
+ */
+export function setMaxKeptTextureBytes(bytes: number): number {
+  const was = maxKeptBytes;
+  maxKeptBytes = bytes;
+  return was;
+}
 
 /**
  * Which inputs keep a texture of their own, by slot: conv filters (`w` of the direct and dX
@@ -449,10 +466,12 @@ export function keptTextureHits(): number {
  *
  * Exact for the reasons shared slots are (see {@linkcode sharedSlots}): a tensor's data id is
  * never reused and its data never changes while it lives, and the copy that filled the texture
- * was recorded earlier in stream order. Kept textures are evicted least recently used first to
- * stay within {@linkcode MAX_KEPT_TEXTURE_BYTES}; an evicted texture of the right height takes
- * the new data (a copy recorded after the dispatches that read the old data, so it runs after
- * them), any other is destroyed after the next submit. `pinned` textures (bound by the dispatch
+ * was recorded earlier in stream order. A new filter takes the texture of a disposed one of the
+ * same height (a training step's filters replace the step before's), else a new texture; past
+ * {@linkcode MAX_KEPT_TEXTURE_BYTES} (see {@linkcode setMaxKeptTextureBytes}) textures are evicted, disposed tensors' first, then the
+ * least recently used. An evicted texture of the right height takes the new data (a copy
+ * recorded after the dispatches that read the old data, so it runs after them), any other is
+ * destroyed after the next submit. `pinned` textures (bound by the dispatch
  * being recorded) are never evicted. Off while copy reuse is (see {@linkcode setOperandCopyReuse}).
  */
 function keptTexture(
@@ -478,21 +497,32 @@ function keptTexture(
   const rows = rowsFor(tf.util.sizeFromShape(input.shape));
   const height = heightFor(be.device, rows);
   const bytes = TEXTURE_WIDTH * height * 16;
-  if (bytes > MAX_KEPT_TEXTURE_BYTES / 4) return undefined;
+  if (bytes > maxKeptBytes / 4) return undefined;
+  // Disposed tensors' textures go first: a step's new filters take their predecessors' ones.
+  const alive = (dataId: unknown) => be.tensorMap.has(dataId);
   let texture: GPUTexture | undefined;
   for (const [dataId, old] of s.kept) {
-    if (s.keptBytes + bytes <= MAX_KEPT_TEXTURE_BYTES) break;
-    if (pinned.has(old)) continue;
-    s.kept.delete(dataId);
-    if (old.height === height) {
+    if (old.height === height && !alive(dataId)) {
+      s.kept.delete(dataId);
       texture = old; // takes the new data; its bytes stay counted
       break;
     }
-    s.retired.push(old);
-    s.keptBytes -= old.width * old.height * 16;
+  }
+  for (const evictLive of [false, true]) {
+    for (const [dataId, old] of s.kept) {
+      if (texture || s.keptBytes + bytes <= maxKeptBytes) break;
+      if (pinned.has(old) || (!evictLive && alive(dataId))) continue;
+      s.kept.delete(dataId);
+      if (old.height === height) {
+        texture = old;
+      } else {
+        s.retired.push(old);
+        s.keptBytes -= old.width * old.height * 16;
+      }
+    }
   }
   if (!texture) {
-    if (s.keptBytes + bytes > MAX_KEPT_TEXTURE_BYTES) return undefined;
+    if (s.keptBytes + bytes > maxKeptBytes) return undefined;
     texture = createOperandTexture(be.device, "webtune kept filter", rows);
     s.keptBytes += bytes;
   }
