@@ -16,7 +16,8 @@
  *   main-thread CPU themselves.
  * - `--js-profile`: V8's sampling profile (node:inspector) of the timed training steps, by
  *   function. It samples wall time, so waits (`submit`) show too.
- * - `--ab N`: the steps with the dispatch caches (core/kernels/dispatch_cache.ts) off and on,
+ * - `--ab N`: the steps with neither the dispatch caches (core/kernels/dispatch_cache.ts) nor
+ *   kept filter textures (core/kernels/texture_operands.ts), with the caches, and with both,
  *   alternated N times in this process; medians per variant.
  * - `--ab-submit-batch N`: with `--ab`, also the caches on with N dispatches per submit.
  * - `--submit-batch N`: tfjs's `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` (default 15).
@@ -41,6 +42,7 @@ import {
   keptTextureHits,
   operandCopyCount,
   setDispatchCaching,
+  setMaxKeptTextureBytes,
   tunePendingKernels,
 } from "@webtune/core/kernels";
 import { createRng } from "@webtune/data";
@@ -356,20 +358,29 @@ async function compareCaching(
 ): Promise<void> {
   const batch = tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number;
   // With --ab-submit-batch N also "on, N": the caches on and N dispatches per submit.
-  const variants = ["off", "on", ...(submitBatch ? [`on, ${submitBatch}`] : [])];
+  // "none": tfjs's per-dispatch work and every filter copied (before this round's changes);
+  // "caches": the dispatch caches; "caches+kept": also kept filter textures (as shipped).
+  const variants = [
+    "none",
+    "caches",
+    "caches+kept",
+    ...(submitBatch ? [`caches+kept, ${submitBatch}`] : []),
+  ];
+  const keptBound = setMaxKeptTextureBytes(0);
   const results = new Map<string, { main: number[]; cpu: number[]; wall: number[] }>();
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      setDispatchCaching(variant !== "off");
+      setDispatchCaching(variant !== "none");
+      setMaxKeptTextureBytes(variant.startsWith("caches+kept") ? keptBound : 0);
       tf.env().set(
         "WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE",
-        variant === "on" || variant === "off" ? batch : submitBatch!,
+        variant.includes(", ") ? submitBatch! : batch,
       );
       for (const [label, f] of [["train", train], ["infer", infer]] as const) {
         await f(); // the first step after a switch settles the buffer pool
         const t0 = { wall: performance.now(), cpu: cpuMs(), main: threadCpuMs() };
         for (let i = 0; i < steps; i++) await f();
-        const key = `${label} caching ${variant}`;
+        const key = `${label} ${variant}`;
         let r = results.get(key);
         if (!r) results.set(key, r = { main: [], cpu: [], wall: [] });
         r.main.push((threadCpuMs() - t0.main) / steps);
@@ -379,11 +390,12 @@ async function compareCaching(
     }
   }
   setDispatchCaching(true);
+  setMaxKeptTextureBytes(keptBound);
   tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", batch);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const [key, r] of [...results].sort()) {
     console.log(
-      `${key.padEnd(18)} per step, median of ${rounds}: main thread CPU ${
+      `${key.padEnd(24)} per step, median of ${rounds}: main thread CPU ${
         median(r.main).toFixed(1)
       } ms, all threads CPU ${median(r.cpu).toFixed(0)} ms, wall ${
         median(r.wall).toFixed(0)

@@ -142,6 +142,7 @@ export {
   keptTextureHits,
   operandCopyCount,
   operandTextureBytes,
+  setMaxKeptTextureBytes,
   setOperandCopyReuse,
   textureDispatchCount,
 } from "./texture_operands.ts";

@@ -409,8 +409,9 @@ export const MAX_KEPT_TEXTURE_BYTES = 160 * 2 ** 20;
 let maxKeptBytes = MAX_KEPT_TEXTURE_BYTES;
 
 /**
- * Sets the bound on kept filter textures' bytes (tests use a small one); returns the previous
- * bound. Textures over a lowered bound go as new filters need room.
+ * Sets the bound on kept filter textures' bytes (tests use a small one; 0 turns them off, for
+ * `cli/bench_host.ts --ab`); returns the previous bound. Textures over a lowered bound go as new
+ * filters need room.
  *
  * @example
  * ```ts
@@ -480,7 +481,7 @@ function keptTexture(
   slot: string,
   pinned: ReadonlySet<GPUTexture>,
 ): GPUTexture | undefined {
-  const policy = reuseCopies ? keepPolicy(slot) : undefined;
+  const policy = reuseCopies && maxKeptBytes > 0 ? keepPolicy(slot) : undefined;
   if (!policy) return undefined;
   const s = stateOf(be.device);
   const hit = s.kept.get(input.dataId);

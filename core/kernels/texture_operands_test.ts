@@ -216,6 +216,13 @@ Deno.test("conv filters keep their texture; Winograd's transformed filter from i
   } finally {
     setOperandCopyReuse(was);
   }
+  const bound = setMaxKeptTextureBytes(0);
+  try {
+    assertEquals(await copies("TestConv w"), [1, 1, 1], "kept textures off, t's included");
+  } finally {
+    setMaxKeptTextureBytes(bound);
+  }
+  assertEquals(await copies("TestConv w"), [0, 0, 0], "on again: t's texture was kept");
   tf.dispose([t, u]);
 });
 
