@@ -57,7 +57,7 @@ import {
   WINOGRAD_MIN_CHANNELS,
   winogradFilterTransform as filterTransform,
 } from "./conv2d_winograd.ts";
-import { setOperandCopyReuse, texturesFit } from "./texture_operands.ts";
+import { texturesFit } from "./texture_operands.ts";
 import {
   DEFAULT_TUNE_BUDGET_MS,
   type KernelChoiceReport,
@@ -69,6 +69,7 @@ import {
   type ShapeRequest,
   type TuneReport,
 } from "./autotune.ts";
+import { setOperandCopyReuse } from "./texture_operands.ts";
 import {
   atBatch,
   type CallSpec,
