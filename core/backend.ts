@@ -18,6 +18,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@webtune/models";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
+  cacheDispatches,
   configureKernelChoice,
   type KernelChoiceStore,
   registerFastKernels,
@@ -202,6 +203,8 @@ async function createBackend(
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapterInfo as GPUAdapterInfo));
   await activate("webgpu");
+  // Host work per dispatch, cached (exact; see dispatch_cache.ts): for every kernel choice.
+  cacheDispatches(tf.backend() as WebGPUBackend);
   const kernels: KernelChoice = options.kernels ??
     (options.fastKernels === undefined ? "auto" : options.fastKernels ? "fast" : "stock");
   if (!KERNEL_CHOICES.includes(kernels)) {

@@ -67,6 +67,7 @@ import {
   type ShapeRequest,
   type TuneReport,
 } from "./autotune.ts";
+import { setOperandCopyReuse } from "./texture_operands.ts";
 import {
   atBatch,
   type CallSpec,
@@ -86,6 +87,13 @@ import {
 export { conv2DBackpropFilterGemm } from "./conv2d_backprop_filter.ts";
 export { conv2DGemm } from "./conv2d.ts";
 export { channelReduce } from "./channel_reduce.ts";
+export {
+  cacheDispatches,
+  type DispatchCacheStats,
+  dispatchCacheStats,
+  setDispatchCaching,
+  uniformBytes,
+} from "./dispatch_cache.ts";
 export { SGD_UPDATE_KERNEL, sgdUpdateSupports } from "./sgd_update.ts";
 export { conv2DBackpropInputGemm } from "./conv2d_backprop_input.ts";
 export {
@@ -136,8 +144,10 @@ export {
 } from "./autotune.ts";
 export { KERNEL_FAMILIES, KERNEL_SET_VERSION } from "./variants.ts";
 export {
+  keptTextureHits,
   operandCopyCount,
   operandTextureBytes,
+  setMaxKeptTextureBytes,
   setOperandCopyReuse,
   textureDispatchCount,
 } from "./texture_operands.ts";
@@ -591,7 +601,13 @@ export async function tunePendingKernels(
   if (!active || (kernelTuner.pendingCount === 0 && !kernelTuner.awaitingPin)) {
     return { ms: 0, decided: [], pending: active ? kernelTuner.pendingCount : 0 };
   }
-  return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+  // Timed on fixed inputs, every call copies its operands, as before kept filter textures.
+  const reuse = setOperandCopyReuse(false);
+  try {
+    return await kernelTuner.tune({ budgetMs: options.budgetMs ?? DEFAULT_TUNE_BUDGET_MS });
+  } finally {
+    setOperandCopyReuse(reuse);
+  }
 }
 
 /**

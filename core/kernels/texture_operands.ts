@@ -43,6 +43,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Uniforms, WebtuneProgram } from "./kernel_util.ts";
+import { cachedBindGroup } from "./dispatch_cache.ts";
 
 /** Texels per texture row: 64 KiB rows, a multiple of the 256-byte `bytesPerRow` alignment. */
 export const TEXTURE_WIDTH = 4096;
@@ -218,7 +219,7 @@ fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
 /** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
 interface BackendInternals {
   device: GPUDevice;
-  tensorMap: { get(dataId: unknown): { resource: unknown } };
+  tensorMap: { get(dataId: unknown): { resource: unknown }; has(dataId: unknown): boolean };
   pipelineCache: Record<string, GPUComputePipeline | Promise<GPUComputePipeline>>;
   commandEncoder: GPUCommandEncoder | null;
   computePassEncoder: GPUComputePassEncoder | null;
@@ -246,6 +247,12 @@ interface DeviceState {
   holds: Map<string, unknown>;
   /** A view per pooled texture (a view is all a bind group needs; creating one costs a call). */
   views: WeakMap<GPUTexture, GPUTextureView>;
+  /** Kept filter textures (see {@linkcode keptTexture}) by tensor data, least recently used first. */
+  kept: Map<unknown, GPUTexture>;
+  /** Bytes of the kept textures. */
+  keptBytes: number;
+  /** The data a `second`-policy slot copied once (see {@linkcode keepPolicy}). */
+  seen: WeakSet<object>;
 }
 const states = new WeakMap<GPUDevice, DeviceState>();
 
@@ -258,6 +265,9 @@ function stateOf(device: GPUDevice): DeviceState {
       retired: [],
       holds: new Map(),
       views: new WeakMap(),
+      kept: new Map(),
+      keptBytes: 0,
+      seen: new WeakSet(),
     };
     states.set(device, s);
   }
@@ -279,22 +289,25 @@ let reuseCopies = true;
 let copies = 0;
 
 /**
- * Turns off (or on again) the reuse of shared-slot copies described at {@linkcode sharedSlots}.
- * For measurements that replay one kernel call on the same inputs (`bench --profile`): there
- * every replay after the first would skip its copies, which a training step does not.
+ * Turns off (or on again) the reuse of copies: shared slots' (see {@linkcode sharedSlots}) and
+ * kept filter textures' (see {@linkcode keptTexture}). For measurements that replay one kernel
+ * call on the same inputs (`bench --profile`, the conv tuner): there every replay after the first
+ * would skip its copies, which a training step does not. Returns the previous setting.
  *
  * @example
  * ```ts
- * setOperandCopyReuse(false);
+ * const was = setOperandCopyReuse(false);
  * try {
  *   // … time kernel calls on fixed inputs …
  * } finally {
- *   setOperandCopyReuse(true);
+ *   setOperandCopyReuse(was);
  * }
  * ```
  */
-export function setOperandCopyReuse(enabled: boolean): void {
+export function setOperandCopyReuse(enabled: boolean): boolean {
+  const was = reuseCopies;
   reuseCopies = enabled;
+  return was;
 }
 
 /**
@@ -367,21 +380,155 @@ function slotTexture(be: BackendInternals, slot: string, rows: number): GPUTextu
   if (old && old.height >= rows) return old;
   if (old) s.retired.push(old);
   s.holds.delete(slot);
-  const texture = be.device.createTexture({
-    label: `webtune operand ${slot}`,
+  const texture = createOperandTexture(be.device, `webtune operand ${slot}`, rows);
+  s.pool.set(slot, texture);
+  return texture;
+}
+
+/** A texture height for `rows` rows of data: a power of two (see createOperandTexture). */
+function heightFor(device: GPUDevice, rows: number): number {
+  return Math.min(device.limits.maxTextureDimension2D, 2 ** Math.ceil(Math.log2(rows)));
+}
+
+function createOperandTexture(device: GPUDevice, label: string, rows: number): GPUTexture {
+  return device.createTexture({
+    label,
     // Heights are powers of two: llvmpipe specialises a compiled shader on whether its texture
     // sizes are powers of two, so mixed heights would compile each pipeline up to 4 times.
-    size: [
-      TEXTURE_WIDTH,
-      Math.min(be.device.limits.maxTextureDimension2D, 2 ** Math.ceil(Math.log2(rows))),
-    ],
+    size: [TEXTURE_WIDTH, heightFor(device, rows)],
     format: "rgba32float",
     // Both kinds of binding (rgba32float allows storage binding in core WebGPU), so one pool
     // serves both.
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
       GPUTextureUsage.COPY_DST,
   });
-  s.pool.set(slot, texture);
+}
+
+/** The most bytes of kept filter textures per device, by default (see {@linkcode keptTexture}). */
+export const MAX_KEPT_TEXTURE_BYTES = 160 * 2 ** 20;
+let maxKeptBytes = MAX_KEPT_TEXTURE_BYTES;
+
+/**
+ * Sets the bound on kept filter textures' bytes (tests use a small one; 0 turns them off, for
+ * `cli/bench_host.ts --ab`); returns the previous bound. Textures over a lowered bound go as new
+ * filters need room.
+ *
+ * @example
+ * ```ts
+ * const was = setMaxKeptTextureBytes(64 * 2 ** 20);
+ * setMaxKeptTextureBytes(was);
+ * ```
+ */
+export function setMaxKeptTextureBytes(bytes: number): number {
+  const was = maxKeptBytes;
+  maxKeptBytes = bytes;
+  return was;
+}
+
+/**
+ * Which inputs keep a texture of their own, by slot: conv filters (`w` of the direct and dX
+ * programs, `winograd filter` of the Winograd filter transforms) from their first copy, and
+ * Winograd's transformed filter (`winograd U`) from its second (a training step transforms its
+ * filters anew and reads each transform once; an evaluation reads the transform it keeps with
+ * the fold at every step). Slot names as the conv kernels name them (`SLOTS` in
+ * conv2d_winograd.ts, the default `<program> <input>` elsewhere; texture_operands_test.ts checks).
+ */
+function keepPolicy(slot: string): "first" | "second" | undefined {
+  if (slot === "winograd U") return "second";
+  if (slot === "winograd filter" || slot.endsWith(" w")) return "first";
+  return undefined;
+}
+
+let keptHits = 0;
+
+/**
+ * How many filter copies kept textures saved in this process (for tests and benchmarks).
+ *
+ * @example
+ * ```ts
+ * const before = keptTextureHits();
+ * // … run a step …
+ * console.log(keptTextureHits() - before, "filter copies saved");
+ * ```
+ */
+export function keptTextureHits(): number {
+  return keptHits;
+}
+
+/**
+ * The texture `input` keeps (see {@linkcode keepPolicy}), copied into it on first use; undefined
+ * where its slot keeps none (the caller copies into the slot's texture).
+ *
+ * Why: a conv's filter is read by its forward and its dX in a training step, and by every
+ * evaluation step (the folded filters, and the Winograd transforms kept with them, do not
+ * change). Copied into the slot every time, filters were about half of an evaluation step's
+ * copies (51 of 91 MB at 64 px, batch 16), and lavapipe copies a buffer into a texture at
+ * about 1–2 GB/s on one thread.
+ *
+ * Exact for the reasons shared slots are (see {@linkcode sharedSlots}): a tensor's data id is
+ * never reused and its data never changes while it lives, and the copy that filled the texture
+ * was recorded earlier in stream order. A new filter takes the texture of a disposed one of the
+ * same height (a training step's filters replace the step before's), else a new texture; past
+ * {@linkcode MAX_KEPT_TEXTURE_BYTES} (see {@linkcode setMaxKeptTextureBytes}) textures are evicted, disposed tensors' first, then the
+ * least recently used. An evicted texture of the right height takes the new data (a copy
+ * recorded after the dispatches that read the old data, so it runs after them), any other is
+ * destroyed after the next submit. `pinned` textures (bound by the dispatch
+ * being recorded) are never evicted. Off while copy reuse is (see {@linkcode setOperandCopyReuse}).
+ */
+function keptTexture(
+  be: BackendInternals,
+  input: tf.TensorInfo,
+  slot: string,
+  pinned: ReadonlySet<GPUTexture>,
+): GPUTexture | undefined {
+  const policy = reuseCopies && maxKeptBytes > 0 ? keepPolicy(slot) : undefined;
+  if (!policy) return undefined;
+  const s = stateOf(be.device);
+  const hit = s.kept.get(input.dataId);
+  if (hit) {
+    s.kept.delete(input.dataId); // most recently used last
+    s.kept.set(input.dataId, hit);
+    keptHits++;
+    return hit;
+  }
+  if (policy === "second" && !s.seen.has(input.dataId as object)) {
+    s.seen.add(input.dataId as object);
+    return undefined;
+  }
+  const rows = rowsFor(tf.util.sizeFromShape(input.shape));
+  const height = heightFor(be.device, rows);
+  const bytes = TEXTURE_WIDTH * height * 16;
+  if (bytes > maxKeptBytes / 4) return undefined;
+  // Disposed tensors' textures go first: a step's new filters take their predecessors' ones.
+  const alive = (dataId: unknown) => be.tensorMap.has(dataId);
+  let texture: GPUTexture | undefined;
+  for (const [dataId, old] of s.kept) {
+    if (old.height === height && !alive(dataId)) {
+      s.kept.delete(dataId);
+      texture = old; // takes the new data; its bytes stay counted
+      break;
+    }
+  }
+  for (const evictLive of [false, true]) {
+    for (const [dataId, old] of s.kept) {
+      if (texture || s.keptBytes + bytes <= maxKeptBytes) break;
+      if (pinned.has(old) || (!evictLive && alive(dataId))) continue;
+      s.kept.delete(dataId);
+      if (old.height === height) {
+        texture = old;
+      } else {
+        s.retired.push(old);
+        s.keptBytes -= old.width * old.height * 16;
+      }
+    }
+  }
+  if (!texture) {
+    if (s.keptBytes + bytes > maxKeptBytes) return undefined;
+    texture = createOperandTexture(be.device, "webtune kept filter", rows);
+    s.keptBytes += bytes;
+  }
+  s.kept.set(input.dataId, texture);
+  recordCopy(be, input, texture);
   return texture;
 }
 
@@ -389,11 +536,15 @@ function slotTexture(be: BackendInternals, slot: string, rows: number): GPUTextu
  * Records the copy of `input`'s buffer into its slot's texture, unless that texture holds
  * `input`'s data already (see {@linkcode sharedSlots}); returns the texture.
  */
-function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string): GPUTexture {
-  be.uploadToGPU(input.dataId);
-  const buffer = be.tensorMap.get(input.dataId).resource as GPUBuffer;
-  const texels = tf.util.sizeFromShape(input.shape) / 4;
-  const texture = slotTexture(be, slot, rowsFor(texels * 4));
+function copyToTexture(
+  be: BackendInternals,
+  input: tf.TensorInfo,
+  slot: string,
+  pinned: ReadonlySet<GPUTexture>,
+): GPUTexture {
+  const kept = keptTexture(be, input, slot, pinned);
+  if (kept) return kept;
+  const texture = slotTexture(be, slot, rowsFor(tf.util.sizeFromShape(input.shape)));
   const s = stateOf(be.device);
   if (reuseCopies && reusableSlots.has(slot)) {
     if (s.holds.get(slot) === input.dataId) return texture;
@@ -401,6 +552,15 @@ function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string)
   } else {
     s.holds.delete(slot);
   }
+  recordCopy(be, input, texture);
+  return texture;
+}
+
+/** Records the copy of `input`'s buffer into `texture`, on the backend's encoder. */
+function recordCopy(be: BackendInternals, input: tf.TensorInfo, texture: GPUTexture): void {
+  be.uploadToGPU(input.dataId);
+  const buffer = be.tensorMap.get(input.dataId).resource as GPUBuffer;
+  const texels = tf.util.sizeFromShape(input.shape) / 4;
   copies++;
   be.ensureCommandEncoderReady();
   be.endComputePassEncoder();
@@ -418,7 +578,6 @@ function copyToTexture(be: BackendInternals, input: tf.TensorInfo, slot: string)
       [rest, 1],
     );
   }
-  return texture;
 }
 
 /**
@@ -482,19 +641,20 @@ export function runWithTextureOperands(
       "Please call checkCompileCompletionAsync to ensure parallel compilation is done!",
     );
   }
+  const pinned = new Set<GPUTexture>();
   const operandResource = (input: tf.TensorInfo, i: number): GPUBindingResource => {
     if (kind === "buffer") {
       be.uploadToGPU(input.dataId);
       return { buffer: be.tensorMap.get(input.dataId).resource as GPUBuffer };
     }
-    return viewOf(
-      stateOf(be.device),
-      copyToTexture(
-        be,
-        input,
-        slots?.[i] ?? `${program.constructor.name} ${program.variableNames[i]}`,
-      ),
+    const texture = copyToTexture(
+      be,
+      input,
+      slots?.[i] ?? `${program.constructor.name} ${program.variableNames[i]}`,
+      pinned,
     );
+    pinned.add(texture);
+    return viewOf(stateOf(be.device), texture);
   };
   const resources: GPUBindingResource[] = [];
   inputs.forEach((input, i) => {
@@ -503,14 +663,12 @@ export function runWithTextureOperands(
     resources.push(first < i ? resources[first] : operandResource(input, i));
   });
   const outBuffer = be.tensorMap.get(output.dataId).resource as GPUBuffer;
-  const bindGroup = be.device.createBindGroup({
-    layout: layoutFor(be.device, inputs.length, kind),
-    entries: [
-      { binding: 0, resource: { buffer: outBuffer } },
-      ...resources.map((resource, i) => ({ binding: i + 1, resource })),
-      { binding: inputs.length + 1, resource: be.makeUniforms(uniforms) },
-    ],
-  });
+  const layout = layoutFor(be.device, inputs.length, kind);
+  const bindGroup = cachedBindGroup(be.device, layout, layout, [
+    { buffer: outBuffer },
+    ...resources,
+    be.makeUniforms(uniforms),
+  ]);
   for (const input of inputs) be.commandQueueOwnedIds.add(input.dataId);
   be.commandQueueOwnedIds.add(output.dataId);
 
@@ -565,7 +723,7 @@ export function textureDispatchCount(): number {
 }
 
 /**
- * Bytes of the operand textures held for `backend`'s device (pooled and retired): memory that
+ * Bytes of the operand textures held for `backend`'s device (pooled, kept and retired): memory that
  * `tf.memory()` does not see. The pool only grows, so after a step this is that step's peak.
  *
  * @example
@@ -577,7 +735,8 @@ export function operandTextureBytes(backend: WebGPUBackend): number {
   const s = states.get((backend as unknown as BackendInternals).device);
   if (!s) return 0;
   const bytes = (t: GPUTexture) => t.width * t.height * 16;
-  return [...s.pool.values(), ...s.retired].reduce((sum, t) => sum + bytes(t), 0);
+  return [...s.pool.values(), ...s.kept.values(), ...s.retired]
+    .reduce((sum, t) => sum + bytes(t), 0);
 }
 
 /**

@@ -2,10 +2,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals } from "@std/assert";
 import {
+  keptTextureHits,
   opaqueUniforms,
   operandCopyCount,
   operandRead,
   operandTextureBytes,
+  runWithTextureOperands,
+  setMaxKeptTextureBytes,
   setOperandCopyReuse,
   storageTexturesReadable,
   TEXTURE_WIDTH,
@@ -14,8 +17,9 @@ import {
   texturePrelude,
   texturesFit,
 } from "./texture_operands.ts";
+import { SLOTS as WINOGRAD_SLOTS } from "./conv2d_winograd.ts";
 import { conv2DTexture } from "./conv2d.ts";
-import type { WebtuneProgram } from "./kernel_util.ts";
+import { WebtuneProgram, WG } from "./kernel_util.ts";
 import { hostInput, useWebGPU } from "./kernel_test_util.ts";
 import { SGD_UPDATE_KERNEL } from "./sgd_update.ts";
 
@@ -140,4 +144,119 @@ Deno.test("a shared slot skips the copy of the tensor it holds, and copies any o
   assertEquals(next.copies, 1, "g is still held, p2 is new");
   assertEquals(next.data, await fresh(p2, g));
   tf.dispose([p2, g]);
+});
+
+/** Copies its one input, read through `ld_a`: a texture program that takes any slot. */
+class CopyProgram extends WebtuneProgram {
+  variableNames = ["a"];
+  uniforms = "n4 : i32,";
+  constructor(n: number) {
+    super([n], { x: [0] }, [Math.ceil(n / 4 / WG), 1, 1], "TestTextureCopy");
+  }
+  getUserCode(): string {
+    return `fn main() {
+      let i = i32(globalId.x);
+      if (i < uniforms.n4) { result[i] = ld_a(i); }
+    }`;
+  }
+}
+
+/** Runs {@linkcode CopyProgram} on `t` through `slot`: its output and the copies it recorded. */
+async function copyThrough(t: tf.Tensor, slot: string) {
+  const backend = tf.backend() as WebGPUBackend;
+  const n = t.size;
+  const before = operandCopyCount();
+  const out = runWithTextureOperands(
+    backend,
+    new CopyProgram(n),
+    [t],
+    [
+      { type: "int32", data: [n / 4] },
+    ],
+    "sampled",
+    [slot],
+  );
+  const copies = operandCopyCount() - before;
+  const data = await backend.read(out.dataId) as Float32Array;
+  backend.disposeData(out.dataId);
+  return { data, copies };
+}
+
+Deno.test("conv filters keep their texture; Winograd's transformed filter from its second copy; other slots copy every time", async () => {
+  await useWebGPU();
+  const shape = [3, 3, 16, 16];
+  const t = tf.tensor(hostInput(shape, 5).data, shape);
+  const expected = await t.data();
+  const copies = async (slot: string) => {
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      const { data, copies } = await copyThrough(t, slot);
+      assertEquals(data, expected);
+      runs.push(copies);
+    }
+    return runs;
+  };
+  const hits = keptTextureHits();
+  assertEquals(await copies("TestConv w"), [1, 0, 0], "a program's `w`");
+  assertEquals(await copies(WINOGRAD_SLOTS.filter), [0, 0, 0], "kept already, by data");
+  const u = tf.tensor(hostInput(shape, 6).data, shape);
+  const uExpected = await u.data();
+  const uCopies = [];
+  for (let i = 0; i < 3; i++) {
+    const { data, copies } = await copyThrough(u, WINOGRAD_SLOTS.u);
+    assertEquals(data, uExpected);
+    uCopies.push(copies);
+  }
+  assertEquals(uCopies, [1, 1, 0], "kept from its second copy");
+  assertEquals(keptTextureHits() - hits, 2 + 3 + 1);
+  assertEquals(await copies("TestConv x"), [1, 1, 1], "not a filter");
+  const was = setOperandCopyReuse(false);
+  try {
+    assertEquals(await copies("TestConv w"), [1, 1, 1], "reuse off (tuner, --profile)");
+  } finally {
+    setOperandCopyReuse(was);
+  }
+  const bound = setMaxKeptTextureBytes(0);
+  try {
+    assertEquals(await copies("TestConv w"), [1, 1, 1], "kept textures off, t's included");
+  } finally {
+    setMaxKeptTextureBytes(bound);
+  }
+  assertEquals(await copies("TestConv w"), [0, 0, 0], "on again: t's texture was kept");
+  tf.dispose([t, u]);
+});
+
+Deno.test("kept filter textures stay within their bound, least recently used out first, and evicted ones are copied again", async () => {
+  await useWebGPU();
+  // 24 rows of TEXTURE_WIDTH texels: a 32-row (2 MiB) texture each, 5 of them under the bound.
+  const shape = [24, TEXTURE_WIDTH, 4];
+  const perTexture = 32 * TEXTURE_WIDTH * 16;
+  const was = setMaxKeptTextureBytes(5 * perTexture);
+  const filters = Array.from(
+    { length: 7 },
+    (_, i) => tf.tensor(hostInput(shape, 40 + i).data, shape),
+  );
+  try {
+    const backend = tf.backend() as WebGPUBackend;
+    const before = operandTextureBytes(backend);
+    for (const f of filters) assertEquals((await copyThrough(f, "TestBig w")).copies, 1);
+    assert(
+      operandTextureBytes(backend) - before <= 5 * perTexture,
+      "the kept textures grew by at most the bound",
+    );
+    assertEquals((await copyThrough(filters[6], "TestBig w")).copies, 0, "recently used: kept");
+    const first = await copyThrough(filters[0], "TestBig w");
+    assertEquals(first.copies, 1, "least recently used: evicted");
+    assertEquals(first.data, await filters[0].data());
+    // Kept now, least recently used first: 3, 4, 5, 6, 0. A disposed filter's texture is the
+    // first to go, so the least recently used live one (3) stays.
+    filters[4].dispose();
+    const next = tf.tensor(hostInput(shape, 60).data, shape);
+    assertEquals((await copyThrough(next, "TestBig w")).copies, 1);
+    assertEquals((await copyThrough(filters[3], "TestBig w")).copies, 0, "live ones stay");
+    next.dispose();
+  } finally {
+    setMaxKeptTextureBytes(was);
+    tf.dispose(filters);
+  }
 });
