@@ -357,11 +357,30 @@ export function conv2DWinograd4Preferred(
   attrs: Conv2DAttrs,
   backend: WebGPUBackend,
 ): boolean {
+  return conv2DWinograd4Offered(x, filter, u, attrs) &&
+    texturesFit(backend, [x, u!, ...intermediates(geometry4(x, filter.shape[3], attrs))]);
+}
+
+/**
+ * {@linkcode conv2DWinograd4Preferred}'s rule by shapes alone, without the device's texture
+ * limit: what a report that has no backend at hand (`describeVariant`) can tell.
+ *
+ * @example
+ * ```ts ignore
+ * conv2DWinograd4Offered(x, w, u, attrs); // x [16, 56, 56, 64], u [36, 64, 64]: true
+ * ```
+ */
+export function conv2DWinograd4Offered(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  u: tf.TensorInfo | undefined,
+  attrs: Conv2DAttrs,
+): boolean {
   if (!u || u.shape.join() !== [XI4, filter.shape[2], filter.shape[3]].join()) return false;
   if (!conv2DWinogradSupports(x, filter, attrs)) return false;
   const g = geometry4(x, filter.shape[3], attrs);
   return g.tiles >= WINOGRAD4_MIN_TILES && g.outH >= WINOGRAD4_MIN_MAP &&
-    g.outW >= WINOGRAD4_MIN_MAP && texturesFit(backend, [x, u, ...intermediates(g)]);
+    g.outW >= WINOGRAD4_MIN_MAP;
 }
 
 /** Whether a [3, 3, Cin, Cout] filter's convs can run F(4×4) and its U fits the textures. */

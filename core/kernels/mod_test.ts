@@ -3,6 +3,7 @@ import { assert, assertEquals } from "@std/assert";
 import { assertClose, hostInput, useWebGPU } from "./kernel_test_util.ts";
 import {
   configureKernelChoice,
+  describeVariant,
   kernelChoices,
   memoryKernelStore,
   registerFastKernels,
@@ -186,4 +187,32 @@ Deno.test("auto times a variant with a per-call cost (winograd) at the call's ba
     tf.dispose([input, filter]);
     await configureKernelChoice({ mode: "fast", adapter: "" });
   }
+});
+
+Deno.test("describeVariant labels a folded eval conv's F(4×4) Winograd choice without a backend", () => {
+  // The report of `bench` has no backend at hand: its label must come from shapes alone (it
+  // once read the device's texture limit through an undefined backend and threw).
+  const choice = (transformed: boolean) => ({
+    family: "Conv2D",
+    key: "k",
+    label: "l",
+    variant: "winograd",
+    cached: false,
+    spec: {
+      inputs: {
+        x: [16, 56, 56, 64],
+        filter: [3, 3, 64, 64],
+        ...(transformed ? { transformedFilter: [36, 64, 64] } : {}),
+      },
+      attrs: {
+        strides: [1, 1],
+        pad: "same",
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+        dimRoundingMode: undefined,
+      } as unknown as tf.NamedAttrMap,
+    },
+  });
+  assert(describeVariant(choice(true)).startsWith("winograd F4 "), describeVariant(choice(true)));
+  assert(!describeVariant(choice(false)).includes("F4"), describeVariant(choice(false)));
 });

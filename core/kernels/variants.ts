@@ -39,7 +39,11 @@ import {
   derInputWinogradPreferred,
   winogradTile,
 } from "./conv2d_winograd.ts";
-import { conv2DWinograd4, conv2DWinograd4Preferred } from "./conv2d_winograd4.ts";
+import {
+  conv2DWinograd4,
+  conv2DWinograd4Offered,
+  conv2DWinograd4Preferred,
+} from "./conv2d_winograd4.ts";
 import {
   type Conv2DBackpropFilterAttrs,
   conv2DBackpropFilterGemm,
@@ -236,9 +240,11 @@ function conv2DWinogradVariant(name: string): KernelVariant {
     },
     run: (args) => conv(args),
     runWithEpilogue: conv,
+    // Labels only (`describeVariant` has no backend): by shapes, without the texture limit.
     tile: (args) => {
-      const t = winogradTile(parts(args).filter.shape[3]);
-      return `${fourByFour(args) ? "F4 " : ""}${t.tm}x${t.tc}`;
+      const { x, filter, u, attrs } = parts(args);
+      const t = winogradTile(filter.shape[3]);
+      return `${conv2DWinograd4Offered(x, filter, u, attrs) ? "F4 " : ""}${t.tm}x${t.tc}`;
     },
     timeAtCallBatch: true,
   };
