@@ -271,7 +271,7 @@ export function tileIndexLines(channels4: string, channel: string): string[] {
 }
 
 /** The filter transform's uniforms (F(2×2) and F(4×4)). */
-export const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
+const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
 
 /**
  * U = G g Gᵀ, one invocation per (ci, vec4 of Cout), for a transform of `xi` components made by
@@ -699,8 +699,17 @@ export function winogradFilterTransform(
   textures: true | TextureKind = true,
 ): tf.TensorInfo {
   const [, , cin, cout] = filter.shape;
-  const n4 = cin * cout / 4;
-  const program = new WinogradFilterProgram(cin, cout);
+  return runFilterTransform(new WinogradFilterProgram(cin, cout), filter, backend, textures);
+}
+
+/** Runs a filter transform `program` made for `filter`'s Cin and Cout (F(2×2) or F(4×4)). */
+export function runFilterTransform(
+  program: FilterTransformProgram,
+  filter: tf.TensorInfo,
+  backend: WebGPUBackend,
+  textures: true | TextureKind,
+): tf.TensorInfo {
+  const n4 = filter.shape[2] * filter.shape[3] / 4;
   const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
   return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
 }

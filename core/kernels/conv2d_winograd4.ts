@@ -22,18 +22,17 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Conv2DAttrs, Conv2DEpilogue, ConvTile, EpilogueKind } from "./conv2d.ts";
 import {
   conv2DWinogradSupports,
-  FILTER_UNIFORMS,
   FilterTransformProgram,
   type Geometry,
   geometry,
   InputTransformProgram,
   OutputTransformProgram,
-  SLOTS,
+  runFilterTransform,
   type WinogradPasses,
   winogradStages,
   winogradTile,
 } from "./conv2d_winograd.ts";
-import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
+import { type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /** Winograd components of F(4×4, 3×3): a 6×6 transformed tile. */
 export const XI4 = 36;
@@ -273,10 +272,7 @@ export function winograd4FilterTransform(
   textures: true | TextureKind = true,
 ): tf.TensorInfo {
   const [, , cin, cout] = filter.shape;
-  const n4 = cin * cout / 4;
-  const program = new Winograd4FilterProgram(cin, cout);
-  const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
-  return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
+  return runFilterTransform(new Winograd4FilterProgram(cin, cout), filter, backend, textures);
 }
 
 /**
