@@ -259,7 +259,7 @@ export abstract class WinogradTransformProgram extends WebtuneProgram {
  * WGSL binding, from `j` (a vec4 of a [tiles, channels] tensor with `channels4` vec4s per row),
  * the tile `t`, the channel vec4 `channel`, the image `n` and the tile's row `ty` and column `tx`.
  */
-export function tileIndexLines(channels4: string, channel: string): string[] {
+function tileIndexLines(channels4: string, channel: string): string[] {
   return [
     `let t = j / uniforms.${channels4};`,
     `let ${channel} = j - t * uniforms.${channels4};`,
@@ -424,7 +424,10 @@ export abstract class InputTransformProgram extends WinogradTransformProgram {
    */
   protected abstract transformLines(lines: string[]): void;
 
-  /** WGSL binding `d${r}${c}` to the tile's input vec4 at (r, c), given `iy${r}`, `ix${c}`, `okY${r}`, `okX${c}`. */
+  /**
+   * WGSL binding `d${r}${c}` to the tile's input vec4 at (r, c), given `iy${r}`, `ix${c}` and
+   * their bounds checks `okY${r}`, `okX${c}`.
+   */
   protected tap(r: number, c: number): string[] {
     // Out of the image: read element 0 (always valid), then use 0.
     return [
@@ -574,7 +577,11 @@ export const OUTPUT_UNIFORMS = uniformBlock({
   tiles: "i32",
 });
 
-/** WGSL binding, from `j` (a vec4 of [tiles, Cout]), `t`, `co4` and the tile's first output `oy`, `ox` on image row `row`. */
+/**
+ * WGSL binding, from `j` (a vec4 of [tiles, Cout]), the tile `t`, the channel vec4 `co4`, the
+ * tile's first output row `oy` and column `ox` (tiles of `step` × `step`) and the image's first
+ * row `row`.
+ */
 export function outputTileLines(step: number): string[] {
   return [
     ...tileIndexLines("cout4", "co4"),
