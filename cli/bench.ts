@@ -14,15 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  buildParamGroups,
-  describeAdapter,
-  disposeBatch,
-  type KernelChoice,
-  Sgd,
-  toDevice,
-  trainStep,
-} from "@webtune/core";
+import { describeAdapter, type KernelChoice, trainStep } from "@webtune/core";
 import {
   describeVariant,
   FAST_KERNEL_NAMES,
@@ -34,10 +26,11 @@ import {
   tunePendingKernels,
   unregisterFastKernels,
 } from "@webtune/core/kernels";
-import { createRng, resolveDataSource, syntheticImageSet } from "@webtune/data";
+import { resolveDataSource, syntheticImageSet } from "@webtune/data";
 import { denoFs } from "@webtune/data/deno_fs";
-import { type Arch, ARCHS, createResNet } from "@webtune/models";
+import { type Arch, ARCHS } from "@webtune/models";
 import { benchDataPipeline } from "./bench_data.ts";
+import { setupStep } from "./bench_setup.ts";
 import {
   callLabel,
   formatCalls,
@@ -168,24 +161,6 @@ function summary(p: StepProfile): ProfileSummary {
     per_call: [...p.calls].sort((a, b) => b.count * b.ms - a.count * a.ms)
       .map((c) => ({ call: callLabel(c), count: c.count, ms: c.ms })),
   };
-}
-
-/** A model, optimizer and one random batch on the device. */
-function setupStep(arch: Arch, size: number, batch: number) {
-  const rng = createRng(0);
-  const model = createResNet(arch, { numClasses: 2, random: () => rng.float() });
-  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e-5 }), { weightDecay: 1e-3 });
-  const device = toDevice({
-    x: Float32Array.from({ length: batch * size * size * 3 }, () => rng.float() * 2 - 1),
-    shape: [batch, size, size, 3] as [number, number, number, number],
-    labels: Int32Array.from({ length: batch }, (_, i) => i % 2),
-  });
-  const dispose = () => {
-    disposeBatch(device);
-    sgd.dispose();
-    model.dispose();
-  };
-  return { model, sgd, device, dispose };
 }
 
 /** Counts the GPU programs `f` runs (webgpu only; 0 elsewhere). */

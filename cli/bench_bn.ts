@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 import { describeAdapter, setupBackend } from "@webtune/core";
 import { operandCopyCount, registerFastKernels, setOperandCopyReuse } from "@webtune/core/kernels";
 import { BATCH_NORM_KERNELS, batchNorm } from "@webtune/models";
-import { cpuMs } from "./bench_dx.ts";
+import { benchClock, kernelBenchOptions } from "./bench_dx.ts";
 
 /** ResNet-18's BatchNorm inputs (NHWC, without the batch) and how many a step has of each. */
 function resnet18BnShapes(image: number): { hw: number; c: number; count: number }[] {
@@ -55,15 +55,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      size: { type: "string", default: "64" },
-      batch: { type: "string", default: "16" },
-      rounds: { type: "string", default: "3" },
-      calls: { type: "string", default: "5" },
-      cpu: { type: "boolean", default: false },
+      ...kernelBenchOptions("64", "5"),
     },
   });
   const n = Number(values.batch), calls = Number(values.calls);
-  const now = values.cpu ? cpuMs : () => performance.now();
+  const now = benchClock(values.cpu);
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const totals = { before: 0, after: 0 };
   for (const { hw, c, count } of resnet18BnShapes(Number(values.size))) {

@@ -102,21 +102,75 @@ export async function timeKernelCalls(
   return now() - t0;
 }
 
+/**
+ * The options of the benches that time kernel calls ({@linkcode perCallRounds}): `--size` (image
+ * pixels), `--batch`, `--rounds`, `--calls` (per timed run) and `--cpu` (see
+ * {@linkcode benchClock}), with this bench's defaults for `size` and `calls`.
+ *
+ * @example
+ * ```ts ignore
+ * parseArgs({ args: Deno.args, options: { ...kernelBenchOptions("64", "3"), only: { type: "string" } } });
+ * ```
+ */
+export function kernelBenchOptions(size: string, calls: string) {
+  return {
+    size: { type: "string", default: size },
+    batch: { type: "string", default: "16" },
+    rounds: { type: "string", default: "3" },
+    calls: { type: "string", default: calls },
+    cpu: { type: "boolean", default: false },
+  } as const;
+}
+
+/** The clock of `--cpu`: {@linkcode cpuMs} where `cpu`, else wall time (ms). */
+export function benchClock(cpu: boolean): () => number {
+  return cpu ? cpuMs : () => performance.now();
+}
+
+/**
+ * Each candidate's time per call in each of `rounds` rounds: `time(candidate, 1 + calls)` minus
+ * `time(candidate, 1)` (the readback's fixed wait cancels), ÷ `calls`, at least 0. The candidates
+ * run in turn within a round (A, B, A, B, …), so their ratios share the machine's load.
+ *
+ * @returns per round, per candidate (ms).
+ */
+export async function perCallRounds<C>(
+  candidates: readonly C[],
+  time: (candidate: C, times: number) => Promise<number>,
+  calls: number,
+  rounds: number,
+): Promise<number[][]> {
+  const perRound: number[][] = [];
+  for (let round = 0; round < rounds; round++) {
+    const times: number[] = [];
+    for (const c of candidates) {
+      const one = await time(c, 1);
+      const more = await time(c, 1 + calls);
+      times.push(Math.max(0, more - one) / calls);
+    }
+    perRound.push(times);
+  }
+  return perRound;
+}
+
+/** Each candidate's best (least) time over {@linkcode perCallRounds}'s rounds. */
+export function bestOfRounds(perRound: readonly number[][], count: number): number[] {
+  const best = new Array<number>(count).fill(Infinity);
+  for (const times of perRound) times.forEach((t, i) => best[i] = Math.min(best[i], t));
+  return best;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      size: { type: "string", default: "64" },
-      batch: { type: "string", default: "16" },
-      rounds: { type: "string", default: "3" },
-      calls: { type: "string", default: "3" },
+      ...kernelBenchOptions("64", "3"),
       tiles: { type: "string", default: "" },
       only: { type: "string" },
-      cpu: { type: "boolean", default: false },
     },
   });
   const n = Number(values.batch), calls = Number(values.calls);
-  const now = values.cpu ? cpuMs : () => performance.now();
+  const now = benchClock(values.cpu);
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const backend = tf.backend() as WebGPUBackend;
   const timeCalls = (f: () => tf.TensorInfo, times: number) =>
@@ -144,14 +198,10 @@ async function main(): Promise<void> {
       ...tiles.map(([tm, tc]) => () => conv2DBackpropInputFma(dy, w, attrs, backend, { tm, tc })),
     ];
     for (const f of candidates) await timeCalls(f, 1); // compile and warm up
-    const best = candidates.map(() => Infinity);
-    for (let round = 0; round < Number(values.rounds); round++) {
-      for (let i = 0; i < candidates.length; i++) {
-        const one = await timeCalls(candidates[i], 1);
-        const more = await timeCalls(candidates[i], 1 + calls);
-        best[i] = Math.min(best[i], Math.max(0, more - one) / calls);
-      }
-    }
+    const best = bestOfRounds(
+      await perCallRounds(candidates, timeCalls, calls, Number(values.rounds)),
+      candidates.length,
+    );
     best.forEach((ms, i) => totals[i] += ms * c.count);
     const gflop = 2 * n * out * out * c.k * c.k * c.cin * c.cout / 1e9;
     const cells = names.map((name, i) =>

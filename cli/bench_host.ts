@@ -28,15 +28,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { Session } from "node:inspector";
 import { parseArgs } from "node:util";
-import {
-  buildParamGroups,
-  describeAdapter,
-  disposeBatch,
-  setupBackend,
-  Sgd,
-  toDevice,
-  trainStep,
-} from "@webtune/core";
+import { describeAdapter, disposeBatch, setupBackend, trainStep } from "@webtune/core";
 import {
   dispatchCacheStats,
   keptTextureHits,
@@ -45,9 +37,8 @@ import {
   setMaxKeptTextureBytes,
   tunePendingKernels,
 } from "@webtune/core/kernels";
-import { createRng } from "@webtune/data";
-import { createResNet18 } from "@webtune/models";
 import { cpuMs } from "./bench_dx.ts";
+import { evalForward, setupStep } from "./bench_setup.ts";
 
 /** Per wrapped method, e.g. `GPUDevice.createBindGroup`: wall and main-thread CPU ms, calls. */
 type CallTimes = Map<string, { ms: number; cpu: number; calls: number }>;
@@ -277,19 +268,8 @@ async function main(): Promise<void> {
     wrap(times, engine, "runKernel", "engine.runKernel (incl. nested)");
     wrapKernelsBySelfTime(times, engine);
   }
-  const rng = createRng(0);
-  const model = createResNet18({ numClasses: 2, random: () => rng.float() });
-  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e-5 }), { weightDecay: 1e-3 });
-  const device = toDevice({
-    x: Float32Array.from({ length: batch * size * size * 3 }, () => rng.float() * 2 - 1),
-    shape: [batch, size, size, 3],
-    labels: Int32Array.from({ length: batch }, (_, i) => i % 2),
-  });
-  const infer = async () => {
-    const logits = tf.tidy(() => model.forward(device.x, "eval").logits);
-    await logits.data();
-    logits.dispose();
-  };
+  const { model, sgd, device } = setupStep("resnet18", size, batch);
+  const infer = () => evalForward(model, device.x);
   await trainStep(model, device, sgd);
   await infer();
   if (values.kernels === "auto") await tunePendingKernels({ budgetMs: 60_000 });

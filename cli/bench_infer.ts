@@ -44,7 +44,13 @@ import {
   winograd4FilterTransform,
   winogradFilterTransform,
 } from "@webtune/core/kernels";
-import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
+import {
+  benchClock,
+  bestOfRounds,
+  kernelBenchOptions,
+  perCallRounds,
+  timeKernelCalls,
+} from "./bench_dx.ts";
 
 /** One folded conv call of a ResNet-18 `eval` forward and how often the forward makes it. */
 export interface FoldedCall {
@@ -127,16 +133,12 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      size: { type: "string", default: "224" },
-      batch: { type: "string", default: "16" },
-      rounds: { type: "string", default: "3" },
-      calls: { type: "string", default: "2" },
+      ...kernelBenchOptions("224", "2"),
       only: { type: "string" },
-      cpu: { type: "boolean", default: false },
     },
   });
   const n = Number(values.batch), calls = Number(values.calls), size = Number(values.size);
-  const now = values.cpu ? cpuMs : () => performance.now();
+  const now = benchClock(values.cpu);
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const backend = tf.backend() as WebGPUBackend;
   const attrs = (stride: number, pad: number) => ({
@@ -224,18 +226,9 @@ async function main(): Promise<void> {
     const diffs = outputs.map((o) =>
       o.reduce((m, v, i) => Math.max(m, Math.abs(v - outputs[0][i])), 0) / largest
     );
-    const best = run.map(() => Infinity);
-    const ratios: number[][] = run.map(() => []);
-    for (let round = 0; round < Number(values.rounds); round++) {
-      const times: number[] = [];
-      for (let i = 0; i < run.length; i++) {
-        const one = await timeCalls(run[i], 1);
-        const more = await timeCalls(run[i], 1 + calls);
-        times.push(Math.max(0, more - one) / calls);
-        best[i] = Math.min(best[i], times[i]);
-      }
-      times.forEach((t, i) => ratios[i].push(times[0] / t));
-    }
+    const perRound = await perCallRounds(run, timeCalls, calls, Number(values.rounds));
+    const best = bestOfRounds(perRound, run.length);
+    const ratios = run.map((_, i) => perRound.map((times) => times[0] / times[i]));
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
     here.forEach((name, i) => totals.set(name, totals.get(name)! + best[i] * c.count));
     for (const name of names) {

@@ -19,18 +19,10 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { parseArgs } from "node:util";
-import {
-  buildParamGroups,
-  describeAdapter,
-  disposeBatch,
-  setupBackend,
-  Sgd,
-  toDevice,
-  trainStep,
-} from "@webtune/core";
-import { createRng } from "@webtune/data";
-import { CONV_PREPARE_FILTER_KERNEL, createResNet } from "@webtune/models";
+import { describeAdapter, disposeBatch, setupBackend, trainStep } from "@webtune/core";
+import { CONV_PREPARE_FILTER_KERNEL } from "@webtune/models";
 import { cpuMs } from "./bench_dx.ts";
+import { evalForward, setupStep } from "./bench_setup.ts";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -44,21 +36,10 @@ async function main(): Promise<void> {
   });
   const size = Number(values.size), batch = Number(values.batch), steps = Number(values.steps);
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", kernels: "fast" })));
-  const rng = createRng(0);
-  const model = createResNet("resnet18", { numClasses: 2, random: () => rng.float() });
-  const sgd = new Sgd(buildParamGroups(model.parameters(), { lr: 1e-5 }), { weightDecay: 1e-3 });
-  const device = toDevice({
-    x: Float32Array.from({ length: batch * size * size * 3 }, () => rng.float() * 2 - 1),
-    shape: [batch, size, size, 3] as [number, number, number, number],
-    labels: Int32Array.from({ length: batch }, (_, i) => i % 2),
-  });
+  const { model, sgd, device } = setupStep("resnet18", size, batch);
   const prepare = tf.getKernel(CONV_PREPARE_FILTER_KERNEL, "webgpu");
   if (!prepare) throw new Error("bench_infer_step: webtune's kernels are not registered");
-  const infer = async () => {
-    const logits = tf.tidy(() => model.forward(device.x, "eval").logits);
-    await logits.data();
-    logits.dispose();
-  };
+  const infer = () => evalForward(model, device.x);
   const timed = async (f: () => Promise<unknown>) => {
     const [c0, w0] = [cpuMs(), performance.now()];
     for (let i = 0; i < steps; i++) await f();

@@ -7,7 +7,7 @@ quiet machine). Needs Debian's python3-torch and python3-torchvision (not needed
     /usr/bin/python3 cli/bench_pytorch.py --sizes 64,224 --batch-size 16 --steps 3
 
 Train step: model.train(), CrossEntropyLoss(reduction="sum") as d2l's train_batch_ch13, SGD
-lr 1e-5 weight decay 1e-3 (bench.ts's setupStep), backward, step. Inference: model.eval() under
+lr 1e-5 weight decay 1e-3 (bench_setup.ts's setupStep), backward, step. Inference: model.eval() under
 no_grad. Threads: one per core (`--threads`; Debian's torch defaults to 1 here).
 """
 import argparse

@@ -36,7 +36,7 @@ import {
   conv2DWinograd4,
   winograd4FilterTransform,
 } from "@webtune/core/kernels";
-import { cpuMs, timeKernelCalls } from "./bench_dx.ts";
+import { benchClock, bestOfRounds, perCallRounds, timeKernelCalls } from "./bench_dx.ts";
 
 /** ResNet-18's 3×3 stride-1 convs for an `image`-pixel input: [hw, channels, calls per step]. */
 function shapes(image: number): [number, number, number][] {
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     },
   });
   const n = Number(values.batch), calls = Number(values.calls);
-  const now = values.cpu ? cpuMs : () => performance.now();
+  const now = benchClock(values.cpu);
   console.log(describeAdapter(await setupBackend({ backend: "webgpu", env: Deno.env })));
   const backend = tf.backend() as WebGPUBackend;
   const attrs = {
@@ -224,14 +224,10 @@ async function main(): Promise<void> {
       const second = values.dw ? tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 4) : w;
       const candidates = names.map((name) => () => variants[name](x, second));
       for (const f of candidates) await timeCalls(f, 1); // compile and warm up
-      const best = candidates.map(() => Infinity);
-      for (let round = 0; round < Number(values.rounds); round++) {
-        for (let i = 0; i < candidates.length; i++) {
-          const one = await timeCalls(candidates[i], 1);
-          const more = await timeCalls(candidates[i], 1 + calls);
-          best[i] = Math.min(best[i], Math.max(0, more - one) / calls);
-        }
-      }
+      const best = bestOfRounds(
+        await perCallRounds(candidates, timeCalls, calls, Number(values.rounds)),
+        candidates.length,
+      );
       best.forEach((ms, i) => totals[i] += ms * count);
       const cells = names.map((name, i) =>
         `${name} ${best[i].toFixed(1)} ms (${(best[0] / best[i]).toFixed(2)}×)`

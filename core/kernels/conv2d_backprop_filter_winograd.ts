@@ -31,7 +31,6 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import {
   dispatch2D,
   disposeAll,
-  flatMain,
   LINEAR_GROUP_WGSL,
   uniformBlock,
   WebtuneProgram,
@@ -41,12 +40,14 @@ import type { Conv2DAttrs } from "./conv2d.ts";
 import { type Conv2DBackpropFilterAttrs, LOOP_STEP_BUDGET } from "./conv2d_backprop_filter.ts";
 import {
   conv2DWinogradSupports,
-  FLAT_WG,
   type Geometry,
   geometry,
   INPUT_UNIFORMS,
+  OUTPUT_UNIFORMS,
+  outputTileLines,
   SLOTS,
   WinogradInputProgram,
+  WinogradTransformProgram,
   XI,
 } from "./conv2d_winograd.ts";
 import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
@@ -190,32 +191,21 @@ export function derFilterWinogradSplits(
   return Math.ceil(tiles / Math.ceil(tiles / splits));
 }
 
-const DY_UNIFORMS = uniformBlock({
-  n4: "i32",
-  cout4: "i32",
-  outH: "i32",
-  outW: "i32",
-  tilesH: "i32",
-  tilesW: "i32",
-  tiles: "i32",
-});
-
 /**
  * Q = A′ e A′ᵀ, one invocation per (tile, vec4 of Cout), with A′ = [[1, 0], [½, ½], [½, −½],
  * [0, −1]]: F(2×2, 3×3)'s A with G's ½ moved in (rows 1 and 2), so the output transform adds only.
  */
-class DerFilterWinogradDyProgram extends WebtuneProgram {
+class DerFilterWinogradDyProgram extends WinogradTransformProgram {
   variableNames = ["dy"];
-  uniforms = DY_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+  // dy is read as the forward's output transform writes y: the same uniforms and tile indexing.
+  uniforms = OUTPUT_UNIFORMS.wgsl;
 
   constructor(tiles: number, cout: number) {
-    const n4 = tiles * cout / 4;
-    super([XI, tiles, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradDwDy");
+    super([XI, tiles, cout], tiles * cout / 4, "WinogradDwDy");
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
+  protected bodyLines(): string[] {
+    const lines = outputTileLines(2);
     for (let r = 0; r < 2; r++) {
       for (let c = 0; c < 2; c++) {
         // Past dy's edge (odd sizes): read element 0 (always valid), then use 0.
@@ -249,20 +239,7 @@ class DerFilterWinogradDyProgram extends WebtuneProgram {
         lines.push(`result[(${4 * r + c} * uniforms.tiles + t) * uniforms.cout4 + co4] = ${e};`)
       );
     }
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let t = j / uniforms.cout4;
-      let co4 = j - t * uniforms.cout4;
-      let perImage = uniforms.tilesH * uniforms.tilesW;
-      let n = t / perImage;
-      let ty = (t - n * perImage) / uniforms.tilesW;
-      let tx = t - n * perImage - ty * uniforms.tilesW;
-      let oy = 2 * ty;
-      let ox = 2 * tx;
-      let row = n * uniforms.outH;
-      ${lines.join("\n      ")}
-    }`;
+    return lines;
   }
 }
 
@@ -364,23 +341,21 @@ class DerFilterWinogradGemmProgram extends WebtuneProgram {
   }
 }
 
-const OUTPUT_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
+const DW_UNIFORMS = uniformBlock({ n4: "i32", splits: "i32", splitStride: "i32" });
 
 /**
  * dW = G′ᵀ M G′ per (ci, vec4 of Cout), with G′ᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, 1]]
  * (F(2×2, 3×3)'s Gᵀ without its ½, moved into the dy transform), after adding the splits.
  */
-class DerFilterWinogradOutputProgram extends WebtuneProgram {
+class DerFilterWinogradOutputProgram extends WinogradTransformProgram {
   variableNames = ["m"];
-  uniforms = OUTPUT_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
+  uniforms = DW_UNIFORMS.wgsl;
 
   constructor(cin: number, cout: number) {
-    const n4 = cin * cout / 4;
-    super([3, 3, cin, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradDwOutput");
+    super([3, 3, cin, cout], cin * cout / 4, "WinogradDwOutput");
   }
 
-  getUserCode(): string {
+  protected bodyLines(): string[] {
     const lines: string[] = [];
     for (let k = 0; k < XI; k++) {
       lines.push(`var m${k} = ld_m(${k} * uniforms.n4 + j);`);
@@ -401,17 +376,15 @@ class DerFilterWinogradOutputProgram extends WebtuneProgram {
         stores.push(`result[${3 * r + c} * uniforms.n4 + j] = ${e};`)
       );
     }
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      ${lines.slice(0, XI).join("\n      ")}
-      for (var s = 1; s < uniforms.splits; s++) {
+    return [
+      ...lines.slice(0, XI),
+      `for (var s = 1; s < uniforms.splits; s++) {
         let at = s * uniforms.splitStride + j;
         ${sums.join("\n        ")}
-      }
-      ${lines.slice(XI).join("\n      ")}
-      ${stores.join("\n      ")}
-    }`;
+      }`,
+      ...lines.slice(XI),
+      ...stores,
+    ];
   }
 }
 
@@ -491,7 +464,7 @@ export function conv2DBackpropFilterWinograd(
     backend,
     new DerFilterWinogradDyProgram(g.tiles, g.cout),
     [dy],
-    DY_UNIFORMS.data({
+    OUTPUT_UNIFORMS.data({
       n4: g.tiles * cout4,
       cout4,
       outH: g.outH,
@@ -533,7 +506,7 @@ export function conv2DBackpropFilterWinograd(
     backend,
     new DerFilterWinogradOutputProgram(g.cin, g.cout),
     [m],
-    OUTPUT_UNIFORMS.data({ n4, splits, splitStride: XI * n4 }),
+    DW_UNIFORMS.data({ n4, splits, splitStride: XI * n4 }),
     textures,
     [SLOTS.u],
   );

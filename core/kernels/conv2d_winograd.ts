@@ -94,8 +94,16 @@ export interface Geometry {
   tiles: number;
 }
 
-/** The passes' sizes for conv(x, filter); also dW's (conv2d_backprop_filter_winograd.ts). */
-export function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DAttrs): Geometry {
+/**
+ * The passes' sizes for conv(x, filter) in tiles of `step` × `step` outputs (2 for F(2×2), 4 for
+ * F(4×4)); also dW's (conv2d_backprop_filter_winograd.ts).
+ */
+export function geometry(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: Conv2DAttrs,
+  step = 2,
+): Geometry {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
@@ -104,7 +112,7 @@ export function geometry(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Conv2DA
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  const tilesH = Math.ceil(info.outHeight / 2), tilesW = Math.ceil(info.outWidth / 2);
+  const tilesH = Math.ceil(info.outHeight / step), tilesW = Math.ceil(info.outWidth / step);
   return {
     n: info.batchSize,
     inH: info.inHeight,
@@ -221,32 +229,85 @@ export function conv2DWinogradPreferred(
     geometry(x, filter, attrs).tiles >= WINOGRAD_MIN_TILES;
 }
 
-const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
-
-/** U = G g Gᵀ, one invocation per (ci, vec4 of Cout). */
-class WinogradFilterProgram extends WebtuneProgram {
-  variableNames = ["w"];
-  uniforms = FILTER_UNIFORMS.wgsl;
+/**
+ * A transform pass: one invocation per vec4 of its output (`n4` of them, {@linkcode FLAT_WG} per
+ * workgroup), whose WGSL is {@linkcode WinogradTransformProgram.bodyLines} run with `j`, the
+ * invocation's vec4. Past the end an invocation redoes the last element (same value, same place)
+ * rather than return. The F(2×2) and F(4×4) passes (conv2d_winograd4.ts) and dW's
+ * (conv2d_backprop_filter_winograd.ts) differ only in their bodies.
+ */
+export abstract class WinogradTransformProgram extends WebtuneProgram {
   override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
-  constructor(cin: number, cout: number) {
-    const n4 = cin * cout / 4;
-    super([XI, cin, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradFilter");
+  constructor(outShape: number[], n4: number, key: string) {
+    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), key);
   }
 
+  /** The WGSL statements of the pass, given `j`. */
+  protected abstract bodyLines(): string[];
+
   getUserCode(): string {
-    const lines: string[] = [];
-    for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
-    const u = filterTransformLines(lines, (k) => `g${k}`, "");
-    for (let xi = 0; xi < XI; xi++) {
-      lines.push(`result[${xi} * uniforms.cinCout4 + j] = ${u[xi]};`);
-    }
-    // Past the end: redo the last element (same value, same place) rather than return.
     return `
     ${flatMain(true, FLAT_WG)}
       let j = min(i, uniforms.n4 - 1);
-      ${lines.join("\n      ")}
+      ${this.bodyLines().join("\n      ")}
     }`;
+  }
+}
+
+/**
+ * WGSL binding, from `j` (a vec4 of a [tiles, channels] tensor with `channels4` vec4s per row),
+ * the tile `t`, the channel vec4 `channel`, the image `n` and the tile's row `ty` and column `tx`.
+ */
+function tileIndexLines(channels4: string, channel: string): string[] {
+  return [
+    `let t = j / uniforms.${channels4};`,
+    `let ${channel} = j - t * uniforms.${channels4};`,
+    "let perImage = uniforms.tilesH * uniforms.tilesW;",
+    "let n = t / perImage;",
+    "let ty = (t - n * perImage) / uniforms.tilesW;",
+    "let tx = t - n * perImage - ty * uniforms.tilesW;",
+  ];
+}
+
+/** The filter transform's uniforms (F(2×2) and F(4×4)). */
+const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
+
+/**
+ * U = G g Gᵀ, one invocation per (ci, vec4 of Cout), for a transform of `xi` components made by
+ * {@linkcode FilterTransformProgram.transform}.
+ */
+export abstract class FilterTransformProgram extends WinogradTransformProgram {
+  variableNames = ["w"];
+  uniforms = FILTER_UNIFORMS.wgsl;
+
+  constructor(cin: number, cout: number, xi: number, key: string) {
+    super([xi, cin, cout], cin * cout / 4, key);
+  }
+
+  /**
+   * Appends the WGSL of U for the 3×3 taps `g(k)` (k = 3·row + column) to `lines`; returns U's
+   * expressions, row-major.
+   */
+  protected abstract transform(lines: string[], g: (k: number) => string): string[];
+
+  protected bodyLines(): string[] {
+    const lines: string[] = [];
+    for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
+    const u = this.transform(lines, (k) => `g${k}`);
+    u.forEach((e, xi) => lines.push(`result[${xi} * uniforms.cinCout4 + j] = ${e};`));
+    return lines;
+  }
+}
+
+/** U = G g Gᵀ of F(2×2, 3×3). */
+class WinogradFilterProgram extends FilterTransformProgram {
+  constructor(cin: number, cout: number) {
+    super(cin, cout, XI, "WinogradFilter");
+  }
+
+  protected transform(lines: string[], g: (k: number) => string): string[] {
+    return filterTransformLines(lines, g, "");
   }
 }
 
@@ -295,23 +356,16 @@ const FLIPPED_FILTER_UNIFORMS = uniformBlock({
  * invocation per 4×4 block of (Cin, Cout): it loads the block's 4 Cin rows (vec4s over Cout) of
  * every tap, transforms them, and transposes the block in registers to store vec4s over Cin.
  */
-class WinogradFlippedFilterProgram extends WebtuneProgram {
+class WinogradFlippedFilterProgram extends WinogradTransformProgram {
   variableNames = ["w"];
   uniforms = FLIPPED_FILTER_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
   constructor(cin: number, cout: number) {
-    const n4 = cin * cout / 16;
-    super(
-      [XI, cout, cin],
-      { x: [0] },
-      dispatch2D(Math.ceil(n4 / FLAT_WG)),
-      "WinogradFlippedFilter",
-    );
+    super([XI, cout, cin], cin * cout / 16, "WinogradFlippedFilter");
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
+  protected bodyLines(): string[] {
+    const lines = ["let ci4 = j / uniforms.cout4;", "let co4 = j - ci4 * uniforms.cout4;"];
     const us: string[][] = [];
     for (let r = 0; r < 4; r++) {
       // Tap k of the rotated filter is tap 8 − k of w.
@@ -336,16 +390,11 @@ class WinogradFlippedFilterProgram extends WebtuneProgram {
         );
       }
     }
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let ci4 = j / uniforms.cout4;
-      let co4 = j - ci4 * uniforms.cout4;
-      ${lines.join("\n      ")}
-    }`;
+    return lines;
   }
 }
 
+/** The input transform's uniforms (F(2×2), F(4×4) and dW's input pass). */
 export const INPUT_UNIFORMS = uniformBlock({
   n4: "i32",
   cin4: "i32",
@@ -357,19 +406,57 @@ export const INPUT_UNIFORMS = uniformBlock({
   tiles: "i32",
 });
 
-/** V = Bᵀ d B, one invocation per (tile, vec4 of Cin). */
-export class WinogradInputProgram extends WebtuneProgram {
+/**
+ * V = Bᵀ d B, one invocation per (tile, vec4 of Cin), for tiles whose outputs are `step` apart
+ * (input tiles overlap by 2) and transforms of `xi` components.
+ */
+export abstract class InputTransformProgram extends WinogradTransformProgram {
   variableNames = ["x"];
   uniforms = INPUT_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
-  constructor(tiles: number, cin: number) {
-    const n4 = tiles * cin / 4;
-    super([XI, tiles, cin], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "WinogradInput");
+  constructor(tiles: number, cin: number, xi: number, private readonly step: number, key: string) {
+    super([xi, tiles, cin], tiles * cin / 4, key);
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
+  /**
+   * Appends the loads of the tile (with {@linkcode InputTransformProgram.tap}, from `y0`, `x0`)
+   * and the stores of V to `lines`.
+   */
+  protected abstract transformLines(lines: string[]): void;
+
+  /**
+   * WGSL binding `d${r}${c}` to the tile's input vec4 at (r, c), given `iy${r}`, `ix${c}` and
+   * their bounds checks `okY${r}`, `okX${c}`.
+   */
+  protected tap(r: number, c: number): string[] {
+    // Out of the image: read element 0 (always valid), then use 0.
+    return [
+      `let ok${r}${c} = okY${r} & okX${c};`,
+      `let d${r}${c} = select(vec4<f32>(0.0), ld_x(select(0, ` +
+      `((row + iy${r}) * uniforms.inW + ix${c}) * uniforms.cin4 + ci4, ok${r}${c})), ` +
+      `ok${r}${c});`,
+    ];
+  }
+
+  protected bodyLines(): string[] {
+    const lines = [
+      ...tileIndexLines("cin4", "ci4"),
+      `let y0 = ${this.step} * ty - uniforms.pads.x;`,
+      `let x0 = ${this.step} * tx - uniforms.pads.y;`,
+      "let row = n * uniforms.inH;",
+    ];
+    this.transformLines(lines);
+    return lines;
+  }
+}
+
+/** V = Bᵀ d B of F(2×2, 3×3). */
+export class WinogradInputProgram extends InputTransformProgram {
+  constructor(tiles: number, cin: number) {
+    super(tiles, cin, XI, 2, "WinogradInput");
+  }
+
+  protected transformLines(lines: string[]): void {
     for (let r = 0; r < 4; r++) {
       lines.push(
         `let iy${r} = y0 + ${r};`,
@@ -383,15 +470,7 @@ export class WinogradInputProgram extends WebtuneProgram {
       );
     }
     for (let r = 0; r < 4; r++) {
-      for (let c = 0; c < 4; c++) {
-        // Out of the image: read element 0 (always valid), then use 0.
-        lines.push(
-          `let ok${r}${c} = okY${r} & okX${c};`,
-          `let d${r}${c} = select(vec4<f32>(0.0), ld_x(select(0, ` +
-            `((row + iy${r}) * uniforms.inW + ix${c}) * uniforms.cin4 + ci4, ok${r}${c})), ` +
-            `ok${r}${c});`,
-        );
-      }
+      for (let c = 0; c < 4; c++) lines.push(...this.tap(r, c));
     }
     // s = Bᵀ d (rows), then v = s B (columns); Bᵀ = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]].
     const bt = (p: (k: number) => string) => [
@@ -408,20 +487,6 @@ export class WinogradInputProgram extends WebtuneProgram {
         lines.push(`result[(${4 * a + b} * uniforms.tiles + t) * uniforms.cin4 + ci4] = ${e};`)
       );
     }
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let t = j / uniforms.cin4;
-      let ci4 = j - t * uniforms.cin4;
-      let perImage = uniforms.tilesH * uniforms.tilesW;
-      let n = t / perImage;
-      let ty = (t - n * perImage) / uniforms.tilesW;
-      let tx = t - n * perImage - ty * uniforms.tilesW;
-      let y0 = 2 * ty - uniforms.pads.x;
-      let x0 = 2 * tx - uniforms.pads.y;
-      let row = n * uniforms.inH;
-      ${lines.join("\n      ")}
-    }`;
   }
 }
 
@@ -501,7 +566,8 @@ export class WinogradGemmProgram extends WebtuneProgram {
   }
 }
 
-const OUTPUT_UNIFORMS = uniformBlock({
+/** The output transform's uniforms (F(2×2), F(4×4), and dW's dy pass, which reads like one). */
+export const OUTPUT_UNIFORMS = uniformBlock({
   n4: "i32",
   cout4: "i32",
   outH: "i32",
@@ -512,18 +578,51 @@ const OUTPUT_UNIFORMS = uniformBlock({
 });
 
 /**
- * y = Aᵀ M A, one invocation per (tile, vec4 of Cout); with an epilogue, + bias, + residual and
- * ReLU in the store, in the order conv2d.ts's epilogue applies them.
+ * WGSL binding, from `j` (a vec4 of [tiles, Cout]), the tile `t`, the channel vec4 `co4`, the
+ * tile's first output row `oy` and column `ox` (tiles of `step` × `step`) and the image's first
+ * row `row`.
  */
-class WinogradOutputProgram extends WebtuneProgram {
+export function outputTileLines(step: number): string[] {
+  return [
+    ...tileIndexLines("cout4", "co4"),
+    `let oy = ${step} * ty;`,
+    `let ox = ${step} * tx;`,
+    "let row = n * uniforms.outH;",
+  ];
+}
+
+/**
+ * y = Aᵀ M A, one invocation per (tile, vec4 of Cout) of tiles of `step`² outputs and transforms
+ * of `xi` components; with an epilogue, + bias, + residual and ReLU in the store, in the order
+ * conv2d.ts's epilogue applies them. The last row and column of tiles may be partial.
+ */
+export abstract class OutputTransformProgram extends WinogradTransformProgram {
   variableNames: string[];
   uniforms = OUTPUT_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
 
-  constructor(outShape: number[], n4: number, private readonly epilogue: EpilogueKind | null) {
+  constructor(
+    outShape: number[],
+    n4: number,
+    private readonly epilogue: EpilogueKind | null,
+    private readonly xi: number,
+    private readonly step: number,
+    key: string,
+  ) {
     const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
-    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), `WinogradOutput${epi}`);
+    super(outShape, n4, `${key}${epi}`);
     this.variableNames = ["m", ...epilogueInputs(epilogue)];
+  }
+
+  /**
+   * Appends the transform of `m0`… and its stores (made by
+   * {@linkcode OutputTransformProgram.store}) to `lines`.
+   */
+  protected abstract transformLines(lines: string[]): void;
+
+  /** The WGSL storing `v` at output vec4 `out` (with the epilogue), where all of `inside` hold. */
+  protected store(v: string, out: string, inside: string[]): string {
+    const store = `result[${out}] = ${this.epilogueOf(v, out)};`;
+    return inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store;
   }
 
   /** The value stored at output vec4 `out`: `v`, then the epilogue's steps. */
@@ -534,11 +633,26 @@ class WinogradOutputProgram extends WebtuneProgram {
     return this.epilogue.relu ? `max(${e}, vec4<f32>(0.0))` : e;
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
-    for (let k = 0; k < XI; k++) {
+  protected bodyLines(): string[] {
+    const lines = [
+      ...outputTileLines(this.step),
+      this.epilogue ? "let bias = ld_bias(co4);" : "",
+    ];
+    for (let k = 0; k < this.xi; k++) {
       lines.push(`let m${k} = ld_m((${k} * uniforms.tiles + t) * uniforms.cout4 + co4);`);
     }
+    this.transformLines(lines);
+    return lines;
+  }
+}
+
+/** y = Aᵀ M A of F(2×2, 3×3). */
+class WinogradOutputProgram extends OutputTransformProgram {
+  constructor(outShape: number[], n4: number, epilogue: EpilogueKind | null) {
+    super(outShape, n4, epilogue, XI, 2, "WinogradOutput");
+  }
+
+  protected transformLines(lines: string[]): void {
     // r = Aᵀ M (rows), then y = r A (columns); Aᵀ = [[1,1,1,0],[0,1,-1,-1]].
     const at = (p: (k: number) => string) => [
       `${p(0)} + ${p(1)} + ${p(2)}`,
@@ -556,25 +670,9 @@ class WinogradOutputProgram extends WebtuneProgram {
         ]
           .filter((s) => s);
         const out = `((row + ${oy}) * uniforms.outW + ${ox}) * uniforms.cout4 + co4`;
-        const store = `result[${out}] = ${this.epilogueOf(e, out)};`;
-        lines.push(inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store);
+        lines.push(this.store(e, out, inside));
       });
     }
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let t = j / uniforms.cout4;
-      let co4 = j - t * uniforms.cout4;
-      let perImage = uniforms.tilesH * uniforms.tilesW;
-      let n = t / perImage;
-      let ty = (t - n * perImage) / uniforms.tilesW;
-      let tx = t - n * perImage - ty * uniforms.tilesW;
-      let oy = 2 * ty;
-      let ox = 2 * tx;
-      let row = n * uniforms.outH;
-      ${this.epilogue ? "let bias = ld_bias(co4);" : ""}
-      ${lines.join("\n      ")}
-    }`;
   }
 }
 
@@ -608,8 +706,17 @@ export function winogradFilterTransform(
   textures: true | TextureKind = true,
 ): tf.TensorInfo {
   const [, , cin, cout] = filter.shape;
-  const n4 = cin * cout / 4;
-  const program = new WinogradFilterProgram(cin, cout);
+  return runFilterTransform(new WinogradFilterProgram(cin, cout), filter, backend, textures);
+}
+
+/** Runs a filter transform `program` made for `filter`'s Cin and Cout (F(2×2) or F(4×4)). */
+export function runFilterTransform(
+  program: FilterTransformProgram,
+  filter: tf.TensorInfo,
+  backend: WebGPUBackend,
+  textures: true | TextureKind,
+): tf.TensorInfo {
+  const n4 = filter.shape[2] * filter.shape[3] / 4;
   const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
   return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
 }
@@ -667,8 +774,25 @@ export function conv2DWinogradTransformed(
   return winogradStages(x, u, geometry(x, filter, attrs), backend, tile, textures, epilogue);
 }
 
-/** The input transform, the 16 GEMMs and the output transform, given U. */
-function winogradStages(
+/** One Winograd F(m×m, 3×3): its transforms' component count and its input and output passes. */
+export interface WinogradPasses {
+  xi: number;
+  input(tiles: number, cin: number): WebtuneProgram;
+  output(outShape: number[], n4: number, epilogue: EpilogueKind | null): WebtuneProgram;
+}
+
+/** F(2×2, 3×3)'s passes. */
+const F2_PASSES: WinogradPasses = {
+  xi: XI,
+  input: (tiles, cin) => new WinogradInputProgram(tiles, cin),
+  output: (outShape, n4, epilogue) => new WinogradOutputProgram(outShape, n4, epilogue),
+};
+
+/**
+ * The input transform, the GEMMs (one per component) and the output transform, given U; of
+ * F(2×2) unless `passes` says otherwise (conv2d_winograd4.ts).
+ */
+export function winogradStages(
   x: tf.TensorInfo,
   u: tf.TensorInfo,
   g: Geometry,
@@ -676,13 +800,14 @@ function winogradStages(
   tile: ConvTile,
   textures: true | TextureKind,
   epilogue?: Conv2DEpilogue,
+  passes: WinogradPasses = F2_PASSES,
 ): tf.TensorInfo {
   const cin4 = g.cin / 4, cout4 = g.cout / 4;
 
   const inN4 = g.tiles * cin4;
   const v = runWithOperands(
     backend,
-    new WinogradInputProgram(g.tiles, g.cin),
+    passes.input(g.tiles, g.cin),
     [x],
     INPUT_UNIFORMS.data({
       n4: inN4,
@@ -700,10 +825,10 @@ function winogradStages(
 
   const groupsCo = Math.ceil(cout4 / tile.tc / WG);
   const groupsM = Math.ceil(g.tiles / tile.tm);
-  const groups = XI * groupsM * groupsCo;
+  const groups = passes.xi * groupsM * groupsCo;
   const m = runWithOperands(
     backend,
-    new WinogradGemmProgram([XI, g.tiles, g.cout], groups, tile),
+    new WinogradGemmProgram([passes.xi, g.tiles, g.cout], groups, tile),
     [v, u],
     GEMM_UNIFORMS.data({ cin4, cout4, tiles: g.tiles, groupsCo, groupsM, groups }),
     textures,
@@ -716,7 +841,7 @@ function winogradStages(
     : null;
   const y = runWithOperands(
     backend,
-    new WinogradOutputProgram([g.n, g.outH, g.outW, g.cout], outN4, epilogueKind),
+    passes.output([g.n, g.outH, g.outW, g.cout], outN4, epilogueKind),
     [m, ...(epilogue ? [epilogue.bias] : []), ...(epilogue?.residual ? [epilogue.residual] : [])],
     OUTPUT_UNIFORMS.data({
       n4: outN4,

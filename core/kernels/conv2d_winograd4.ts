@@ -17,32 +17,22 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  dispatch2D,
-  disposeAll,
-  flatMain,
-  uniformBlock,
-  WebtuneProgram,
-  WG,
-} from "./kernel_util.ts";
-import {
-  type Conv2DAttrs,
-  type Conv2DEpilogue,
-  type ConvTile,
-  epilogueInputs,
-  type EpilogueKind,
-} from "./conv2d.ts";
+import type { Conv2DAttrs, Conv2DEpilogue, ConvTile, EpilogueKind } from "./conv2d.ts";
 import {
   conv2DWinogradSupports,
-  FLAT_WG,
-  GEMM_UNIFORMS,
-  SLOTS,
-  WinogradGemmProgram,
+  FilterTransformProgram,
+  type Geometry,
+  geometry,
+  InputTransformProgram,
+  OutputTransformProgram,
+  runFilterTransform,
+  type WinogradPasses,
+  winogradStages,
   winogradTile,
 } from "./conv2d_winograd.ts";
-import { runWithOperands, type TextureKind, texturesFit } from "./texture_operands.ts";
+import { type TextureKind, texturesFit } from "./texture_operands.ts";
 
 /** Winograd components of F(4×4, 3×3): a 6×6 transformed tile. */
 export const XI4 = 36;
@@ -120,57 +110,24 @@ function transform2D(
   return out;
 }
 
-const FILTER_UNIFORMS = uniformBlock({ n4: "i32", cinCout4: "i32" });
-
-/** U = G g Gᵀ, one invocation per (ci, vec4 of Cout). */
-class Winograd4FilterProgram extends WebtuneProgram {
-  variableNames = ["w"];
-  uniforms = FILTER_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
-
+/** U = G g Gᵀ of F(4×4, 3×3). */
+class Winograd4FilterProgram extends FilterTransformProgram {
   constructor(cin: number, cout: number) {
-    const n4 = cin * cout / 4;
-    super([XI4, cin, cout], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "Winograd4Filter");
+    super(cin, cout, XI4, "Winograd4Filter");
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
-    for (let k = 0; k < 9; k++) lines.push(`let g${k} = ld_w(${k} * uniforms.cinCout4 + j);`);
-    const u = transform2D(lines, G, G, (r, c) => `g${3 * r + c}`, "");
-    u.forEach((e, xi) => lines.push(`result[${xi} * uniforms.cinCout4 + j] = ${e};`));
-    // Past the end: redo the last element (same value, same place) rather than return.
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      ${lines.join("\n      ")}
-    }`;
+  protected transform(lines: string[], g: (k: number) => string): string[] {
+    return transform2D(lines, G, G, (r, c) => g(3 * r + c), "");
   }
 }
 
-const INPUT4_UNIFORMS = uniformBlock({
-  n4: "i32",
-  cin4: "i32",
-  inH: "i32",
-  inW: "i32",
-  tilesH: "i32",
-  tilesW: "i32",
-  pads: "vec2<i32>",
-  tiles: "i32",
-});
-
-/** V = Bᵀ d B, one invocation per (6×6 tile, vec4 of Cin); tiles overlap by 2. */
-class Winograd4InputProgram extends WebtuneProgram {
-  variableNames = ["x"];
-  uniforms = INPUT4_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
-
+/** V = Bᵀ d B of F(4×4, 3×3): 6×6 tiles overlapping by 2. */
+class Winograd4InputProgram extends InputTransformProgram {
   constructor(tiles: number, cin: number) {
-    const n4 = tiles * cin / 4;
-    super([XI4, tiles, cin], { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), "Winograd4Input");
+    super(tiles, cin, XI4, 4, "Winograd4Input");
   }
 
-  getUserCode(): string {
-    const lines: string[] = [];
+  protected transformLines(lines: string[]): void {
     for (let r = 0; r < 6; r++) {
       lines.push(
         `let iy${r} = y0 + ${r};`,
@@ -182,74 +139,22 @@ class Winograd4InputProgram extends WebtuneProgram {
       );
     }
     for (let r = 0; r < 6; r++) {
-      for (let c = 0; c < 6; c++) {
-        // Out of the image: read element 0 (always valid), then use 0.
-        lines.push(
-          `let ok${r}${c} = okY${r} & okX${c};`,
-          `let d${r}${c} = select(vec4<f32>(0.0), ld_x(select(0, ` +
-            `((row + iy${r}) * uniforms.inW + ix${c}) * uniforms.cin4 + ci4, ok${r}${c})), ` +
-            `ok${r}${c});`,
-        );
-      }
+      for (let c = 0; c < 6; c++) lines.push(...this.tap(r, c));
     }
     const v = transform2D(lines, BT, BT, (r, c) => `d${r}${c}`, "");
     v.forEach((e, xi) =>
       lines.push(`result[(${xi} * uniforms.tiles + t) * uniforms.cin4 + ci4] = ${e};`)
     );
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let t = j / uniforms.cin4;
-      let ci4 = j - t * uniforms.cin4;
-      let perImage = uniforms.tilesH * uniforms.tilesW;
-      let n = t / perImage;
-      let ty = (t - n * perImage) / uniforms.tilesW;
-      let tx = t - n * perImage - ty * uniforms.tilesW;
-      let y0 = 4 * ty - uniforms.pads.x;
-      let x0 = 4 * tx - uniforms.pads.y;
-      let row = n * uniforms.inH;
-      ${lines.join("\n      ")}
-    }`;
   }
 }
 
-const OUTPUT4_UNIFORMS = uniformBlock({
-  n4: "i32",
-  cout4: "i32",
-  outH: "i32",
-  outW: "i32",
-  tilesH: "i32",
-  tilesW: "i32",
-  tiles: "i32",
-});
-
-/**
- * y = Aᵀ M A, one invocation per (tile, vec4 of Cout), with the epilogue (+ bias, + residual,
- * ReLU) in the store, in conv2d.ts's order; the last row and column of tiles may be partial.
- */
-class Winograd4OutputProgram extends WebtuneProgram {
-  variableNames: string[];
-  uniforms = OUTPUT4_UNIFORMS.wgsl;
-  override workgroupSize: [number, number, number] = [FLAT_WG, 1, 1];
-
-  constructor(outShape: number[], n4: number, private readonly epilogue: EpilogueKind | null) {
-    const epi = epilogue ? `_bias_${epilogue.residual}_${epilogue.relu}` : "";
-    super(outShape, { x: [0] }, dispatch2D(Math.ceil(n4 / FLAT_WG)), `Winograd4Output${epi}`);
-    this.variableNames = ["m", ...epilogueInputs(epilogue)];
+/** y = Aᵀ M A of F(4×4, 3×3). */
+class Winograd4OutputProgram extends OutputTransformProgram {
+  constructor(outShape: number[], n4: number, epilogue: EpilogueKind | null) {
+    super(outShape, n4, epilogue, XI4, 4, "Winograd4Output");
   }
 
-  private epilogueOf(v: string, out: string): string {
-    if (!this.epilogue) return v;
-    let e = `(${v} + bias)`;
-    if (this.epilogue.residual) e = `(${e} + ld_residual(${out}))`;
-    return this.epilogue.relu ? `max(${e}, vec4<f32>(0.0))` : e;
-  }
-
-  getUserCode(): string {
-    const lines: string[] = [];
-    for (let k = 0; k < XI4; k++) {
-      lines.push(`let m${k} = ld_m((${k} * uniforms.tiles + t) * uniforms.cout4 + co4);`);
-    }
+  protected transformLines(lines: string[]): void {
     const y = transform2D(lines, AT, AT, (r, c) => `m${6 * r + c}`, "");
     y.forEach((e, k) => {
       const a = k >> 2, b = k & 3;
@@ -258,68 +163,23 @@ class Winograd4OutputProgram extends WebtuneProgram {
         b > 0 ? `(ox + ${b} < uniforms.outW)` : "",
       ].filter((s) => s);
       const out = `((row + oy + ${a}) * uniforms.outW + ox + ${b}) * uniforms.cout4 + co4`;
-      const store = `result[${out}] = ${this.epilogueOf(e, out)};`;
-      lines.push(inside.length ? `if (${inside.join(" & ")}) { ${store} }` : store);
+      lines.push(this.store(e, out, inside));
     });
-    return `
-    ${flatMain(true, FLAT_WG)}
-      let j = min(i, uniforms.n4 - 1);
-      let t = j / uniforms.cout4;
-      let co4 = j - t * uniforms.cout4;
-      let perImage = uniforms.tilesH * uniforms.tilesW;
-      let n = t / perImage;
-      let ty = (t - n * perImage) / uniforms.tilesW;
-      let tx = t - n * perImage - ty * uniforms.tilesW;
-      let oy = 4 * ty;
-      let ox = 4 * tx;
-      let row = n * uniforms.outH;
-      ${this.epilogue ? "let bias = ld_bias(co4);" : ""}
-      ${lines.join("\n      ")}
-    }`;
   }
 }
 
 /** The passes' sizes for conv(x, a 3×3 filter of `cout` outputs) by F(4×4, 3×3). */
-interface Geometry4 {
-  n: number;
-  inH: number;
-  inW: number;
-  outH: number;
-  outW: number;
-  padTop: number;
-  padLeft: number;
-  cin: number;
-  cout: number;
-  tilesH: number;
-  tilesW: number;
-  tiles: number;
+function geometry4(x: tf.TensorInfo, cout: number, attrs: Conv2DAttrs): Geometry {
+  const filter = { shape: [3, 3, x.shape[3], cout], dtype: "float32", dataId: {} };
+  return geometry(x, filter as tf.TensorInfo, attrs, 4);
 }
 
-function geometry4(x: tf.TensorInfo, cout: number, attrs: Conv2DAttrs): Geometry4 {
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    [3, 3, x.shape[3], cout],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-  const tilesH = Math.ceil(info.outHeight / 4), tilesW = Math.ceil(info.outWidth / 4);
-  return {
-    n: info.batchSize,
-    inH: info.inHeight,
-    inW: info.inWidth,
-    outH: info.outHeight,
-    outW: info.outWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-    cin: info.inChannels,
-    cout,
-    tilesH,
-    tilesW,
-    tiles: info.batchSize * tilesH * tilesW,
-  };
-}
+/** F(4×4, 3×3)'s passes. */
+const F4_PASSES: WinogradPasses = {
+  xi: XI4,
+  input: (tiles, cin) => new Winograd4InputProgram(tiles, cin),
+  output: (outShape, n4, epilogue) => new Winograd4OutputProgram(outShape, n4, epilogue),
+};
 
 /**
  * The fewest 4×4 output blocks (batch · ⌈H/4⌉ · ⌈W/4⌉) for which the variant is offered. CPU time
@@ -396,7 +256,7 @@ export function winograd4FilterWanted(
     texturesFit(backend, [filter, u as tf.TensorInfo]);
 }
 
-function intermediates(g: Geometry4): tf.TensorInfo[] {
+function intermediates(g: Geometry): tf.TensorInfo[] {
   const info = (shape: number[]) => ({ shape, dtype: "float32", dataId: {} }) as tf.TensorInfo;
   return [info([XI4, g.tiles, g.cin]), info([XI4, g.tiles, g.cout])];
 }
@@ -412,10 +272,7 @@ export function winograd4FilterTransform(
   textures: true | TextureKind = true,
 ): tf.TensorInfo {
   const [, , cin, cout] = filter.shape;
-  const n4 = cin * cout / 4;
-  const program = new Winograd4FilterProgram(cin, cout);
-  const uniforms = FILTER_UNIFORMS.data({ n4, cinCout4: n4 });
-  return runWithOperands(backend, program, [filter], uniforms, textures, [SLOTS.filter]);
+  return runFilterTransform(new Winograd4FilterProgram(cin, cout), filter, backend, textures);
 }
 
 /**
@@ -438,57 +295,14 @@ export function conv2DWinograd4(
   textures: true | TextureKind = true,
   epilogue?: Conv2DEpilogue,
 ): tf.TensorInfo {
-  const [, cin, cout] = u.shape;
-  const g = geometry4(x, cout, attrs);
-  const cin4 = cin / 4, cout4 = cout / 4;
-  const v = runWithOperands(
+  return winogradStages(
+    x,
+    u,
+    geometry4(x, u.shape[2], attrs),
     backend,
-    new Winograd4InputProgram(g.tiles, cin),
-    [x],
-    INPUT4_UNIFORMS.data({
-      n4: g.tiles * cin4,
-      cin4,
-      inH: g.inH,
-      inW: g.inW,
-      tilesH: g.tilesH,
-      tilesW: g.tilesW,
-      pads: [g.padTop, g.padLeft],
-      tiles: g.tiles,
-    }),
+    tile,
     textures,
-    [SLOTS.input],
+    epilogue,
+    F4_PASSES,
   );
-  const groupsCo = Math.ceil(cout4 / tile.tc / WG);
-  const groupsM = Math.ceil(g.tiles / tile.tm);
-  const groups = XI4 * groupsM * groupsCo;
-  const m = runWithOperands(
-    backend,
-    new WinogradGemmProgram([XI4, g.tiles, cout], groups, tile),
-    [v, u],
-    GEMM_UNIFORMS.data({ cin4, cout4, tiles: g.tiles, groupsCo, groupsM, groups }),
-    textures,
-    [SLOTS.v, SLOTS.u],
-  );
-  const outN4 = g.tiles * cout4;
-  const epilogueKind = epilogue
-    ? { residual: epilogue.residual !== undefined, relu: epilogue.relu }
-    : null;
-  const y = runWithOperands(
-    backend,
-    new Winograd4OutputProgram([g.n, g.outH, g.outW, cout], outN4, epilogueKind),
-    [m, ...(epilogue ? [epilogue.bias] : []), ...(epilogue?.residual ? [epilogue.residual] : [])],
-    OUTPUT4_UNIFORMS.data({
-      n4: outN4,
-      cout4,
-      outH: g.outH,
-      outW: g.outW,
-      tilesH: g.tilesH,
-      tilesW: g.tilesW,
-      tiles: g.tiles,
-    }),
-    textures,
-    [SLOTS.m],
-  );
-  disposeAll(backend, [v, m]);
-  return y;
 }

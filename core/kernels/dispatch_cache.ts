@@ -45,11 +45,13 @@ export const MAX_CACHED_BIND_GROUPS = 8192;
 /** A uniform field as tfjs-webgpu passes it (its own fields are int32 or float32). */
 type UniformField = { type: "int32" | "uint32" | "float32"; data: number[] };
 
-/** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
-interface BackendInternals {
+/**
+ * The parts of tfjs-webgpu 4.22's backend (not in its public types) that both of webtune's
+ * dispatch paths drive, this module's and texture_operands.ts's: {@linkcode encodeDispatch}
+ * and the ownership of the tensors a dispatch binds.
+ */
+export interface EncoderInternals {
   device: GPUDevice;
-  queue: GPUQueue;
-  tensorMap: { get(dataId: unknown): { resource: unknown } };
   commandEncoder: GPUCommandEncoder | null;
   computePassEncoder: GPUComputePassEncoder | null;
   commandQueueOwnedIds: WeakSet<object>;
@@ -62,6 +64,12 @@ interface BackendInternals {
   endComputePassEncoder(): void;
   submitQueue(): void;
   getQueryTime(): Promise<number>;
+}
+
+/** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
+interface BackendInternals extends EncoderInternals {
+  queue: GPUQueue;
+  tensorMap: { get(dataId: unknown): { resource: unknown } };
   bufferManager: BufferManager;
   tensorToBinding(tensor: tf.TensorInfo): GPUBindingResource;
   makeUniforms(uniforms: UniformField[]): GPUBufferBinding;
@@ -438,7 +446,22 @@ function recordAndSubmit(
     layouts.set(pipeline, layout);
   }
   const bindGroup = cachedBindGroup(be.device, layout, pipeline, resources);
+  encodeDispatch(be, pipeline, bindGroup, program);
+}
 
+/**
+ * Encodes one dispatch of `pipeline` with `bindGroup` as tfjs-webgpu 4.22's `recordAndSubmit`
+ * does: into the open compute pass (a pass of its own, with timestamps, while a timer is on),
+ * then submits when the pass holds `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` dispatches, when timed
+ * (the timer's name is the program's class) or for a draw program. Shared with
+ * texture_operands.ts, which binds its own bind groups.
+ */
+export function encodeDispatch(
+  be: EncoderInternals,
+  pipeline: GPUComputePipeline,
+  bindGroup: GPUBindGroup,
+  program: { dispatch: [number, number, number]; pixelsOpType?: number | null },
+): void {
   const timed = be.activeTimers != null;
   be.ensureCommandEncoderReady();
   if (timed && be.supportTimestampQuery) {

@@ -228,3 +228,76 @@ export abstract class WebtuneProgram implements WebGPUProgram {
 
   abstract getUserCode(): string;
 }
+
+/** Invocations per workgroup of a {@linkcode ScalarProgram}. */
+export const SCALAR_WG = 64;
+
+/**
+ * The base of the one-pipeline programs for small tensors (small_ops.ts, small_reduce.ts,
+ * small_matmul.ts, strided_copy.ts): scalar inputs and output (components 1), one invocation per
+ * output element, {@linkcode SCALAR_WG} per workgroup of a {@linkcode dispatch2D} dispatch.
+ *
+ * @example
+ * ```ts
+ * import { ScalarProgram } from "./kernel_util.ts";
+ * class Copy extends ScalarProgram {
+ *   variableNames = ["x"];
+ *   uniforms = "size : i32,";
+ *   constructor(shape: number[]) { super(shape, "Copy"); }
+ *   getUserCode() {
+ *     return `
+ *     ${this.mainStart("size")}
+ *       result[j] = ld_x(j);
+ *     }`;
+ *   }
+ * }
+ * ```
+ */
+export abstract class ScalarProgram extends WebtuneProgram {
+  override components = 1;
+  override workgroupSize: [number, number, number] = [SCALAR_WG, 1, 1];
+
+  constructor(shape: number[], key: string) {
+    const n = tf.util.sizeFromShape(shape);
+    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / SCALAR_WG)), key);
+  }
+
+  /**
+   * WGSL opening `main` and binding `j` to the invocation's output element, given the name of
+   * the uniform that holds the element count. Past the end an invocation redoes the last element
+   * (same value, same place) rather than return.
+   */
+  protected mainStart(sizeUniform: string): string {
+    return `${flatMain(true, SCALAR_WG)}
+      let j = min(i, uniforms.${sizeUniform} - 1);`;
+  }
+}
+
+/**
+ * WGSL lines splitting the row-major index `index` of a rank-4 shape into its coordinates
+ * `${coord}0`–`${coord}3`, given its dims 1–3 `${dim}1`–`${dim}3`, through the quotients
+ * `${quotient}2` and `${quotient}1`; `${shift}k` added to coordinate k where `shift` is given.
+ *
+ * @example
+ * ```ts
+ * import { unravel4Wgsl } from "./kernel_util.ts";
+ * unravel4Wgsl("j", "uniforms.d", "c", "q")[0]; // "let c3 = j % uniforms.d3;"
+ * ```
+ */
+export function unravel4Wgsl(
+  index: string,
+  dim: string,
+  coord: string,
+  quotient: string,
+  shift?: string,
+): string[] {
+  const plus = (k: number) => shift ? ` + ${shift}${k}` : "";
+  return [
+    `let ${coord}3 = ${index} % ${dim}3${plus(3)};`,
+    `let ${quotient}2 = ${index} / ${dim}3;`,
+    `let ${coord}2 = ${quotient}2 % ${dim}2${plus(2)};`,
+    `let ${quotient}1 = ${quotient}2 / ${dim}2;`,
+    `let ${coord}1 = ${quotient}1 % ${dim}1${plus(1)};`,
+    `let ${coord}0 = ${quotient}1 / ${dim}1${plus(0)};`,
+  ];
+}

@@ -22,17 +22,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  dispatch2D,
-  flatMain,
-  storedAsFloat32,
-  uniformBlock,
-  WebtuneProgram,
-} from "./kernel_util.ts";
+import { ScalarProgram, storedAsFloat32, uniformBlock } from "./kernel_util.ts";
 import { runWithTextureOperands } from "./texture_operands.ts";
 import { pairwiseTreeWgsl } from "./small_reduce.ts";
-
-const PER_GROUP = 64;
 
 /**
  * Longest k this program takes: each invocation loops k times, and llvmpipe stops an
@@ -60,22 +52,17 @@ const UNIFORMS = uniformBlock({
 /** Invocations per output of tfjs's `MatMulReduceProgram` (its partial sums). */
 const TFJS_REDUCE_LANES = 256;
 
-class SmallMatMulProgram extends WebtuneProgram {
+class SmallMatMulProgram extends ScalarProgram {
   variableNames = ["a", "b"];
   uniforms = UNIFORMS.wgsl;
-  override components = 1;
-  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
   constructor(shape: number[]) {
-    const size = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(size / PER_GROUP)), "SmallMatMul");
+    super(shape, "SmallMatMul");
   }
 
   getUserCode(): string {
-    // Past the end: redo the last element (same value, same place) rather than return.
     return `
-    ${flatMain(true, PER_GROUP)}
-      let j = min(i, uniforms.size - 1);
+    ${this.mainStart("size")}
       let col = j % uniforms.n;
       let t = j / uniforms.n;
       let row = t % uniforms.m;

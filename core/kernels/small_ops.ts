@@ -24,13 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  dispatch2D,
-  flatMain,
-  storedAsFloat32,
-  uniformBlock,
-  WebtuneProgram,
-} from "./kernel_util.ts";
+import { ScalarProgram, storedAsFloat32, uniformBlock, unravel4Wgsl } from "./kernel_util.ts";
 import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
 
 /** The binary operations, by tfjs kernel name, with their code (the `op` uniform). */
@@ -48,8 +42,6 @@ export type SmallUnaryOp = keyof typeof UNARY;
 /** The kernel names of this module's operations. */
 export const SMALL_BINARY_OPS = Object.keys(BINARY) as SmallBinaryOp[];
 export const SMALL_UNARY_OPS = Object.keys(UNARY) as SmallUnaryOp[];
-
-const PER_GROUP = 64;
 
 /** The output's dims 1–3 (of 4, padded in front) and each input's strides over them. */
 const UNIFORMS = uniformBlock({
@@ -97,29 +89,19 @@ const NO_UNIFORMS = {
   off: 0,
 };
 
-class SmallElementwiseProgram extends WebtuneProgram {
+class SmallElementwiseProgram extends ScalarProgram {
   variableNames = ["a", "b"];
   uniforms = UNIFORMS.wgsl;
-  override components = 1;
-  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
   constructor(shape: number[], dtype: tf.DataType) {
-    const n = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallElementwise");
+    super(shape, "SmallElementwise");
     this.outputDtype = dtype;
   }
 
   getUserCode(): string {
-    // Past the end: redo the last element (same value, same place) rather than return.
     return `
-    ${flatMain(true, PER_GROUP)}
-      let j = min(i, uniforms.n - 1);
-      let c3 = j % uniforms.d3;
-      let t2 = j / uniforms.d3;
-      let c2 = t2 % uniforms.d2;
-      let t1 = t2 / uniforms.d2;
-      let c1 = t1 % uniforms.d1;
-      let c0 = t1 / uniforms.d1;
+    ${this.mainStart("n")}
+      ${unravel4Wgsl("j", "uniforms.d", "c", "t").join("\n      ")}
       let ar = ld_a(c0 * uniforms.a0 + c1 * uniforms.a1 + c2 * uniforms.a2 + c3 * uniforms.a3);
       let br = ld_b(c0 * uniforms.b0 + c1 * uniforms.b1 + c2 * uniforms.b2 + c3 * uniforms.b3);
       // Integer data converted as tfjs's programs do (f32(i32)).

@@ -24,13 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  dispatch2D,
-  flatMain,
-  storedAsFloat32,
-  uniformBlock,
-  WebtuneProgram,
-} from "./kernel_util.ts";
+import { ScalarProgram, storedAsFloat32, uniformBlock, unravel4Wgsl } from "./kernel_util.ts";
 import { MIN_TEXTURE_FLOATS, runWithTextureOperands } from "./texture_operands.ts";
 
 /** The reductions, by tfjs kernel name, with their code (the `op` uniform). */
@@ -46,8 +40,6 @@ export const SMALL_REDUCE_OPS = Object.keys(REDUCTIONS) as SmallReduceOp[];
 const TFJS_REDUCE_LANES = 64;
 /** tfjs's `ArgMinMaxProgram` runs its plain (sequential) form on rows under this length. */
 const TFJS_PLAIN_ARGMAX_MAX = 32;
-
-const PER_GROUP = 64;
 
 /**
  * The output's dims 1–3 (of 4, padded in front) with x's strides over them, the reduced dims 1–3
@@ -133,15 +125,12 @@ const IS_NAN_WGSL = `fn isNanBits(v : f32) -> bool {
       return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
     }`;
 
-class SmallReduceProgram extends WebtuneProgram {
+class SmallReduceProgram extends ScalarProgram {
   variableNames = ["x"];
   uniforms = UNIFORMS.wgsl;
-  override components = 1;
-  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
   constructor(shape: number[], dtype: tf.DataType) {
-    const n = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "SmallReduce");
+    super(shape, "SmallReduce");
     this.outputDtype = dtype;
   }
 
@@ -152,29 +141,17 @@ class SmallReduceProgram extends WebtuneProgram {
       `isNanBits(${c}))`;
     const combine = (best: string, c: string): string =>
       `select(${best} + ${c}, ${max(best, c)}, uniforms.op == 1)`;
-    // Past the end: redo the last output (same value, same place) rather than return.
     return `
     ${IS_NAN_WGSL}
 
     /** x's offset of element k of a row (the reduced dims, row-major). */
     fn rowOffset(k : i32) -> i32 {
-      let k3 = k % uniforms.r3;
-      let q2 = k / uniforms.r3;
-      let k2 = q2 % uniforms.r2;
-      let q1 = q2 / uniforms.r2;
-      let k1 = q1 % uniforms.r1;
-      let k0 = q1 / uniforms.r1;
+      ${unravel4Wgsl("k", "uniforms.r", "k", "q").join("\n      ")}
       return k0 * uniforms.t0 + k1 * uniforms.t1 + k2 * uniforms.t2 + k3 * uniforms.t3;
     }
 
-    ${flatMain(true, PER_GROUP)}
-      let j = min(i, uniforms.size - 1);
-      let c3 = j % uniforms.o3;
-      let q2 = j / uniforms.o3;
-      let c2 = q2 % uniforms.o2;
-      let q1 = q2 / uniforms.o2;
-      let c1 = q1 % uniforms.o1;
-      let c0 = q1 / uniforms.o1;
+    ${this.mainStart("size")}
+      ${unravel4Wgsl("j", "uniforms.o", "c", "q").join("\n      ")}
       let base = c0 * uniforms.s0 + c1 * uniforms.s1 + c2 * uniforms.s2 + c3 * uniforms.s3;
       // Sum starts at 0; Max and ArgMax at the row's first element.
       let start = select(0.0, ld_x(base), uniforms.op != 0);

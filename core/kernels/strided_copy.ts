@@ -14,16 +14,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  dispatch2D,
-  flatMain,
-  storedAsFloat32,
-  uniformBlock,
-  WebtuneProgram,
-} from "./kernel_util.ts";
+import { ScalarProgram, storedAsFloat32, uniformBlock, unravel4Wgsl } from "./kernel_util.ts";
 import { runWithTextureOperands } from "./texture_operands.ts";
-
-const PER_GROUP = 64;
 
 /** The output's dims 1–3 (of 4, padded in front), x's dims and strides, the shift, the pad. */
 const UNIFORMS = uniformBlock({
@@ -46,28 +38,18 @@ const UNIFORMS = uniformBlock({
   value: "f32",
 });
 
-class StridedCopyProgram extends WebtuneProgram {
+class StridedCopyProgram extends ScalarProgram {
   variableNames = ["x"];
   uniforms = UNIFORMS.wgsl;
-  override components = 1;
-  override workgroupSize: [number, number, number] = [PER_GROUP, 1, 1];
 
   constructor(shape: number[]) {
-    const n = tf.util.sizeFromShape(shape);
-    super(shape, { x: [0] }, dispatch2D(Math.ceil(n / PER_GROUP)), "StridedCopy");
+    super(shape, "StridedCopy");
   }
 
   getUserCode(): string {
-    // Past the end: redo the last element (same value, same place) rather than return.
     return `
-    ${flatMain(true, PER_GROUP)}
-      let j = min(i, uniforms.size - 1);
-      let y3 = j % uniforms.d3 + uniforms.shift3;
-      let q2 = j / uniforms.d3;
-      let y2 = q2 % uniforms.d2 + uniforms.shift2;
-      let q1 = q2 / uniforms.d2;
-      let y1 = q1 % uniforms.d1 + uniforms.shift1;
-      let y0 = q1 / uniforms.d1 + uniforms.shift0;
+    ${this.mainStart("size")}
+      ${unravel4Wgsl("j", "uniforms.d", "y", "q", "uniforms.shift").join("\n      ")}
       let inside = all(vec4<i32>(y0, y1, y2, y3) >= vec4<i32>(0)) &
         all(vec4<i32>(y0, y1, y2, y3) < vec4<i32>(uniforms.x0, uniforms.x1, uniforms.x2,
           uniforms.x3));

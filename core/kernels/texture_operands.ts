@@ -43,7 +43,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Uniforms, WebtuneProgram } from "./kernel_util.ts";
-import { cachedBindGroup } from "./dispatch_cache.ts";
+import { cachedBindGroup, encodeDispatch, type EncoderInternals } from "./dispatch_cache.ts";
 
 /** Texels per texture row: 64 KiB rows, a multiple of the 256-byte `bytesPerRow` alignment. */
 export const TEXTURE_WIDTH = 4096;
@@ -217,24 +217,11 @@ fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
 }
 
 /** The parts of tfjs-webgpu 4.22's backend this module drives (not in its public types). */
-interface BackendInternals {
-  device: GPUDevice;
+interface BackendInternals extends EncoderInternals {
   tensorMap: { get(dataId: unknown): { resource: unknown }; has(dataId: unknown): boolean };
   pipelineCache: Record<string, GPUComputePipeline | Promise<GPUComputePipeline>>;
-  commandEncoder: GPUCommandEncoder | null;
-  computePassEncoder: GPUComputePassEncoder | null;
-  commandQueueOwnedIds: WeakSet<object>;
-  dispatchCountInPass: number;
-  activeTimers: { name: string; query: Promise<number> }[] | null;
-  supportTimestampQuery: boolean;
-  querySet: GPUQuerySet | null;
-  querySetCount: number;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
   uploadToGPU(dataId: unknown): void;
   makeUniforms(uniforms: Uniforms): GPUBufferBinding;
-  getQueryTime(): Promise<number>;
 }
 
 /** Per device: the bind group layouts by kind and input count, and the texture pool by slot. */
@@ -671,37 +658,9 @@ export function runWithTextureOperands(
   ]);
   for (const input of inputs) be.commandQueueOwnedIds.add(input.dataId);
   be.commandQueueOwnedIds.add(output.dataId);
-
-  const timed = be.activeTimers != null;
-  be.ensureCommandEncoderReady();
-  if (timed && be.supportTimestampQuery) {
-    be.endComputePassEncoder();
-    if (be.querySet == null) {
-      be.querySet = be.device.createQuerySet({ type: "timestamp", count: be.querySetCount });
-    }
-    be.computePassEncoder = be.commandEncoder!.beginComputePass({
-      timestampWrites: {
-        querySet: be.querySet,
-        beginningOfPassWriteIndex: 0,
-        endOfPassWriteIndex: 1,
-      },
-    });
-  } else if (!be.computePassEncoder) {
-    be.computePassEncoder = be.commandEncoder!.beginComputePass();
-  }
-  be.computePassEncoder.setPipeline(pipeline);
-  be.computePassEncoder.setBindGroup(0, bindGroup);
-  const [x, y, z] = program.dispatch;
-  be.computePassEncoder.dispatchWorkgroups(x, y, z);
-  be.dispatchCountInPass++;
+  // A WebtuneProgram is never a draw program: it submits as tfjs's compute programs do.
+  encodeDispatch(be, pipeline, bindGroup, program);
   textureDispatches++;
-  if (
-    timed || tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number <= be.dispatchCountInPass
-  ) {
-    be.endComputePassEncoder();
-    if (timed) be.activeTimers!.push({ name: program.constructor.name, query: be.getQueryTime() });
-    else be.submitQueue();
-  }
   return output;
 }
 
