@@ -50,8 +50,8 @@ export interface InitialWeights {
 /**
  * `initialStateDict(numClasses, () => rng.float(), arch)`, bit for bit, leaving `rng` where
  * that call would: drawn (and transposed to tfjs layout) on a Worker while the caller's thread
- * does other work. Should the
- * worker fail to start or answer, the weights are drawn on this thread instead.
+ * does other work. Should the worker fail to start or answer, the weights are drawn on this
+ * thread instead.
  *
  * @example
  * ```ts ignore
